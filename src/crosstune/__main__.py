@@ -1,0 +1,5 @@
+import sys
+
+from crosstune.cli import main
+
+sys.exit(main())

@@ -1,0 +1,47 @@
+"""The `crosstune` command: thin wrappers that parse, load a config and call one function per command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from crosstune import __version__
+from crosstune.cli import data as data_cli
+from crosstune.cli import eval as eval_cli
+from crosstune.cli import models as models_cli
+from crosstune.cli import quickstart as quickstart_cli
+from crosstune.cli import train as train_cli
+from crosstune.errors import CrosstuneError
+
+app = typer.Typer(help="Cross-lingual instruction tuning, measured language by language.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(data_cli.app, name="data")
+app.add_typer(models_cli.app, name="models")
+app.add_typer(eval_cli.app, name="eval")
+app.command("train")(train_cli.train)
+app.command("quickstart")(quickstart_cli.quickstart)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"crosstune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Data -> train -> eval -> report for multilingual instruction tuning."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one `error: ...` line on stderr and exit status 2."""
+    try:
+        app(args=argv, prog_name="crosstune")
+    except CrosstuneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,105 @@
+"""YAML configs validated with pydantic, with dotted overrides from the command line (`train.lr=1e-4`).
+
+Each command has its own small pydantic model (composed, not one giant class); unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from crosstune.errors import CrosstuneError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise CrosstuneError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CrosstuneError(f"{p}: not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise CrosstuneError(f"{p}{line}: malformed YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        raise CrosstuneError(f"{p}: empty config")
+    if not isinstance(data, dict):
+        raise CrosstuneError(f"{p}: expected a mapping of keys at the top level")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides; values are parsed as YAML (`1e-4`, `true`, `[en, zh]`)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CrosstuneError(f"override {item!r}: expected key=value, e.g. train.lr=1e-4")
+        value = yaml.safe_load(raw) if raw != "" else ""
+        if isinstance(value, str) and _looks_numeric(value):
+            value = float(value)  # YAML 1.1 reads "1e-4" as a string
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return data
+
+
+def _looks_numeric(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def validate(model: type[T], data: dict[str, Any], source: str = "config") -> T:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, err["loc"][:-1])
+            raise CrosstuneError(f"{source}: unknown key '{field}'; expected one of: {allowed}") from None
+        raise CrosstuneError(f"{source}: field '{field}': {err['msg']}") from None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> str:
+    cls: Any = model
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        ann = getattr(field, "annotation", None)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            cls = ann
+        else:
+            return "(see the docs)"
+    return ", ".join(getattr(cls, "model_fields", {}))
+
+
+def load_config(model: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
+    data = apply_overrides(read_yaml(path), overrides or [])
+    return validate(model, data, str(path))
+
+
+def config_hash(cfg: BaseModel) -> str:
+    import hashlib
+    import json
+
+    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
