@@ -34,11 +34,15 @@ def _decode_error(path: Path, line: int | None, exc: UnicodeDecodeError) -> Cros
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    # Decode line by line (not through a text wrapper) so a bad byte is reported on its own line.
     n = 0
-    line_no = 0
     try:
-        with _open_text(path) as f:
-            for line_no, line in enumerate(f, 1):
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+            for line_no, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise _decode_error(path, line_no, e) from None
                 if not line.strip():
                     continue
                 try:
@@ -50,8 +54,6 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                     raise CrosstuneError(f"{where(path, line_no)}: expected a JSON object, got {type(row).__name__}")
                 n += 1
                 yield line_no, row
-    except UnicodeDecodeError as e:
-        raise _decode_error(path, line_no + 1, e) from None
     except (OSError, EOFError) as e:
         raise CrosstuneError(f"{path}: cannot read ({e})") from None
     if n == 0:

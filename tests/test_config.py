@@ -1,0 +1,41 @@
+import pytest
+
+from crosstune.config import StrictModel, load_config
+from crosstune.errors import CrosstuneError
+
+
+class Opt(StrictModel):
+    lr: float = 1e-4
+    steps: int = 10
+
+
+class Cfg(StrictModel):
+    name: str
+    train: Opt = Opt()
+
+
+def test_overrides_and_types(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\ntrain:\n  steps: 5\n")
+    cfg = load_config(Cfg, p, ["train.lr=3e-5", "name=y"])
+    assert cfg.train.lr == 3e-5 and cfg.train.steps == 5 and cfg.name == "y"
+
+
+def test_unknown_key_names_field_and_choices(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\ntrain:\n  learning_rate: 1\n")
+    with pytest.raises(CrosstuneError, match=r"c.yaml: unknown key 'train.learning_rate'; expected one of: lr, steps"):
+        load_config(Cfg, p)
+
+
+def test_bad_value_and_bad_yaml(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\ntrain: {steps: many}\n")
+    with pytest.raises(CrosstuneError, match="field 'train.steps'"):
+        load_config(Cfg, p)
+    p.write_text("name: [x\n")
+    with pytest.raises(CrosstuneError, match=r"c.yaml:\d+: malformed YAML"):
+        load_config(Cfg, p)
+    p.write_text("name: x\n")
+    with pytest.raises(CrosstuneError, match="override 'oops'"):
+        load_config(Cfg, p, ["oops"])

@@ -1,0 +1,28 @@
+import pytest
+
+from crosstune.errors import CrosstuneError
+from crosstune.languages import get_language, normalize
+
+
+@pytest.mark.parametrize("code", ["zh", "zho", "zh-CN", "zho_Hans", "Chinese", "chinese", "zh-Hans"])
+def test_chinese_spellings_become_one_tag(code):
+    assert normalize(code) == "zh"
+
+
+@pytest.mark.parametrize("code,tag", [("Vietnamese", "vi"), ("vie", "vi"), ("tl", "fil"), ("Tagalog", "fil"),
+                                      ("zsm", "ms"), ("ind", "id"), ("eng", "en"), ("en-US", "en"),
+                                      ("arb", "ar"), ("zh-Hant", "zh-Hant"), ("sr-Latn", "sr-Latn")])
+def test_normalize(code, tag):
+    assert normalize(code) == tag
+
+
+def test_language_has_names_and_script():
+    zh = get_language("zho_Hans")
+    assert (zh.tag, zh.name, zh.native_name, zh.script) == ("zh", "Chinese", "中文", "Hans")
+    assert get_language("vi").native_name == "Tiếng Việt"
+
+
+@pytest.mark.parametrize("bad", ["xx", "", "notalanguage123", "und"])
+def test_unknown_language_is_a_clear_error(bad):
+    with pytest.raises(CrosstuneError, match="language"):
+        normalize(bad)
