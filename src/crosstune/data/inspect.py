@@ -1,0 +1,77 @@
+"""Profile an instruction file: row count, detected language and length stats of each text field."""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crosstune.data.io import read_rows
+
+TEXT_LISTS = {"messages": ("role", "content"), "conversations": ("from", "value")}
+
+
+@dataclass
+class FieldProfile:
+    name: str
+    count: int = 0
+    empty: int = 0
+    lengths: list[int] = field(default_factory=list)
+    detected: Counter = field(default_factory=Counter)  # on the sample only
+    declared: Counter = field(default_factory=Counter)  # per-message "language" in crosstune rows
+
+    def length_stats(self) -> dict[str, float]:
+        xs = sorted(self.lengths) or [0]
+        return {"mean": round(statistics.fmean(xs), 1), "median": xs[len(xs) // 2],
+                "p95": xs[min(len(xs) - 1, int(0.95 * len(xs)))], "max": xs[-1]}
+
+    def top_language(self) -> tuple[str, float]:
+        known = Counter({k: v for k, v in self.detected.items() if k != "unknown"})
+        total = sum(self.detected.values())
+        if not known:
+            return "unknown", 1.0 if total else 0.0
+        lang, n = known.most_common(1)[0]
+        return lang, n / total
+
+
+def _text_fields(row: dict) -> list[tuple[str, str, str | None]]:
+    """(field name, text, declared language) for every text in a row; message lists are split by role."""
+    out = []
+    for key, value in row.items():
+        if isinstance(value, str):
+            out.append((key, value, None))
+        elif key in TEXT_LISTS and isinstance(value, list):
+            role_key, text_key = TEXT_LISTS[key]
+            for m in value:
+                if isinstance(m, dict) and isinstance(m.get(text_key), str):
+                    out.append((f"{key}[{m.get(role_key)}]", m[text_key], m.get("language")))
+    return out
+
+
+def profile(path: str | Path, sample: int = 2000, seed: int = 0, backend: str = "pycld2") -> tuple[int, list[FieldProfile]]:
+    """Count every row and measure every field; detect languages on a seeded sample of `sample` rows."""
+    from crosstune.data.langid import get_detector
+
+    rows = list(read_rows(path))
+    rng = random.Random(seed)
+    chosen = set(rng.sample(range(len(rows)), min(sample, len(rows))))
+    fields: dict[str, FieldProfile] = {}
+    texts: dict[str, list[str]] = {}
+    for i, (_, row) in enumerate(rows):
+        for name, text, declared in _text_fields(row):
+            prof = fields.setdefault(name, FieldProfile(name))
+            prof.count += 1
+            prof.lengths.append(len(text))
+            if not text.strip():
+                prof.empty += 1
+            elif i in chosen:
+                texts.setdefault(name, []).append(text)
+            if declared:
+                prof.declared[declared] += 1
+    detector = get_detector(backend)
+    for name, batch in texts.items():
+        for tag, _ in detector.detect_many(batch):
+            fields[name].detected[tag or "unknown"] += 1
+    return len(rows), list(fields.values())

@@ -1,0 +1,84 @@
+"""`TrainConfig`: composed pydantic sections; unknown keys are errors (see `crosstune.config.StrictModel`).
+
+The keys most often overridden on the command line (`data`, `output_dir`, `max_steps`, `save_steps`, `seed`)
+are top-level so `crosstune train cfg.yaml max_steps=10` works.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from crosstune.config import StrictModel
+
+
+class ModelSection(StrictModel):
+    name: str = "default"  # 'default', a HF folder, a .gguf file or a hub id
+    trust_remote_code: bool = False
+
+
+class LoraSection(StrictModel):
+    r: int = Field(16, gt=0)
+    alpha: float = 32
+    dropout: float = Field(0.05, ge=0, lt=1)
+    # CrossIn's list has the typo `p_proj` (so q_proj gets no adapter); we default to the intended list.
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    modules_to_save: list[str] = []  # CrossIn trains `embed_tokens, lm_head` in full
+
+
+class TokenizeSection(StrictModel):
+    template: str = "auto"  # auto (tokenizer's chat template), chat, alpaca, gemma, llama
+    loss_on: Literal["response", "last_turn", "all"] = "response"
+    max_length: int = Field(512, gt=8)
+    overflow: Literal["truncate", "drop"] = "truncate"
+
+
+class BatchSection(StrictModel):
+    size: int = Field(4, gt=0)  # examples (pad/flatten) or packed sequences (pack) per micro-batch per process
+    grad_accum: int = Field(1, gt=0)
+    # pad: length-grouped padded batches; flatten: each micro-batch's examples in one row, no padding;
+    # pack: examples packed into sequences of max_length. flatten/pack isolate examples via position_ids.
+    mode: Literal["pad", "flatten", "pack"] = "flatten"
+
+
+class OptimSection(StrictModel):
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: float | None = 1.0
+
+
+class LogSection(StrictModel):
+    every: int = Field(1, gt=0)  # log every N optimizer steps
+    eval_every: int = Field(0, ge=0)  # 0: only at the end (when eval_data is set)
+    tensorboard: bool = True  # used when installed
+    wandb: bool = False  # opt-in; reads WANDB_* from the environment
+
+
+class TrainConfig(StrictModel):
+    data: str
+    eval_data: str | None = None
+    output_dir: str
+    method: Literal["lora", "full"] = "lora"
+    model: ModelSection = ModelSection()
+    lora: LoraSection = LoraSection()
+    tokenize: TokenizeSection = TokenizeSection()
+    batch: BatchSection = BatchSection()
+    optim: OptimSection = OptimSection()
+    log: LogSection = LogSection()
+    precision: Literal["auto", "fp32", "bf16_autocast"] = "auto"  # auto: bf16 autocast when the CPU has bf16
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(0, ge=0)  # > 0 overrides epochs
+    save_steps: int = Field(0, ge=0)  # 0: only the final checkpoint
+    save_total_limit: int = Field(2, ge=1)
+    seed: int = 42
+    merge: bool = False  # also export a merged HF model folder (LoRA)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.method == "full" and self.lora.modules_to_save:
+            raise ValueError("lora.modules_to_save only applies to method=lora")
+        return self
