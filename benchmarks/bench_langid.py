@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from crosstune.data.io import read_rows  # noqa: E402
-from crosstune.data.langid import get_detector  # noqa: E402
+from crosstune.data.langid import get_detector, same_base_language  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 LANGS = ["en", "zh", "vi", "id", "ms", "es", "fil"]
@@ -51,9 +51,10 @@ def run(name: str, detector, items: list[tuple[str, str]]) -> dict:
     errors: Counter = Counter()
     for (gold, _), (pred, _) in zip(items, preds):
         ok = per_lang.setdefault(gold, [0, 0])
-        ok[0] += pred == gold
+        hit = same_base_language(pred, gold)  # zh-Hant counts as zh
+        ok[0] += hit
         ok[1] += 1
-        if pred != gold:
+        if not hit:
             errors[f"{gold}->{pred}"] += 1
     correct = sum(v[0] for v in per_lang.values())
     return {"backend": name, "n": len(items), "correct": correct, "acc": correct / len(items),

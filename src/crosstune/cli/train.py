@@ -1,14 +1,19 @@
-"""`crosstune train CONFIG.yaml [key=value ...]`."""
+"""`crosstune train CONFIG.yaml [key=value ...] [--resume]`."""
 
 from __future__ import annotations
 
 import typer
 
-from crosstune.errors import CrosstuneError
-
 
 def train(config: str = typer.Argument(..., help="training config YAML"),
-          overrides: list[str] = typer.Argument(None, help="dotted overrides, e.g. lr=1e-4 max_steps=10"),
-          resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint")) -> None:
-    """Supervised fine-tuning (LoRA or full) on a crosstune mixture."""
-    raise CrosstuneError("training is not available yet")
+          overrides: list[str] = typer.Argument(None, help="dotted overrides, e.g. optim.lr=1e-4 max_steps=10"),
+          resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint in output_dir")) -> None:
+    """Supervised fine-tuning (LoRA or full) on a crosstune mixture, with loss per language."""
+    from crosstune.config import load_config
+    from crosstune.console import out
+    from crosstune.train.config import TrainConfig
+    from crosstune.train.loop import train as run
+
+    cfg = load_config(TrainConfig, config, overrides or [])
+    result = run(cfg, resume=resume)
+    out.print_json(data=result)

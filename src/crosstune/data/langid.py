@@ -2,7 +2,8 @@
 
 `get_detector("pycld2")` is fast (tens of thousands of texts/s); `get_detector("lingua", languages=[...])` is
 slower but more accurate on short text and tells Malay from Indonesian better. Both return canonical tags
-(`crosstune.languages.normalize`) and a confidence in 0..1; `(None, conf)` means "no reliable answer".
+(`crosstune.languages.normalize`) and a confidence in 0..1; `(None, 0.0)` means "no answer" (too few letters, or the backend abstains); best-effort guesses on short
+text come back with a low confidence, so callers choose their own threshold.
 Measurements: docs/benchmarks/langid.md.
 """
 
@@ -19,6 +20,7 @@ from crosstune.languages import normalize
 BACKENDS = ("pycld2", "lingua")
 DEFAULT_BACKEND = "pycld2"
 # cld2 rejects C0/C1 control characters and lone surrogates as "invalid UTF-8".
+_KANA = re.compile(r"[\u3040-\u30ff]")
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -30,8 +32,14 @@ class Detector(Protocol):
     def detect_many(self, texts: Iterable[str]) -> list[tuple[str | None, float]]: ...
 
 
-def _letters(text: str) -> int:
-    return sum(ch.isalpha() for ch in text)
+def _has_letters(text: str, n: int) -> bool:
+    """At least `n` letters (any script); stops at the n-th, so long texts cost nothing."""
+    return n <= 0 or _letter_run(n).search(text) is not None
+
+
+@lru_cache(maxsize=16)
+def _letter_run(n: int) -> re.Pattern:
+    return re.compile(r"[^\W\d_](?:[\W\d_]*[^\W\d_]){%d}" % (n - 1))
 
 
 @lru_cache(maxsize=512)
@@ -57,20 +65,28 @@ class Pycld2Detector:
 
     def detect(self, text: str) -> tuple[str | None, float]:
         text = text[: self.max_chars]
-        if _letters(text) < self.min_letters:
+        if not _has_letters(text, self.min_letters):
             return None, 0.0
+        text = _BAD_CHARS.sub(" ", text)
         try:
-            reliable, _, details = self._cld2.detect(_BAD_CHARS.sub(" ", text))
+            reliable, _, details = self._cld2.detect(text)
+            if not reliable:  # short text: cld2 abstains, but its best-effort guess is usually right
+                _, _, details = self._cld2.detect(text, bestEffort=True)
         except self._cld2.error:
             return None, 0.0
-        guesses = [(_tag(code), pct / 100) for _, code, pct, _ in details if code != "un" and pct > 0]
+        scale = 1.0 if reliable else 0.5  # halve the confidence of best-effort guesses
+        guesses = [(_tag(code), scale * pct / 100) for _, code, pct, _ in details if code != "un" and pct > 0]
         guesses = [(tag, p) for tag, p in guesses if tag]
-        if not guesses or not reliable:
-            return None, guesses[0][1] if guesses else 0.0
+        if not guesses:
+            return None, 0.0
+        if guesses[0][0] == "ja" and not _KANA.search(text):
+            guesses[0] = ("zh", guesses[0][1])  # Japanese always has kana; all-Han text is Chinese
         if self.allowed:
             allowed = [g for g in guesses if g[0] in self.allowed]
             if allowed:
                 return allowed[0]
+            if not reliable:  # a best-effort guess outside the candidates is noise, not evidence
+                return None, guesses[0][1]
         return guesses[0]
 
     def detect_many(self, texts: Iterable[str]) -> list[tuple[str | None, float]]:
@@ -124,11 +140,16 @@ class LinguaDetector:
     def detect_many(self, texts: Iterable[str]) -> list[tuple[str | None, float]]:
         texts = [t[: self.max_chars] for t in texts]
         out: list[tuple[str | None, float]] = [(None, 0.0)] * len(texts)
-        todo = [i for i, t in enumerate(texts) if _letters(t) >= self.min_letters]
+        todo = [i for i, t in enumerate(texts) if _has_letters(t, self.min_letters)]
         values = self._lingua.compute_language_confidence_values_in_parallel([texts[i] for i in todo])
         for i, vals in zip(todo, values):
             out[i] = self._result(vals)
         return out
+
+
+def same_base_language(detected: str | None, declared: str) -> bool:
+    """`zh-Hant` matches `zh`: cld2 calls short simplified Chinese traditional, and scripts are not our concern."""
+    return detected is not None and detected.split("-")[0] == declared.split("-")[0]
 
 
 def get_detector(backend: str = DEFAULT_BACKEND, languages: list[str] | None = None, **options) -> Detector:

@@ -61,6 +61,8 @@ class LogSection(StrictModel):
 class TrainConfig(StrictModel):
     data: str
     eval_data: str | None = None
+    max_rows: int = Field(0, ge=0)  # > 0: train on a seeded sample of this many rows of `data` (big mixtures)
+    eval_rows: int = Field(0, ge=0)  # without eval_data: hold out this many rows of `data` (seeded) for eval
     output_dir: str
     method: Literal["lora", "full"] = "lora"
     model: ModelSection = ModelSection()

@@ -1,0 +1,52 @@
+"""On-disk cache of alignments, keyed by the bytes of both inputs, how they are read, and the parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from crosstune.data.align.core import AlignedPair, Alignment, AlignParams
+
+ALGORITHM_VERSION = "1"  # bump when scoring changes so old cache entries are not reused
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_key(reference: dict, target: dict, params: AlignParams) -> str:
+    """`reference`/`target` describe a source: path digest plus format, prefix, language."""
+    payload = {"v": ALGORITHM_VERSION, "reference": reference, "target": target, "params": dataclasses.asdict(params)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def cache_path(key: str) -> Path:
+    from crosstune.models.loading import cache_dir
+
+    return cache_dir() / "align" / f"{key}.json"
+
+
+def save(path: Path, alignment: Alignment) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"n_reference": alignment.n_reference, "n_target": alignment.n_target,
+            "calibration": alignment.calibration,
+            "pairs": [[p.ref_id, p.ref_index, p.target_index, p.confidence] for p in alignment.pairs]}
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+
+
+def load(path: Path, min_confidence: float) -> Alignment | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # missing or damaged: recompute
+    pairs = [AlignedPair(str(a), int(b), int(c), float(d)) for a, b, c, d in data["pairs"]]
+    return Alignment(pairs, data["n_reference"], data["n_target"], min_confidence, data.get("calibration", {}))

@@ -1,0 +1,112 @@
+"""Pipeline blocks, as in datatrove: each block is a generator over rows that keeps counters, and every row a
+filter drops goes to an exclusion sink with its reason (never silently).
+
+    sink = ExclusionSink()
+    rows = recipe_rows
+    for block in filters:
+        rows = block.run(rows, sink)
+    kept = list(rows)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from crosstune.data.io import dumps_row
+from crosstune.data.schema import Example
+
+
+@dataclass(slots=True)
+class Row:
+    """An output example plus the raw texts the language-ID filter verifies: (side, text, declared language).
+    Tags and directives are not in `checks`, so they cannot sway the detector."""
+
+    example: Example
+    checks: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass
+class Exclusion:
+    id: str
+    reason: str
+    block: str
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "reason": self.reason, "block": self.block, "detail": self.detail}
+
+
+@dataclass
+class ExclusionSink:
+    """Collects dropped rows in pipeline order; `write` gives one JSON line each."""
+
+    items: list[Exclusion] = field(default_factory=list)
+
+    def add(self, row_id: str, reason: str, block: str, detail: str = "") -> None:
+        self.items.append(Exclusion(row_id, reason, block, detail))
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(f"{e.block}:{e.reason}" for e in self.items).items()))
+
+    def write(self, path) -> int:
+        with open(path, "w", encoding="utf-8") as f:
+            for e in self.items:
+                f.write(dumps_row(e.to_dict()) + "\n")
+        return len(self.items)
+
+
+class Block:
+    """A step `run(rows, sink) -> rows` with counters in `stats` (rows in, out, and per drop reason)."""
+
+    name = "block"
+
+    def __init__(self) -> None:
+        self.stats: Counter = Counter()
+
+    def run(self, rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
+        raise NotImplementedError
+
+    def report(self) -> dict:
+        return dict(sorted(self.stats.items()))
+
+
+class Filter(Block):
+    """Keep or drop one row at a time: `check(row)` returns None to keep, or `(reason, detail)` to drop."""
+
+    def check(self, row: Row) -> tuple[str, str] | None:
+        raise NotImplementedError
+
+    def run(self, rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
+        for row in rows:
+            self.stats["in"] += 1
+            verdict = self.check(row)
+            if verdict is None:
+                self.stats["out"] += 1
+                yield row
+            else:
+                reason, detail = verdict
+                self.stats[f"dropped:{reason}"] += 1
+                sink.add(row.example.id, reason, self.name, detail)
+
+
+class BatchFilter(Filter):
+    """A filter that prepares a batch at once (e.g. language ID), then checks rows one by one."""
+
+    batch_size = 4096
+
+    def prepare(self, batch: list[Row]) -> None:
+        raise NotImplementedError
+
+    def run(self, rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
+        batch: list[Row] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= self.batch_size:
+                self.prepare(batch)
+                yield from super().run(batch, sink)
+                batch = []
+        if batch:
+            self.prepare(batch)
+            yield from super().run(batch, sink)

@@ -1,0 +1,33 @@
+"""Filter blocks, configured under `filters:` in a recipe; they run in this order: length, exact_dedup,
+langid, near_dedup (cheap checks first, and language ID only on rows that survive them)."""
+
+from __future__ import annotations
+
+from crosstune.config import StrictModel
+from crosstune.data.blocks import Block
+from crosstune.data.filters.dedup import ExactDedup, ExactDedupConfig, NearDedup, NearDedupConfig
+from crosstune.data.filters.langid import LangIdConfig, LangIdFilter
+from crosstune.data.filters.length import LengthConfig, LengthFilter
+
+
+class FiltersConfig(StrictModel):
+    length: LengthConfig | None = LengthConfig()
+    exact_dedup: ExactDedupConfig | None = ExactDedupConfig()
+    langid: LangIdConfig | None = LangIdConfig()
+    near_dedup: NearDedupConfig | None = None
+
+
+def make_filters(cfg: FiltersConfig, languages: list[str]) -> list[Block]:
+    blocks: list[Block] = []
+    if cfg.length is not None:
+        blocks.append(LengthFilter(cfg.length))
+    if cfg.exact_dedup is not None and cfg.exact_dedup.enabled:
+        blocks.append(ExactDedup(cfg.exact_dedup))
+    if cfg.langid is not None:
+        blocks.append(LangIdFilter(cfg.langid, languages))
+    if cfg.near_dedup is not None:
+        blocks.append(NearDedup(cfg.near_dedup))
+    return blocks
+
+
+__all__ = ["FiltersConfig", "make_filters", "LangIdFilter", "LengthFilter", "ExactDedup", "NearDedup"]

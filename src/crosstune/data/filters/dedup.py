@@ -1,0 +1,95 @@
+"""Duplicate filters: exact (all messages identical) and near (MinHash over character n-grams, with LSH bands).
+
+Near duplicates use characters, not words, so Chinese (no spaces) works like English. The first row wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+
+from crosstune.config import StrictModel
+from crosstune.data.blocks import Filter, Row
+from crosstune.errors import CrosstuneError
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+class ExactDedupConfig(StrictModel):
+    enabled: bool = True
+
+
+class NearDedupConfig(StrictModel):
+    threshold: float = 0.8  # estimated Jaccard similarity of n-gram sets
+    ngram: int = 5
+    num_perm: int = 64
+    bands: int = 16
+    seed: int = 1  # fixed: the hash family, not the data order
+
+
+def row_text(row: Row) -> str:
+    return "\x1f".join(f"{m.role}\x1e{m.content}" for m in row.example.messages)
+
+
+class ExactDedup(Filter):
+    name = "exact_dedup"
+
+    def __init__(self, cfg: ExactDedupConfig | None = None):
+        super().__init__()
+        self.seen: dict[bytes, str] = {}
+
+    def check(self, row: Row) -> tuple[str, str] | None:
+        key = hashlib.blake2b(row_text(row).encode("utf-8"), digest_size=16).digest()
+        first = self.seen.setdefault(key, row.example.id)
+        return None if first == row.example.id else ("exact_duplicate", f"same as {first}")
+
+
+def shingles(text: str, n: int) -> np.ndarray:
+    """Hashes of the distinct character n-grams of the lower-cased text without spaces and punctuation."""
+    norm = _NON_WORD.sub("", text.lower())
+    cp = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    if len(cp) < n:
+        cp = np.concatenate([cp, np.zeros(n - len(cp), dtype=np.uint64)])
+    h = np.zeros(len(cp) - n + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(n):  # polynomial rolling hash, wrapping mod 2^64
+            h = h * np.uint64(1_000_003) + cp[j: len(cp) - n + 1 + j]
+    return np.unique(h)
+
+
+class NearDedup(Filter):
+    name = "near_dedup"
+
+    def __init__(self, cfg: NearDedupConfig):
+        super().__init__()
+        if cfg.num_perm % cfg.bands:
+            raise CrosstuneError(f"near_dedup: num_perm {cfg.num_perm} must be a multiple of bands {cfg.bands}")
+        self.cfg = cfg
+        rng = np.random.default_rng(cfg.seed)
+        self.a = rng.integers(1, 2**63, size=(cfg.num_perm, 1), dtype=np.uint64) | np.uint64(1)
+        self.b = rng.integers(0, 2**63, size=(cfg.num_perm, 1), dtype=np.uint64)
+        self.buckets: dict[bytes, str] = {}
+        self.signatures: dict[str, np.ndarray] = {}
+
+    def signature(self, text: str) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            mixed = self.a * shingles(text, self.cfg.ngram)[None, :] + self.b
+        return (mixed >> np.uint64(32)).min(axis=1).astype(np.uint32)
+
+    def check(self, row: Row) -> tuple[str, str] | None:
+        sig = self.signature(row_text(row))
+        r = self.cfg.num_perm // self.cfg.bands
+        keys = [bytes([band]) + sig[band * r:(band + 1) * r].tobytes() for band in range(self.cfg.bands)]
+        for key in keys:
+            other = self.buckets.get(key)
+            if other is not None:
+                sim = float(np.mean(self.signatures[other] == sig))
+                if sim >= self.cfg.threshold:
+                    return "near_duplicate", f"~{sim:.2f} similar to {other}"
+        for key in keys:
+            self.buckets.setdefault(key, row.example.id)
+        self.signatures[row.example.id] = sig
+        return None

@@ -1,0 +1,75 @@
+"""Language-ID filter: each checked side must be detected as its declared language.
+
+Texts are detected once (memoized): CrossIn reuses each source text across modes. Detections below
+`min_confidence`, or with no answer (numbers, code, very short text), count as undetermined and are kept unless
+`drop_undetermined`. The agreement rate per side (agree / (agree + mismatch)) goes to the manifest.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from crosstune.config import StrictModel
+from crosstune.data.blocks import BatchFilter, Row
+from crosstune.data.langid import get_detector, same_base_language
+
+Side = Literal["user", "assistant"]
+
+
+class LangIdConfig(StrictModel):
+    backend: Literal["pycld2", "lingua"] = "pycld2"
+    sides: list[Side] = ["user", "assistant"]
+    min_confidence: float = 0.0
+    restrict: bool = True  # candidates = the recipe's languages (lingua restricts, pycld2 re-ranks)
+    accept: dict[str, list[str]] = {}  # declared -> also accepted, e.g. {ms: [id]}
+    drop_undetermined: bool = False
+
+
+class LangIdFilter(BatchFilter):
+    name = "langid"
+
+    def __init__(self, cfg: LangIdConfig, languages: list[str]):
+        super().__init__()
+        self.cfg = cfg
+        self.detector = get_detector(cfg.backend, languages if cfg.restrict and len(languages) > 1 else None)
+        self.cache: dict[str, tuple[str | None, float]] = {}
+        self.seconds = 0.0  # time spent in the detector, reported apart from the build
+        self.sides = set(cfg.sides)
+        self.accept = {k: set(v) for k, v in cfg.accept.items()}
+
+    def prepare(self, batch: list[Row]) -> None:
+        todo = list(dict.fromkeys(t for row in batch for side, t, _ in row.checks
+                                  if side in self.sides and t not in self.cache))
+        t0 = time.perf_counter()
+        self.cache.update(zip(todo, self.detector.detect_many(todo)))
+        self.seconds += time.perf_counter() - t0
+        self.stats["texts_detected"] += len(todo)
+
+    def _agrees(self, detected: str, declared: str) -> bool:
+        return same_base_language(detected, declared) or detected in self.accept.get(declared, ())
+
+    def check(self, row: Row) -> tuple[str, str] | None:
+        verdict = None
+        for side, text, declared in row.checks:
+            if side not in self.sides:
+                continue
+            tag, conf = self.cache[text]
+            if tag is None or conf < self.cfg.min_confidence:
+                self.stats[f"{side}:undetermined"] += 1
+                if self.cfg.drop_undetermined and verdict is None:
+                    verdict = ("langid_undetermined", f"{side}: declared {declared}, no reliable detection")
+            elif self._agrees(tag, declared):
+                self.stats[f"{side}:agree"] += 1
+            else:
+                self.stats[f"{side}:mismatch"] += 1
+                if verdict is None or verdict[0] == "langid_undetermined":
+                    verdict = ("langid_mismatch", f"{side}: declared {declared}, detected {tag} ({conf:.2f})")
+        return verdict
+
+    def report(self) -> dict:
+        out = super().report()
+        for side in self.cfg.sides:
+            agree, bad = self.stats[f"{side}:agree"], self.stats[f"{side}:mismatch"]
+            out[f"{side}:agreement"] = round(agree / (agree + bad), 4) if agree + bad else None
+        return out

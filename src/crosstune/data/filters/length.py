@@ -1,0 +1,33 @@
+"""Length filter on the final messages (characters, after marking)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from crosstune.config import StrictModel
+from crosstune.data.blocks import Filter, Row
+
+
+class LengthConfig(StrictModel):
+    min_chars: int = 1
+    max_chars: int = 20000
+    sides: list[Literal["user", "assistant"]] = ["user", "assistant"]
+
+
+class LengthFilter(Filter):
+    name = "length"
+
+    def __init__(self, cfg: LengthConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def check(self, row: Row) -> tuple[str, str] | None:
+        for m in row.example.messages:
+            if m.role not in self.cfg.sides:
+                continue
+            n = len(m.content.strip())
+            if n < self.cfg.min_chars:
+                return "too_short", f"{m.role}: {n} chars < {self.cfg.min_chars}"
+            if n > self.cfg.max_chars:
+                return "too_long", f"{m.role}: {n} chars > {self.cfg.max_chars}"
+        return None

@@ -1,0 +1,114 @@
+"""Baselines: `monolingual(language)` and `multilingual(languages, weights | temperature)`.
+
+Languages need not be parallel here; each language samples from its own items. With `total: all` the
+multilingual mix is every item of every language; otherwise per-language shares come from `weights`, or from
+temperature sampling (p_l proportional to n_l^(1/T); T=1 is proportional, large T tends to uniform).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from pydantic import field_validator, model_validator
+
+from crosstune.config import StrictModel
+from crosstune.data.blocks import Row
+from crosstune.data.recipes.base import Recipe
+from crosstune.data.recipes.common import Volume, draw_indices, languages_field, resolve_volume
+from crosstune.data.recipes.pinch import _mono_row
+from crosstune.data.recipes.sources import Corpus
+from crosstune.languages import normalize
+
+
+class MonolingualParams(StrictModel):
+    language: str
+    total: Volume = "all"
+    replace: bool = False
+
+    @field_validator("language")
+    @classmethod
+    def _lang(cls, v: str) -> str:
+        return languages_field([v])[0]
+
+
+class MultilingualParams(StrictModel):
+    languages: list[str]
+    total: Volume = "all"
+    weights: dict[str, float] | None = None
+    temperature: float | None = None
+    replace: bool = False
+
+    @field_validator("languages")
+    @classmethod
+    def _langs(cls, v: list[str]) -> list[str]:
+        return languages_field(v)
+
+    @model_validator(mode="after")
+    def _check(self) -> "MultilingualParams":
+        if self.weights is not None and self.temperature is not None:
+            raise ValueError("give weights or temperature, not both")
+        if self.weights is not None:
+            self.weights = {normalize(k): float(w) for k, w in self.weights.items()}
+            if set(self.weights) != set(self.languages):
+                raise ValueError(f"weights must name exactly the languages {self.languages}")
+            if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+                raise ValueError("weights must be >= 0 with a positive sum")
+        if self.temperature is not None and self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        return self
+
+
+def _items(corpus: Corpus, lang: str) -> list[str]:
+    corpus.parallel.require([lang])
+    return list(corpus.parallel.items[lang])
+
+
+def build_monolingual(p: MonolingualParams, corpus: Corpus, rng, log) -> Iterator[Row]:
+    ids = _items(corpus, p.language)
+    n = resolve_volume(p.total, len(ids), "monolingual total", p.replace)
+    picks = draw_indices(rng, len(ids), n, p.replace)
+    log.append(f"monolingual: {n:,} of {len(ids):,} {p.language} items")
+    return (_mono_row(corpus, "monolingual", k, p.language, ids[int(i)]) for k, i in enumerate(picks))
+
+
+def largest_remainder(total: int, shares: dict[str, float]) -> dict[str, int]:
+    """Integer counts summing to `total`, proportional to `shares` (ties broken by listing order)."""
+    s = sum(shares.values())
+    exact = {k: total * v / s for k, v in shares.items()}
+    counts = {k: int(np.floor(x)) for k, x in exact.items()}
+    order = sorted(shares, key=lambda k: -(exact[k] - counts[k]))
+    for k in order[: total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+def build_multilingual(p: MultilingualParams, corpus: Corpus, rng, log) -> Iterator[Row]:
+    ids = {lang: _items(corpus, lang) for lang in p.languages}
+    if p.total == "all":
+        counts = {lang: len(v) for lang, v in ids.items()}
+    else:
+        if p.weights is not None:
+            shares = p.weights
+        elif p.temperature is not None:
+            shares = {lang: len(v) ** (1 / p.temperature) for lang, v in ids.items()}
+        else:
+            shares = {lang: 1.0 for lang in p.languages}
+        counts = largest_remainder(p.total, shares)
+    picks = {lang: draw_indices(rng, len(ids[lang]), resolve_volume(c, len(ids[lang]), f"multilingual {lang}",
+                                                                   p.replace) if c else 0, p.replace)
+             for lang, c in counts.items()}
+    log.append("multilingual: " + ", ".join(f"{lang} {c:,}/{len(ids[lang]):,}" for lang, c in counts.items()))
+
+    def rows() -> Iterator[Row]:
+        k = 0
+        for lang in p.languages:
+            for i in picks[lang]:
+                yield _mono_row(corpus, "multilingual", k, lang, ids[lang][int(i)])
+                k += 1
+
+    return rows()
+
+
+MONOLINGUAL = Recipe("monolingual", MonolingualParams, lambda p: [p.language], build_monolingual)
+MULTILINGUAL = Recipe("multilingual", MultilingualParams, lambda p: p.languages, build_multilingual)

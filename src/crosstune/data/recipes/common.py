@@ -1,0 +1,116 @@
+"""Pieces every recipe shares: volumes, seeded draws, response-language marking, and row construction."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+from crosstune.config import StrictModel
+from crosstune.data.blocks import Row
+from crosstune.data.io import alpaca_user_text
+from crosstune.data.schema import Example, Message
+from crosstune.errors import CrosstuneError
+from crosstune.languages import normalize
+
+Volume = int | Literal["all"]
+
+# X-Instruction's directive, written in the instruction's language; {language} is the response language's name
+# in that language (langcodes). Other languages fall back to English unless the config adds a template.
+DIRECTIVES = {
+    "en": "Answer in {language}.",
+    "zh": "请用{language}回答。",
+    "vi": "Hãy trả lời bằng {language}.",
+    "es": "Responde en {language}.",
+    "id": "Jawablah dalam bahasa {language}.",
+    "ms": "Jawab dalam bahasa {language}.",
+    "fil": "Sumagot sa wikang {language}.",
+}
+
+
+class Marking(StrictModel):
+    """How a row asks for its response language: CrossIn's input tag, an X-Instruction directive, or nothing."""
+
+    style: Literal["tag", "directive", "none"] = "tag"
+    tag: str = "\n[{code}]"  # CrossIn: lowercase code in brackets appended to the input
+    directive_language: Literal["instruction", "english"] = "instruction"  # "instruction" = localized
+    directives: dict[str, str] = {}  # extra or replacement templates per instruction language
+
+    def template(self, instruction_language: str) -> tuple[str, str]:
+        lang = "en" if self.directive_language == "english" else instruction_language
+        table = {**DIRECTIVES, **{normalize(k): v for k, v in self.directives.items()}}
+        return (lang, table[lang]) if lang in table else ("en", table["en"])
+
+
+@lru_cache(maxsize=1024)
+def language_name(code: str, in_language: str = "en") -> str:
+    import langcodes
+
+    name = langcodes.Language.get(normalize(code)).display_name(in_language)
+    return name.removeprefix("bahasa ")  # Indonesian names itself "bahasa Indonesia"; templates add "bahasa"
+
+
+def marked_user_text(instruction: str, inp: str, instruction_language: str, target: str, marking: Marking) -> str:
+    """The user turn asking for a response in `target`. Tag: appended to the input, and an empty input becomes
+    just the tag (CrossIn's builder). Directive: appended to the instruction (X-Instruction)."""
+    if marking.style == "tag":
+        tag = marking.tag.format(code=target)
+        return f"{instruction}\n\n{inp}{tag}" if inp.strip() else f"{instruction}{tag}"
+    if marking.style == "directive":
+        lang, template = marking.template(instruction_language)
+        directive = template.format(language=language_name(target, lang))
+        return alpaca_user_text(f"{instruction} {directive}", inp)
+    return alpaca_user_text(instruction, inp)
+
+
+def languages_field(values: list[str]) -> list[str]:
+    """Validator body: canonical tags, no repeats (a ValueError so pydantic names the field)."""
+    try:
+        out = [normalize(v) for v in values]
+    except CrosstuneError as e:
+        raise ValueError(str(e)) from None
+    dups = sorted({x for x in out if out.count(x) > 1})
+    if dups:
+        raise ValueError(f"languages listed twice: {', '.join(dups)}")
+    return out
+
+
+class SampledParams(StrictModel):
+    """Mixin for recipes that sample items: `replace` allows volumes above the corpus size."""
+
+    replace: bool = False
+
+
+def resolve_volume(volume: Volume, available: int, what: str, replace: bool) -> int:
+    if volume == "all":
+        return available
+    if volume <= 0:
+        raise CrosstuneError(f"{what}: volume must be positive or 'all', got {volume}")
+    if volume > available and not replace:
+        raise CrosstuneError(f"{what}: asks for {volume:,} items but the corpus has {available:,}; lower it, "
+                             "or set replace: true to sample with replacement")
+    return volume
+
+
+def draw_indices(rng: np.random.Generator, available: int, n: int, replace: bool) -> np.ndarray:
+    """`n` item positions: uniform with replacement (CrossIn's builder) or a seeded permutation prefix."""
+    if available == 0:
+        raise CrosstuneError("the corpus has no items shared by the recipe's languages")
+    if replace:
+        return rng.integers(0, available, size=n)
+    return rng.permutation(available)[:n]
+
+
+def spread_evenly(total: int, languages: list[str], rng: np.random.Generator) -> dict[str, int]:
+    """`total` split as evenly as possible; which languages get the remainder is drawn with the seed."""
+    base, extra = divmod(total, len(languages))
+    lucky = set(rng.permutation(len(languages))[:extra].tolist())
+    return {lang: base + (i in lucky) for i, lang in enumerate(languages)}
+
+
+def make_row(row_id: str, *, recipe: str, mode: str, user: str, response: str, instruction_language: str,
+             response_language: str, source_ids: list[str], checks: tuple = ()) -> Row:
+    meta = {"recipe": recipe, "mode": mode, "instruction_language": instruction_language,
+            "response_language": response_language, "source_ids": source_ids}
+    msgs = [Message("user", user, instruction_language), Message("assistant", response, response_language)]
+    return Row(Example(id=row_id, messages=msgs, meta=meta), checks)

@@ -1,0 +1,173 @@
+""""Just a Pinch of Multilinguality" (Shaham et al., 2024; METHODS.md section 4): fixed-budget mixtures.
+
+- `pinch`: of `total` English items, replace P% (or exactly `count`) with the same items in other languages,
+  spread evenly; the rounding is logged.
+- `language_budget`: the budget split uniformly over the first `num_languages` of an addition `order` (1..6 sweep).
+- `bilingual`: two languages, 50/50.
+Items are disjoint across languages: each drawn item appears once, in exactly one language.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+from pydantic import field_validator, model_validator
+
+from crosstune.config import StrictModel
+from crosstune.data.blocks import Row
+from crosstune.data.io import alpaca_user_text
+from crosstune.data.recipes.base import Recipe
+from crosstune.data.recipes.common import (Volume, draw_indices, languages_field, make_row, resolve_volume,
+                                           spread_evenly)
+from crosstune.data.recipes.sources import Corpus
+from crosstune.errors import CrosstuneError
+from crosstune.languages import normalize
+
+
+class PinchParams(StrictModel):
+    english: str = "en"
+    languages: list[str]  # the non-English languages that share the P% (the "seen" ones)
+    percent: float | None = None
+    count: int | None = None
+    total: Volume = 4640  # the paper's budget (1,000 LIMA + 3,640 OpenAssistant)
+    rounding: Literal["round", "floor", "ceil"] = "round"
+    english_in_spread: bool = False  # paper variant: the P% is spread over all languages, English included
+    unseen: list[str] = []  # evaluation-only languages, recorded in the manifest
+    replace: bool = False
+
+    @field_validator("languages", "unseen")
+    @classmethod
+    def _langs(cls, v: list[str]) -> list[str]:
+        return languages_field(v)
+
+    @field_validator("percent")
+    @classmethod
+    def _percent(cls, v: float | None) -> float | None:
+        if v is not None and not 0 <= v <= 100:
+            raise ValueError(f"P must be within 0..100, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "PinchParams":
+        self.english = normalize(self.english)
+        if (self.percent is None) == (self.count is None):
+            raise ValueError("give exactly one of percent (0..100) or count (number of non-English examples)")
+        if self.count is not None and self.count < 0:
+            raise ValueError(f"count must be >= 0, got {self.count}")
+        if self.english in self.languages:
+            raise ValueError(f"languages lists the English language {self.english!r}; list only the others")
+        both = sorted(set(self.languages) & set(self.unseen))
+        if both:
+            raise ValueError(f"{both} are both seen (languages) and unseen")
+        if not self.languages:
+            raise ValueError("languages is empty")
+        return self
+
+
+class BudgetParams(StrictModel):
+    order: list[str]  # addition order, e.g. [en, ar, fi, it, ru, sw]
+    num_languages: int | None = None  # use the first k of `order`; None = all
+    total: Volume = 4640
+    unseen: list[str] = []
+    replace: bool = False
+
+    @field_validator("order", "unseen")
+    @classmethod
+    def _langs(cls, v: list[str]) -> list[str]:
+        return languages_field(v)
+
+    @model_validator(mode="after")
+    def _check(self) -> "BudgetParams":
+        k = self.num_languages if self.num_languages is not None else len(self.order)
+        if not 1 <= k <= len(self.order):
+            raise ValueError(f"num_languages must be within 1..{len(self.order)} (the length of order), got {k}")
+        self.num_languages = k
+        return self
+
+    @property
+    def chosen(self) -> list[str]:
+        return self.order[: self.num_languages]
+
+
+class BilingualParams(StrictModel):
+    languages: list[str]
+    total: Volume = 4640
+    replace: bool = False
+
+    @field_validator("languages")
+    @classmethod
+    def _langs(cls, v: list[str]) -> list[str]:
+        v = languages_field(v)
+        if len(v) != 2:
+            raise ValueError(f"bilingual needs exactly two languages, got {len(v)}")
+        return v
+
+
+def _mono_row(corpus: Corpus, recipe: str, k: int, lang: str, item: str) -> Row:
+    instr, inp, out = corpus.fields(lang, item)
+    user = alpaca_user_text(instr, inp)
+    return make_row(f"{recipe}-{k}", recipe=recipe, mode="monolingual", user=user, response=out,
+                    instruction_language=lang, response_language=lang, source_ids=[f"{lang}:{item}"],
+                    checks=(("user", user, lang), ("assistant", out, lang)))
+
+
+def _assign(recipe: str, corpus: Corpus, langs: list[str], total, replace: bool, rng: np.random.Generator,
+            log: list[str]) -> tuple[list[str], np.ndarray]:
+    corpus.parallel.require(langs)
+    ids = corpus.parallel.ids(langs)
+    n = resolve_volume(total, len(ids), f"{recipe} total", replace)
+    log.append(f"{recipe}: {len(ids):,} items shared by {', '.join(langs)}; budget {n:,}")
+    return ids, draw_indices(rng, len(ids), n, replace)
+
+
+def _emit(recipe: str, corpus: Corpus, ids: list[str], picks: np.ndarray, lang_of: list[str]) -> Iterator[Row]:
+    for k, (i, lang) in enumerate(zip(picks, lang_of)):
+        yield _mono_row(corpus, recipe, k, lang, ids[int(i)])
+
+
+def build_pinch(p: PinchParams, corpus: Corpus, rng: np.random.Generator, log: list[str]) -> Iterator[Row]:
+    ids, picks = _assign("pinch", corpus, [p.english, *p.languages], p.total, p.replace, rng, log)
+    n = len(picks)
+    spread = [p.english, *p.languages] if p.english_in_spread else p.languages
+    if p.count is not None:
+        k, how = p.count, f"count={p.count}"
+    else:
+        exact = p.percent / 100 * n
+        k = {"round": round, "floor": math.floor, "ceil": math.ceil}[p.rounding](exact)
+        how = f"P={p.percent:g}% of {n:,} = {exact:g} -> {k} ({p.rounding})"
+    if k > n:
+        raise CrosstuneError(f"pinch: count {k:,} is larger than the budget {n:,}")
+    per_lang = spread_evenly(k, spread, rng)
+    log.append(f"pinch: {how}, spread over {len(spread)} languages: "
+               + ", ".join(f"{lang} {c}" for lang, c in per_lang.items()))
+    lang_of = [p.english] * n
+    slots = rng.permutation(n)[:k]  # which budget positions get a non-English language
+    langs = [lang for lang, c in per_lang.items() for _ in range(c)]
+    for slot, lang in zip(slots, langs):
+        lang_of[int(slot)] = lang
+    return _emit("pinch", corpus, ids, picks, lang_of)
+
+
+def _uniform(recipe: str, langs: list[str], total, replace: bool, corpus: Corpus, rng, log) -> Iterator[Row]:
+    ids, picks = _assign(recipe, corpus, langs, total, replace, rng, log)
+    per_lang = spread_evenly(len(picks), langs, rng)
+    log.append(f"{recipe}: " + ", ".join(f"{lang} {c}" for lang, c in per_lang.items()))
+    lang_of = [lang for lang, c in per_lang.items() for _ in range(c)]
+    lang_of = [lang_of[int(j)] for j in rng.permutation(len(lang_of))]
+    return _emit(recipe, corpus, ids, picks, lang_of)
+
+
+def build_budget(p: BudgetParams, corpus: Corpus, rng, log) -> Iterator[Row]:
+    return _uniform("language_budget", p.chosen, p.total, p.replace, corpus, rng, log)
+
+
+def build_bilingual(p: BilingualParams, corpus: Corpus, rng, log) -> Iterator[Row]:
+    return _uniform("bilingual", p.languages, p.total, p.replace, corpus, rng, log)
+
+
+PINCH = Recipe("pinch", PinchParams, lambda p: [p.english, *p.languages], build_pinch)
+LANGUAGE_BUDGET = Recipe("language_budget", BudgetParams, lambda p: p.chosen, build_budget)
+BILINGUAL = Recipe("bilingual", BilingualParams, lambda p: p.languages, build_bilingual)

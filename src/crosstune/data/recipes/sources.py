@@ -1,0 +1,131 @@
+"""Load a recipe's sources into one parallel corpus (ids shared across languages), with input hashes.
+
+A source entry is `{language, path, format?, prefix?, id_field?, align_to?}`; `align_to: {path, prefix}` reads a
+translation that lost rows and ids (e.g. the Vietnamese Alpaca) through the aligner, so its ids become the
+reference's row indices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from crosstune.config import StrictModel
+from crosstune.data.io import detect_format, read_examples, read_rows
+from crosstune.data.parallel import ParallelCorpus
+from crosstune.data.schema import Example
+from crosstune.errors import CrosstuneError
+from crosstune.languages import normalize
+
+Format = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_response", "crosstune"]
+
+
+class AlignTo(StrictModel):
+    path: str
+    prefix: str = "en_"
+    format: Format = "alpaca"
+
+
+class SourceSpec(StrictModel):
+    language: str
+    path: str
+    format: Format = "auto"
+    prefix: str = ""
+    id_field: str | None = None
+    align_to: AlignTo | None = None
+
+
+def resolve_path(path: str, base_dirs: list[Path]) -> Path:
+    """Relative paths resolve against the current directory, then each of `base_dirs` (the recipe's folder and
+    its parent, i.e. the repository root for shipped recipes)."""
+    p = Path(path)
+    if p.is_absolute():
+        candidates = [p]
+    else:
+        candidates = [Path.cwd() / p] + [d / p for d in base_dirs]
+    for c in candidates:
+        if c.exists():
+            return c
+    tried = ", ".join(str(c) for c in candidates)
+    raise CrosstuneError(f"source {path!r}: no such file (tried {tried})")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Corpus:
+    parallel: ParallelCorpus
+    split_fields: dict[str, bool]  # True when instruction and input are separate fields (Alpaca format)
+    inputs: list[dict] = field(default_factory=list)  # {"path", "sha256"} in config order
+    _fields: dict[str, dict[str, tuple[str, str, str]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def languages(self) -> list[str]:
+        return self.parallel.languages
+
+    def fields(self, lang: str, item_id: str) -> tuple[str, str, str]:
+        """(instruction, input, output) of one item; non-Alpaca rows give the whole prompt as instruction."""
+        table = self._fields.get(lang)
+        if table is None:  # one pass per language: recipes look items up hundreds of thousands of times
+            table = self._fields[lang] = {i: _split(ex) for i, ex in self.parallel.items[lang].items()}
+        return table[item_id]
+
+
+def _split(ex: Example) -> tuple[str, str, str]:
+    f = ex.meta.get("fields") or {"instruction": ex.instruction.content, "input": ""}
+    return f["instruction"], f["input"], ex.response.content
+
+
+def _load_one(spec: SourceSpec, lang: str, path: Path, base_dirs: list[Path]) -> list[Example]:
+    if spec.align_to is None:
+        return list(read_examples(path, spec.format, language=lang, prefix=spec.prefix, id_field=spec.id_field))
+    from crosstune.data.align import load_aligned
+
+    ref = resolve_path(spec.align_to.path, base_dirs)
+    fmt = "prompt_response" if spec.format == "auto" else spec.format
+    return load_aligned(ref, path, target_language=lang, reference_format=spec.align_to.format,
+                        reference_prefix=spec.align_to.prefix, target_format=fmt)
+
+
+def load_corpus(specs: list[SourceSpec], base_dirs: list[Path]) -> Corpus:
+    by_lang: dict[str, list[Example]] = {}
+    split: dict[str, bool] = {}
+    inputs = []
+    for spec in specs:
+        lang = normalize(spec.language)
+        path = resolve_path(spec.path, base_dirs)
+        inputs.append({"path": spec.path, "sha256": file_sha256(path)})
+        if spec.align_to is not None:
+            ref = resolve_path(spec.align_to.path, base_dirs)
+            inputs.append({"path": spec.align_to.path, "sha256": file_sha256(ref), "role": f"align_to for {lang}"})
+        by_lang.setdefault(lang, []).extend(_load_one(spec, lang, path, base_dirs))
+        # prompt_response sources fold the input into the prompt; Alpaca keeps them apart.
+        split[lang] = split.get(lang, True) and _is_alpaca(spec, path)
+    return Corpus(ParallelCorpus.from_examples(by_lang), split, _dedup_inputs(inputs))
+
+
+def _is_alpaca(spec: SourceSpec, path: Path) -> bool:
+    if spec.align_to is not None or spec.format not in ("alpaca", "auto"):
+        return False
+    if spec.format == "alpaca":
+        return True
+    _, first = next(iter(read_rows(path)))
+    return detect_format(first, spec.prefix) == "alpaca"
+
+
+def _dedup_inputs(inputs: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for item in inputs:
+        key = (item["path"], item.get("role"))
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out

@@ -1,0 +1,131 @@
+"""Translation-task rows from multi-way parallel sentences (FLORES, NTREX, Tatoeba pairs).
+
+Each corpus is a group of line-aligned sides; directions apply within a corpus, so pairwise sets such as
+Tatoeba (whose English sides differ per pair) are simply one corpus per pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import field_validator
+
+from crosstune.config import StrictModel
+from crosstune.data.blocks import Row
+from crosstune.data.io import alpaca_user_text, read_rows
+from crosstune.data.recipes.base import Recipe
+from crosstune.data.recipes.common import Volume, draw_indices, language_name, make_row, resolve_volume
+from crosstune.data.recipes.sources import Corpus, file_sha256, resolve_path
+from crosstune.errors import CrosstuneError, where
+from crosstune.languages import normalize
+
+
+class Side(StrictModel):
+    language: str
+    path: str
+    field: str | None = None  # JSON/JSONL files: the text field (e.g. FLORES "context" / "answer")
+
+    @field_validator("language")
+    @classmethod
+    def _lang(cls, v: str) -> str:
+        try:
+            return normalize(v)
+        except CrosstuneError as e:
+            raise ValueError(str(e)) from None
+
+
+class ParallelSet(StrictModel):
+    name: str
+    sides: list[Side]
+
+
+class TranslationParams(StrictModel):
+    corpora: list[ParallelSet]
+    english: str = "en"
+    directions: Literal["to_english", "from_english", "all_pairs"] | list[list[str]] = "to_english"
+    per_direction: Volume = "all"
+    instruction: str = "Translate the following sentence into {language}."
+    replace: bool = False
+
+    @field_validator("directions")
+    @classmethod
+    def _directions(cls, v):
+        if isinstance(v, list):
+            if any(len(d) != 2 for d in v):
+                raise ValueError("each direction is a [source, target] pair")
+            return [[normalize(a), normalize(b)] for a, b in v]
+        return v
+
+
+def read_sentences(side: Side, base_dirs: list[Path]) -> tuple[list[str], dict]:
+    path = resolve_path(side.path, base_dirs)
+    info = {"path": side.path, "sha256": file_sha256(path)}
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".json", ".jsonl", ".parquet")):
+        if not side.field:
+            raise CrosstuneError(f"{side.path}: a JSON file; name the text field with `field:`")
+        out = []
+        for line, row in read_rows(path):
+            if not isinstance(row.get(side.field), str):
+                raise CrosstuneError(f"{where(side.path, line, side.field)}: expected a string")
+            out.append(row[side.field])
+        return out, info
+    return path.read_text(encoding="utf-8").splitlines(), info
+
+
+def _directions(p: TranslationParams, langs: list[str]) -> list[tuple[str, str]]:
+    en = normalize(p.english)
+    if isinstance(p.directions, list):
+        return [(a, b) for a, b in p.directions if a in langs and b in langs]
+    if p.directions == "to_english":
+        return [(x, en) for x in langs if x != en and en in langs]
+    if p.directions == "from_english":
+        return [(en, x) for x in langs if x != en and en in langs]
+    return [(a, b) for a in langs for b in langs if a != b]
+
+
+def build_translation(p: TranslationParams, corpus: Corpus | None, rng: np.random.Generator, log: list[str],
+                      base_dirs: list[Path] = (), inputs: list[dict] | None = None) -> Iterator[Row]:
+    plan = []
+    for cset in p.corpora:
+        texts = {}
+        for side in cset.sides:
+            texts[side.language], info = read_sentences(side, list(base_dirs))
+            if inputs is not None:
+                inputs.append(info)
+        sizes = {len(v) for v in texts.values()}
+        if len(sizes) != 1:
+            detail = ", ".join(f"{lang} {len(v)}" for lang, v in texts.items())
+            raise CrosstuneError(f"corpus {cset.name!r}: sides are not line-aligned ({detail} lines)")
+        n = sizes.pop()
+        for src, tgt in _directions(p, list(texts)):
+            m = resolve_volume(p.per_direction, n, f"translation {cset.name} {src}->{tgt}", p.replace)
+            plan.append((cset.name, texts, src, tgt, draw_indices(rng, n, m, p.replace)))
+            log.append(f"translation: {cset.name} {src}->{tgt}: {m:,} of {n:,} sentences")
+    if isinstance(p.directions, list) and not plan:
+        raise CrosstuneError(f"translation: no corpus has both languages of any direction in {p.directions}")
+
+    def rows() -> Iterator[Row]:
+        k = 0
+        for name, texts, src, tgt, picks in plan:
+            instruction = p.instruction.format(language=language_name(tgt))
+            for i in picks:
+                i = int(i)
+                s, t = texts[src][i], texts[tgt][i]
+                yield make_row(f"translation-{k}", recipe="translation", mode="translate",
+                               user=alpaca_user_text(instruction, s), response=t, instruction_language=src,
+                               response_language=tgt, source_ids=[f"{name}:{src}:{i}", f"{name}:{tgt}:{i}"],
+                               checks=(("user", s, src), ("assistant", t, tgt)))
+                k += 1
+
+    return rows()
+
+
+def _languages(p: TranslationParams) -> list[str]:
+    return sorted({s.language for c in p.corpora for s in c.sides})
+
+
+TRANSLATION = Recipe("translation", TranslationParams, _languages, build_translation, uses_sources=False)

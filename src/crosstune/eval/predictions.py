@@ -1,0 +1,76 @@
+"""Score raw model outputs given in SeaEval's log row format, one summary per (model, eval mode).
+
+Rows: `{"task", "model", "eval_mode", "prompt_index", "id", "model_prediction": {"English": str, ...}}`, joined on
+`id` with the task's data for choices and gold answers. As SeaEval does, five-shot outputs keep their first line.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from crosstune.data.io import read_rows
+from crosstune.errors import CrosstuneError, where
+from crosstune.eval.extract import EXTRACTORS, item_rng
+from crosstune.eval.metrics import EPS, summarize
+from crosstune.eval.tasks import TaskConfig, load_items
+
+
+def _group_rows(path: Path, task: str) -> dict[tuple[str, str], dict[str, tuple[str, dict]]]:
+    groups: dict[tuple[str, str], dict[str, tuple[str, dict]]] = defaultdict(dict)
+    for line, row in read_rows(path):
+        if row.get("task", task) != task:
+            continue
+        for key in ("id", "model_prediction"):
+            if key not in row:
+                raise CrosstuneError(f"{where(path, line, key)}: missing; expected SeaEval prediction rows")
+        if not isinstance(row["model_prediction"], dict):
+            raise CrosstuneError(f"{where(path, line, 'model_prediction')}: expected an object {{language: text}}")
+        group = (str(row.get("model", "model")), str(row.get("eval_mode", "zero_shot")))
+        if str(row["id"]) in groups[group]:
+            raise CrosstuneError(f"{where(path, line, 'id')}: duplicate id {row['id']!r} for {'|'.join(group)}")
+        groups[group][str(row["id"])] = (where(path, line), row)
+    if not groups:
+        raise CrosstuneError(f"{path}: no prediction rows for task {task!r}")
+    return groups
+
+
+def score_predictions(path: str | Path, cfg: TaskConfig, extractor: str = "seaeval", seed: int = 0,
+                      n_boot: int = 1000, eps: float = EPS) -> tuple[dict, list[dict]]:
+    """Return ({"MODEL|EVAL_MODE": summary}, per-item extraction records)."""
+    path = Path(path)
+    align = EXTRACTORS[extractor]
+    name_to_tag = {name: tag for tag, name in cfg.languages.items()}
+    items = {group[next(iter(group))].id: group for group in load_items(cfg)}
+    summaries, records = {}, []
+    for (model, mode), rows in _group_rows(path, cfg.name).items():
+        names = list(next(iter(rows.values()))[1]["model_prediction"])  # SeaEval's language order
+        preds, golds, paths = [], [], defaultdict(int)
+        for item_id, (loc, row) in rows.items():
+            if item_id not in items:
+                raise CrosstuneError(f"{loc}: id {item_id!r} is not an item of task {cfg.name}")
+            if list(row["model_prediction"]) != names and set(row["model_prediction"]) != set(names):
+                raise CrosstuneError(f"{loc}: languages {sorted(row['model_prediction'])} differ from {sorted(names)}")
+            pred, gold = {}, {}
+            for name in names:
+                if name not in name_to_tag:
+                    raise CrosstuneError(f"{loc}: language {name!r} is not in task {cfg.name} ({list(name_to_tag)})")
+                item = items[item_id][name_to_tag[name]]
+                text = row["model_prediction"][name]
+                if not isinstance(text, str):
+                    raise CrosstuneError(f"{loc} field 'model_prediction.{name}': expected a string")
+                if mode == "five_shot":
+                    text = text.split("\n")[0]
+                rng = item_rng(seed, model, mode, cfg.name, item_id, name)
+                pred[name], how = align(list(item.choices), text, rng)
+                gold[name] = item.answer
+                paths[how] += 1
+                records.append({"model": model, "eval_mode": mode, "id": item_id, "language": name,
+                                "prediction": pred[name], "gold": gold[name], "extraction": how})
+            preds.append(pred)
+            golds.append(gold)
+        summary = summarize(preds, golds, names, n_boot=n_boot, seed=seed, eps=eps)
+        summary["extraction_paths"] = dict(sorted(paths.items()))
+        summary["n_items_in_task"] = len(items)
+        summaries[f"{model}|{mode}"] = summary
+    return summaries, records

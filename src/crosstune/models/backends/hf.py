@@ -1,0 +1,169 @@
+"""A local transformers model as a backend: batched log-likelihood that shares each prompt across its options,
+and batched left-padded generation.
+
+Log-likelihood follows lm-evaluation-harness exactly in what it computes (trailing context whitespace moves into
+the continuation; the continuation is `enc(context + continuation)[len(enc(context)):]`; sum of log-probs; greedy
+flag), so chosen options agree with lm-eval. It is faster because each distinct context runs once, with only the
+last position's logits: one-token options are read off that position, longer options run on the cached prefix.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from crosstune.models.backends.base import GenerateRequest, LoglikRequest, LoglikResult, truncate_at_stop
+
+MAX_BATCH_TOKENS = 8192  # padded prompt tokens per forward: long prompts get smaller batches
+MAX_CACHED_TOKENS = 24_000  # rows x context tokens per option forward; bounds KV-cache copies (~1 GB for SmolLM2)
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(self, model: str = "default", dtype: str = "float32", batch_size: int = 32,
+                 trust_remote_code: bool = False, *, model_obj=None, tokenizer=None):
+        from crosstune.models.loading import load_model, load_tokenizer
+
+        self.tok = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
+        self.model = model_obj or load_model(model, dtype=dtype, trust_remote_code=trust_remote_code)
+        self.model.eval()
+        self.batch_size = batch_size
+        self.max_length = int(getattr(self.model.config, "max_position_embeddings", 4096) or 4096)
+        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+
+    # ---- log-likelihood -------------------------------------------------------------------------------
+    def _encode(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[tuple[int, ...], list[int]]:
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:  # as lm-eval: "Answer: " + "B" is scored as "Answer:" + " B"
+            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+        ctx = self._encode(context)
+        cont = self._encode(context + continuation)[len(ctx):]
+        if not ctx:  # an empty context is conditioned on the end-of-text token, as lm-eval does
+            ctx = [self.tok.eos_token_id]
+        if not cont:
+            raise ValueError(f"empty continuation after tokenization: {continuation!r}")
+        budget = self.max_length - len(cont)
+        return tuple(ctx[-budget:]), cont
+
+    @torch.inference_mode()
+    def loglikelihood(self, requests: list[LoglikRequest]) -> list[LoglikResult]:
+        by_context: dict[tuple[int, ...], list[tuple[int, list[int]]]] = defaultdict(list)
+        for i, r in enumerate(requests):
+            ctx, cont = self._encode_pair(r.context, r.continuation)
+            by_context[ctx].append((i, cont))
+        contexts = sorted(by_context, key=len, reverse=True)  # similar lengths share a batch: little padding
+        results: list[LoglikResult | None] = [None] * len(requests)
+        for batch in _token_batches(contexts, self.batch_size, MAX_BATCH_TOKENS):
+            for i, res in self._score_batch(batch, [by_context[c] for c in batch]):
+                results[i] = res
+        return results  # type: ignore[return-value]
+
+    def _score_batch(self, contexts, options):
+        ids, mask = self._left_pad([list(c) for c in contexts])
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
+                         use_cache=True, logits_to_keep=1)
+        last = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V): the first option token's scores
+        longer = []  # (result index, batch row, tokens) of options with more than one token
+        for b, opts in enumerate(options):
+            for i, cont in opts:
+                if len(cont) == 1:
+                    yield i, LoglikResult(float(last[b, cont[0]]), bool(last[b].argmax() == cont[0]))
+                else:
+                    longer.append((i, b, cont))
+        if longer:
+            kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            rows = max(1, min(len(longer), MAX_CACHED_TOKENS // ids.shape[1]))
+            for s in range(0, len(longer), rows):
+                yield from self._score_continuations(longer[s:s + rows], kv, mask, last)
+
+    def _score_continuations(self, chunk, kv, ctx_mask, last):
+        from transformers import DynamicCache
+
+        rows = torch.tensor([b for _, b, _ in chunk])
+        inputs = [cont[:-1] for _, _, cont in chunk]  # the last token is only a target, never an input
+        ids, opt_mask = self._right_pad(inputs)
+        cache = DynamicCache(ddp_cache_data=[(k[rows], v[rows]) for k, v in kv], config=self.model.config)
+        start = ctx_mask[rows].sum(-1, keepdim=True)
+        pos = start + torch.arange(ids.shape[1]).unsqueeze(0)
+        mask = torch.cat([ctx_mask[rows], opt_mask], dim=1)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                            use_cache=True).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        for j, (i, b, cont) in enumerate(chunk):
+            n = len(cont) - 1
+            tgt = torch.tensor(cont[1:])
+            first = last[b, cont[0]]
+            rest = logp[j, :n].gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+            greedy = bool(last[b].argmax() == cont[0]) and bool((logp[j, :n].argmax(-1) == tgt).all())
+            yield i, LoglikResult(float(first + rest.sum()), greedy)
+
+    def _left_pad(self, seqs: list[list[int]]):
+        n = max(len(s) for s in seqs)
+        ids = torch.tensor([[self.pad_id] * (n - len(s)) + s for s in seqs])
+        mask = torch.tensor([[0] * (n - len(s)) + [1] * len(s) for s in seqs])
+        return ids, mask
+
+    def _right_pad(self, seqs: list[list[int]]):
+        n = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [self.pad_id] * (n - len(s)) for s in seqs])
+        mask = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in seqs])
+        return ids, mask
+
+    # ---- generation -----------------------------------------------------------------------------------
+    def render(self, prompt) -> list[int]:
+        if isinstance(prompt, str):
+            return self.tok(prompt)["input_ids"]
+        if not getattr(self.tok, "chat_template", None):
+            raise ValueError("chat messages given but the tokenizer has no chat template; pass a plain prompt")
+        text = self.tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        return self._encode(text)
+
+    @torch.inference_mode()
+    def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        groups: dict[tuple, list[int]] = defaultdict(list)  # rows of a batch share their generation settings
+        for i, r in enumerate(requests):
+            groups[(r.max_new_tokens, tuple(r.stop), r.temperature, r.seed)].append(i)
+        encoded = [self.render(r.prompt) for r in requests]
+        outputs: list[str] = [""] * len(requests)
+        for (max_new, stop, temperature, seed), idx in groups.items():
+            idx = sorted(idx, key=lambda i: len(encoded[i]), reverse=True)
+            for chunk in _token_batches(idx, self.batch_size, MAX_BATCH_TOKENS, lambda i: len(encoded[i]) + max_new):
+                texts = self._generate_batch([encoded[i] for i in chunk], max_new, stop, temperature, seed)
+                for i, text in zip(chunk, texts):
+                    outputs[i] = truncate_at_stop(text, stop)
+        return outputs
+
+    def _generate_batch(self, seqs, max_new, stop, temperature, seed) -> list[str]:
+        ids, mask = self._left_pad(seqs)
+        kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_new, pad_token_id=self.pad_id)
+        if temperature > 0:
+            torch.manual_seed(seed)
+            kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
+        else:  # greedy: clear sampling fields a checkpoint's generation config may carry
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=self.tok)
+        out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        return self.tok.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+
+
+def _token_batches(seqs, batch_size: int, max_tokens: int, length=len):
+    """Split length-sorted (longest first) sequences into batches of at most `batch_size` rows and about
+    `max_tokens` padded tokens (a single over-long sequence still gets its own batch)."""
+    batch: list = []
+    for s in seqs:
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * length(batch[0]) > max_tokens):
+            yield batch
+            batch = []
+        batch.append(s)
+    if batch:
+        yield batch
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    return (mask.cumsum(-1) - 1).clamp(min=0)

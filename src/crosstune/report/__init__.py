@@ -1,0 +1,1 @@
+"""Reports: Markdown tables and matplotlib figures from evaluation summaries."""

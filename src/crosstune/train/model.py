@@ -1,0 +1,55 @@
+"""Load tokenizer + model for training, and the loss module that only computes logits where there is a target."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crosstune.console import console
+from crosstune.models.loading import load_model, load_tokenizer
+from crosstune.train.config import TrainConfig
+from crosstune.train.lora import attach_lora
+
+
+def build(cfg: TrainConfig, verbose: bool = True):
+    """Tokenizer first: a folder without one fails before the (slow) model load."""
+    tokenizer = load_tokenizer(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
+    model = load_model(cfg.model.name, dtype="float32", trust_remote_code=cfg.model.trust_remote_code)
+    model.config.use_cache = False
+    if cfg.method == "lora":
+        model = attach_lora(model, cfg.lora)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    if verbose:
+        console.print(f"model: {type(_hf(model)).__name__}, {cfg.method}, trainable {trainable:,} of {total:,} params")
+    return model, tokenizer
+
+
+def _hf(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+class TargetLoss(nn.Module):
+    """Per-token cross-entropy on the positions that have a target.
+
+    The LM head runs only on those positions: on a 49k vocabulary the head and its fp32 softmax are a large part
+    of a small model's step, and prompt/padding positions never need them. Wrapping this (not the LM) in DDP keeps
+    the gradient sync hooks on the path that is actually called.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        hf = _hf(model)
+        self.cap = getattr(hf.config, "final_logit_softcapping", None)
+
+    def forward(self, input_ids, position_ids, attention_mask, targets):
+        hf = _hf(self.model)
+        hidden = hf.get_decoder()(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                                  use_cache=False).last_hidden_state
+        sel = targets != -100
+        logits = hf.get_output_embeddings()(hidden[sel]).float()
+        if self.cap:
+            logits = torch.tanh(logits / self.cap) * self.cap
+        return F.cross_entropy(logits, targets[sel], reduction="none")
