@@ -77,7 +77,8 @@ def validate(model: type[T], data: dict[str, Any], source: str = "config") -> T:
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, err["loc"][:-1])
             raise CrosstuneError(f"{source}: unknown key '{field}'; expected one of: {allowed}") from None
-        raise CrosstuneError(f"{source}: field '{field}': {err['msg']}") from None
+        msg = err["msg"].removeprefix("Value error, ")  # our validators' messages read better without it
+        raise CrosstuneError(f"{source}: field '{field}': {msg}") from None
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> str:

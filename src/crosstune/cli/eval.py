@@ -94,7 +94,6 @@ def _evaluate(model, task_names, modes, out_dir, limit, languages, prompt, batch
     from crosstune.eval.scorers import GenerateScorer, LoglikScorer
     from crosstune.eval.tasks import load_items
     from crosstune.models.backends import build_backend
-    from crosstune.report.consistency import task_table
 
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
@@ -102,17 +101,25 @@ def _evaluate(model, task_names, modes, out_dir, limit, languages, prompt, batch
     cfgs = [_task(name, data) for name in task_names]
     loaded = [(cfg, load_items(cfg, languages or None, prompt, limit)) for cfg in cfgs]  # fail fast on bad data
     backend = build_backend(model, dtype=dtype, batch_size=batch_size)
-    results, tables = {}, []
     for cfg, items in loaded:
         for m in modes:
             scorer = LoglikScorer(cfg) if m == "loglik" else GenerateScorer(cfg, extractor, seed, chat, max_new_tokens)
             s = run_task(backend, cfg, scorer, items, out_dir, model, prompt or cfg.default_prompt,
                          n_boot=n_boot, seed=seed)
-            results.setdefault(cfg.name, {})[m] = s
-            tables.append(task_table(s))
             out.print(f"{cfg.name} {m}: acc {s['overall_acc']:.4f}  con3 {s.get('consistency_score_3', float('nan')):.4f}"
                       f"  AC3_3 {s.get('AC3_3', float('nan')):.4f}  ({s['n_items']} items x {len(s['languages'])} langs)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_index(out_dir, model)
+
+
+def _write_index(out_dir: Path, model: str) -> None:
+    """OUT/summary.json and OUT/results.md cover every task/mode run into this folder (earlier runs too)."""
+    from crosstune.report.consistency import task_table
+
+    results, tables = {}, []
+    for path in sorted(out_dir.glob("*/*/summary.json")):
+        s = json.loads(path.read_text(encoding="utf-8"))
+        results.setdefault(path.parent.parent.name, {})[path.parent.name] = s
+        tables.append(task_table(s))
     (out_dir / "summary.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     (out_dir / "results.md").write_text(f"# Cross-lingual consistency: {model}\n\n" + "\n".join(tables),
                                         encoding="utf-8")

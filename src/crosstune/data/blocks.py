@@ -110,3 +110,47 @@ class BatchFilter(Filter):
         if batch:
             self.prepare(batch)
             yield from super().run(batch, sink)
+
+
+class Quota(Block):
+    """Keeps the first `quotas[key]` rows per key (the response language) and stops pulling rows once every
+    quota is full, so a fixed-budget recipe refills what the filters dropped from its candidate stream.
+    Surplus candidates of an already full key are unused, not excluded: they were never part of the mix."""
+
+    name = "quota"
+
+    def __init__(self, quotas: dict[str, int]):
+        super().__init__()
+        self.quotas = dict(quotas)
+        self.filled: Counter = Counter()
+
+    @staticmethod
+    def key(row: Row) -> str:
+        return row.example.meta["response_language"]
+
+    def run(self, rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
+        open_keys = {k for k, q in self.quotas.items() if q > 0}
+        if not open_keys:
+            return
+        for row in rows:
+            self.stats["in"] += 1
+            key = self.key(row)
+            if key not in open_keys:
+                self.stats["surplus_unused"] += 1
+                continue
+            self.filled[key] += 1
+            self.stats["out"] += 1
+            yield row
+            if self.filled[key] >= self.quotas[key]:
+                open_keys.discard(key)
+                if not open_keys:
+                    return
+
+    def shortfall(self) -> dict[str, str]:
+        return {k: f"{self.filled[k]}/{q}" for k, q in self.quotas.items() if self.filled[k] < q}
+
+    def report(self) -> dict:
+        out = super().report()
+        out["quotas"] = dict(self.quotas)
+        out["short"] = self.shortfall()
+        return out

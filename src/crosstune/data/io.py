@@ -254,9 +254,12 @@ def example_to_row(ex: Example, fmt: str) -> dict:
     raise CrosstuneError(f"cannot write format {fmt!r}; expected crosstune, openai, sharegpt or alpaca")
 
 
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=False, separators=(", ", ": "))
+
+
 def dumps_row(row: dict) -> str:
     """Canonical JSON for a row: the same row always gives the same bytes."""
-    return json.dumps(row, ensure_ascii=False, sort_keys=False, separators=(", ", ": "))
+    return _ROW_ENCODER.encode(row)  # one shared encoder: json.dumps with options builds a new one per call
 
 
 def _open_write(p: Path):

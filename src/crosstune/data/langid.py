@@ -132,7 +132,8 @@ class LinguaDetector:
         # lingua's values are relative: over all 75 languages an English sentence may top out near 0.2,
         # so by default the argmax counts (as `detect_language_of` does) unless every value is 0.
         ok = best.value > 0 and best.value >= self.min_confidence
-        return (tag if ok else None), float(best.value)
+        # rounded: the parallel and the single-text paths differ in the last float bits
+        return (tag if ok else None), round(float(best.value), 4)
 
     def detect(self, text: str) -> tuple[str | None, float]:
         return self.detect_many([text])[0]

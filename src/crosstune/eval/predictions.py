@@ -6,6 +6,7 @@ Rows: `{"task", "model", "eval_mode", "prompt_index", "id", "model_prediction": 
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from pathlib import Path
 
@@ -74,3 +75,60 @@ def score_predictions(path: str | Path, cfg: TaskConfig, extractor: str = "seaev
         summary["n_items_in_task"] = len(items)
         summaries[f"{model}|{mode}"] = summary
     return summaries, records
+
+
+class _RecordingRng:
+    """Stands in for `random`: remembers the candidates of the one random pick an extraction may make."""
+
+    def __init__(self):
+        self.candidates: list[str] | None = None
+
+    def choice(self, seq):
+        self.candidates = list(seq)
+        return seq[0]
+
+
+def fallback_expectation(path: str | Path, cfg: TaskConfig, extractor: str = "seaeval", s: int = 3,
+                         n_draws: int = 2000, seed: int = 0) -> dict:
+    """For each "MODEL|EVAL_MODE": the mean and SD of Accuracy, Consistency_s and AC3_s over the extractor's random
+    fallback (empty output, tie, no match), by simulation. An unseeded score (SeaEval's) is one draw of this."""
+    import numpy as np
+
+    align = EXTRACTORS[extractor]
+    name_to_tag = {name: tag for tag, name in cfg.languages.items()}
+    items = {group[next(iter(group))].id: group for group in load_items(cfg)}
+    rng = np.random.default_rng(seed)
+    out = {}
+    for (model, mode), rows in _group_rows(Path(path), cfg.name).items():
+        names = list(next(iter(rows.values()))[1]["model_prediction"])
+        acc = np.zeros((n_draws, len(rows), len(names)))
+        labels = np.empty((n_draws, len(rows), len(names)), dtype=object)
+        n_random = 0
+        for i, (item_id, (_, row)) in enumerate(rows.items()):
+            for j, name in enumerate(names):
+                item = items[item_id][name_to_tag[name]]
+                text = row["model_prediction"][name]
+                text = text.split("\n")[0] if mode == "five_shot" else text
+                rec = _RecordingRng()
+                choice, _ = align(list(item.choices), text, rec)
+                cands = rec.candidates or [choice]
+                n_random += rec.candidates is not None
+                draw = [cands[k] for k in rng.integers(0, len(cands), n_draws)]
+                acc[:, i, j] = [c == item.answer for c in draw]
+                labels[:, i, j] = [c[0:3] for c in draw]
+        a = acc.mean(axis=(1, 2))
+        con = np.zeros(n_draws)
+        combos = list(itertools.combinations(range(len(names)), s))
+        for combo in combos:
+            same = np.ones((n_draws, len(rows)), dtype=bool)
+            for j in combo[1:]:
+                same &= labels[:, :, j] == labels[:, :, combo[0]]
+            con += same.mean(axis=1)
+        con /= len(combos)
+        f = 2 * a * con / (a + con + EPS)
+        out[f"{model}|{mode}"] = {"random_decisions": int(n_random), "n_draws": n_draws,
+                                  "mean": {"overall_acc": float(a.mean()), f"consistency_score_{s}": float(con.mean()),
+                                           f"AC3_{s}": float(f.mean())},
+                                  "sd": {"overall_acc": float(a.std()), f"consistency_score_{s}": float(con.std()),
+                                         f"AC3_{s}": float(f.std())}}
+    return out

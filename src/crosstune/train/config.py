@@ -37,9 +37,9 @@ class TokenizeSection(StrictModel):
 class BatchSection(StrictModel):
     size: int = Field(4, gt=0)  # examples (pad/flatten) or packed sequences (pack) per micro-batch per process
     grad_accum: int = Field(1, gt=0)
-    # pad: length-grouped padded batches; flatten: each micro-batch's examples in one row, no padding;
-    # pack: examples packed into sequences of max_length. flatten/pack isolate examples via position_ids.
-    mode: Literal["pad", "flatten", "pack"] = "flatten"
+    # pad: length-grouped padded batches (safe with any attention implementation);
+    # pack: examples packed into rows of max_length tokens, isolated via position_ids (checked at start-up).
+    mode: Literal["pad", "pack"] = "pad"
 
 
 class OptimSection(StrictModel):

@@ -12,9 +12,11 @@ from crosstune.train.config import TrainConfig
 from crosstune.train.lora import attach_lora
 
 
-def build(cfg: TrainConfig, verbose: bool = True):
-    """Tokenizer first: a folder without one fails before the (slow) model load."""
-    tokenizer = load_tokenizer(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
+def build_tokenizer(cfg: TrainConfig):
+    return load_tokenizer(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
+
+
+def build_model(cfg: TrainConfig, verbose: bool = True):
     model = load_model(cfg.model.name, dtype="float32", trust_remote_code=cfg.model.trust_remote_code)
     model.config.use_cache = False
     if cfg.method == "lora":
@@ -23,7 +25,7 @@ def build(cfg: TrainConfig, verbose: bool = True):
     total = sum(p.numel() for p in model.parameters())
     if verbose:
         console.print(f"model: {type(_hf(model)).__name__}, {cfg.method}, trainable {trainable:,} of {total:,} params")
-    return model, tokenizer
+    return model
 
 
 def _hf(model):

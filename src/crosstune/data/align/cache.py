@@ -10,7 +10,15 @@ from pathlib import Path
 
 from crosstune.data.align.core import AlignedPair, Alignment, AlignParams
 
-ALGORITHM_VERSION = "1"  # bump when scoring changes so old cache entries are not reused
+SCORING_MODULES = ("signals.py", "features.py", "scoring.py", "dp.py", "core.py")
+
+
+def algorithm_digest() -> str:
+    """Hash of the aligner's own source: any change to the scoring invalidates old cache entries by itself."""
+    h = hashlib.sha256()
+    for name in SCORING_MODULES:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def file_digest(path: str | Path) -> str:
@@ -23,7 +31,7 @@ def file_digest(path: str | Path) -> str:
 
 def cache_key(reference: dict, target: dict, params: AlignParams) -> str:
     """`reference`/`target` describe a source: path digest plus format, prefix, language."""
-    payload = {"v": ALGORITHM_VERSION, "reference": reference, "target": target, "params": dataclasses.asdict(params)}
+    payload = {"algorithm": algorithm_digest(), "reference": reference, "target": target, "params": dataclasses.asdict(params)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 

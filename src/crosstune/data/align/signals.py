@@ -54,6 +54,14 @@ def _signature(items) -> list[int]:
     return [(bits >> (64 * w)) & 0xFFFFFFFFFFFFFFFF for w in range(SIG_WORDS)]
 
 
+def prompt_text(ex: Example) -> str:
+    """Instruction and input joined by one space: Alpaca's blank line and a translation's ': ' both vanish."""
+    fields = ex.meta.get("fields") or {}
+    if fields.get("input", "").strip():
+        return f"{fields['instruction']} {fields['input']}"
+    return ex.instruction.content
+
+
 def _numbers(text: str) -> set[str]:
     # Digit runs only: "1,000" (en) and "1.000" (vi) both give {"1", "000"}.
     return {m.lstrip("0") or "0" for m in NUMBER.findall(text)}
@@ -63,20 +71,29 @@ def _latin_tokens(text: str) -> set[str]:
     return {t.lower() for t in LATIN_TOKEN.findall(text)} | set(URL.findall(text))
 
 
-def _layout(text: str, chars: str) -> list[int]:
-    return [text.count(c) for c in chars]
+def _char_counts(texts: list[str], chars: str) -> np.ndarray:
+    """(len(chars), len(texts)) counts, vectorised over one concatenated code-point array."""
+    codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    row = np.repeat(np.arange(len(texts)), [len(t) for t in texts])
+    return np.stack([np.bincount(row[codes == ord(c)], minlength=len(texts)) for c in chars]) if texts else \
+        np.zeros((len(chars), 0))
 
 
-def copied_vocabulary(reference: Sequence[Example], target: Sequence[Example]) -> frozenset[str]:
+def token_sets(rows: Sequence[Example]) -> list[set[str]]:
+    """Latin tokens and URLs of each row (prompt and output), computed once and shared by the steps below."""
+    return [_latin_tokens(prompt_text(ex) + "\n" + ex.response.content) for ex in rows]
+
+
+def copied_vocabulary(reference: Sequence[set[str]], target: Sequence[set[str]]) -> frozenset[str]:
     """Latin tokens that look copied through translation: present on both sides and not a target-language word.
 
     A token frequent in the target but rare in the reference (Vietnamese 'cho', 'con', 'khi' are pure ASCII) is a
     native word, not a copy, so it is left out.
     """
-    def doc_freq(rows: Sequence[Example]) -> Counter:
+    def doc_freq(rows: Sequence[set[str]]) -> Counter:
         df: Counter = Counter()
-        for ex in rows:
-            df.update(_latin_tokens(ex.instruction.content + "\n" + ex.response.content))
+        for tokens in rows:
+            df.update(tokens)
         return df
 
     df_ref, df_tgt = doc_freq(reference), doc_freq(target)
@@ -85,13 +102,13 @@ def copied_vocabulary(reference: Sequence[Example], target: Sequence[Example]) -
                      if t in df_ref and c / n_tgt <= 3 * df_ref[t] / n_ref + 0.001)
 
 
-def row_signals(rows: Sequence[Example], vocabulary: frozenset[str]) -> RowSignals:
+def row_signals(rows: Sequence[Example], tokens: Sequence[set[str]], vocabulary: frozenset[str]) -> RowSignals:
     n = len(rows)
-    cols = {k: [] for k in ("lp", "lo", "np", "no", "cp", "co", "tok", "ct", "yp", "yo")}
-    for ex in rows:
-        prompt, output = ex.instruction.content, ex.response.content
+    cols = {k: [] for k in ("lp", "lo", "np", "no", "cp", "co", "tok", "ct")}
+    prompts, outputs = [prompt_text(ex) for ex in rows], [ex.response.content for ex in rows]
+    for prompt, output, row_tokens in zip(prompts, outputs, tokens):
         nums_p, nums_o = _numbers(prompt), _numbers(output)
-        toks = {t for t in _latin_tokens(prompt + "\n" + output) if t in vocabulary or t.startswith(("http", "www"))}
+        toks = {t for t in row_tokens if t in vocabulary or t.startswith(("http", "www"))}
         cols["lp"].append(len(prompt))
         cols["lo"].append(len(output))
         cols["np"].append(_signature(nums_p))
@@ -100,19 +117,17 @@ def row_signals(rows: Sequence[Example], vocabulary: frozenset[str]) -> RowSigna
         cols["co"].append(len(nums_o))
         cols["tok"].append(_signature(toks))
         cols["ct"].append(len(toks))
-        cols["yp"].append(_layout(prompt, LAYOUT_PROMPT))
-        cols["yo"].append(_layout(output, LAYOUT_OUTPUT))
 
     def sig(key):
         return np.ascontiguousarray(np.array(cols[key], dtype=np.uint64).reshape(n, SIG_WORDS).T)
 
-    def log_counts(key, width=None):
-        a = np.asarray(cols[key], dtype=np.float32)
-        return np.log1p(np.ascontiguousarray(a.reshape(n, width).T) if width else a)
+    def log_counts(key):
+        return np.log1p(np.asarray(cols[key], dtype=np.float32))
 
     return RowSignals(
         log_len_prompt=log_counts("lp"), log_len_output=log_counts("lo"),
         nums_prompt=sig("np"), nums_output=sig("no"),
         n_nums_prompt=np.asarray(cols["cp"], np.float32), n_nums_output=np.asarray(cols["co"], np.float32),
         tokens=sig("tok"), n_tokens=np.asarray(cols["ct"], np.float32),
-        layout_prompt=log_counts("yp", len(LAYOUT_PROMPT)), layout_output=log_counts("yo", len(LAYOUT_OUTPUT)))
+        layout_prompt=np.log1p(_char_counts(prompts, LAYOUT_PROMPT).astype(np.float32)),
+        layout_output=np.log1p(_char_counts(outputs, LAYOUT_OUTPUT).astype(np.float32)))

@@ -5,7 +5,6 @@ Near duplicates use characters, not words, so Chinese (no spaces) works like Eng
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import numpy as np
@@ -39,10 +38,11 @@ class ExactDedup(Filter):
 
     def __init__(self, cfg: ExactDedupConfig | None = None):
         super().__init__()
-        self.seen: dict[bytes, str] = {}
+        self.seen: dict[tuple, str] = {}
 
     def check(self, row: Row) -> tuple[str, str] | None:
-        key = hashlib.blake2b(row_text(row).encode("utf-8"), digest_size=16).digest()
+        # The texts themselves are the key: no hash collisions, and str objects cache their own hash.
+        key = tuple((m.role, m.content) for m in row.example.messages)
         first = self.seen.setdefault(key, row.example.id)
         return None if first == row.example.id else ("exact_duplicate", f"same as {first}")
 

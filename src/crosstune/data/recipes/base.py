@@ -22,3 +22,29 @@ class Recipe:
     languages: Callable[[Any], list[str]]  # languages the recipe needs from `sources`
     build: Builder
     uses_sources: bool = True
+
+
+@dataclass
+class Budgeted:
+    """A fixed-budget recipe's output: an ordered candidate stream (longer than needed) and how many rows of
+    each response language to keep after filtering."""
+
+    rows: Iterator[Row]
+    quotas: dict[str, int]
+
+
+def interleave(pattern: list[str], pools: dict[str, Iterator[str]]) -> Iterator[tuple[str, str]]:
+    """(language, item id) following `pattern` cyclically; a language stops when its pool runs out. Pass the
+    same iterator for every language to keep items disjoint across languages."""
+    live = set(pattern)
+    j = 0
+    while live:
+        lang = pattern[j % len(pattern)]
+        j += 1
+        if lang not in live:
+            continue
+        item = next(pools[lang], None)
+        if item is None:
+            live.discard(lang)
+            continue
+        yield lang, item

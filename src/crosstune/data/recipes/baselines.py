@@ -14,7 +14,7 @@ from pydantic import field_validator, model_validator
 
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
-from crosstune.data.recipes.base import Recipe
+from crosstune.data.recipes.base import Budgeted, Recipe, interleave
 from crosstune.data.recipes.common import Volume, draw_indices, languages_field, resolve_volume
 from crosstune.data.recipes.pinch import _mono_row
 from crosstune.data.recipes.sources import Corpus
@@ -64,12 +64,20 @@ def _items(corpus: Corpus, lang: str) -> list[str]:
     return list(corpus.parallel.items[lang])
 
 
-def build_monolingual(p: MonolingualParams, corpus: Corpus, rng, log) -> Iterator[Row]:
+def _pool(ids: list[str], n: int, replace: bool, rng) -> Iterator[str]:
+    """Seeded candidates: every item once (so filtered rows are refilled), or 2n draws with replacement."""
+    return (ids[int(i)] for i in draw_indices(rng, len(ids), 2 * n if replace else len(ids), replace))
+
+
+def build_monolingual(p: MonolingualParams, corpus: Corpus, rng, log) -> Iterator[Row] | Budgeted:
     ids = _items(corpus, p.language)
     n = resolve_volume(p.total, len(ids), "monolingual total", p.replace)
-    picks = draw_indices(rng, len(ids), n, p.replace)
     log.append(f"monolingual: {n:,} of {len(ids):,} {p.language} items")
-    return (_mono_row(corpus, "monolingual", k, p.language, ids[int(i)]) for k, i in enumerate(picks))
+    if p.total == "all":
+        return (_mono_row(corpus, "monolingual", k, p.language, item) for k, item in enumerate(ids))
+    rows = (_mono_row(corpus, "monolingual", k, p.language, item)
+            for k, item in enumerate(_pool(ids, n, p.replace, rng)))
+    return Budgeted(rows, {p.language: n})
 
 
 def largest_remainder(total: int, shares: dict[str, float]) -> dict[str, int]:
@@ -83,31 +91,29 @@ def largest_remainder(total: int, shares: dict[str, float]) -> dict[str, int]:
     return counts
 
 
-def build_multilingual(p: MultilingualParams, corpus: Corpus, rng, log) -> Iterator[Row]:
+def build_multilingual(p: MultilingualParams, corpus: Corpus, rng, log) -> Iterator[Row] | Budgeted:
     ids = {lang: _items(corpus, lang) for lang in p.languages}
-    if p.total == "all":
-        counts = {lang: len(v) for lang, v in ids.items()}
+    if p.total == "all":  # every item of every language
+        log.append("multilingual: " + ", ".join(f"{lang} {len(v):,}" for lang, v in ids.items()))
+        return (_mono_row(corpus, "multilingual", f"{lang}-{item}", lang, item)
+                for lang in p.languages for item in ids[lang])
+    if p.weights is not None:
+        shares = p.weights
+    elif p.temperature is not None:
+        shares = {lang: len(v) ** (1 / p.temperature) for lang, v in ids.items()}
     else:
-        if p.weights is not None:
-            shares = p.weights
-        elif p.temperature is not None:
-            shares = {lang: len(v) ** (1 / p.temperature) for lang, v in ids.items()}
-        else:
-            shares = {lang: 1.0 for lang in p.languages}
-        counts = largest_remainder(p.total, shares)
-    picks = {lang: draw_indices(rng, len(ids[lang]), resolve_volume(c, len(ids[lang]), f"multilingual {lang}",
-                                                                   p.replace) if c else 0, p.replace)
-             for lang, c in counts.items()}
-    log.append("multilingual: " + ", ".join(f"{lang} {c:,}/{len(ids[lang]):,}" for lang, c in counts.items()))
-
-    def rows() -> Iterator[Row]:
-        k = 0
-        for lang in p.languages:
-            for i in picks[lang]:
-                yield _mono_row(corpus, "multilingual", k, lang, ids[lang][int(i)])
-                k += 1
-
-    return rows()
+        shares = {lang: 1.0 for lang in p.languages}
+    quotas = largest_remainder(p.total, shares)
+    for lang, c in quotas.items():
+        if c:
+            resolve_volume(c, len(ids[lang]), f"multilingual {lang}", p.replace)
+    log.append("multilingual: " + ", ".join(f"{lang} {c:,}/{len(ids[lang]):,}" for lang, c in quotas.items()))
+    pools = {lang: _pool(ids[lang], c, p.replace, rng) for lang, c in quotas.items()}
+    labels = [lang for lang, c in quotas.items() for _ in range(c)]
+    pattern = [labels[int(j)] for j in rng.permutation(len(labels))]
+    rows = (_mono_row(corpus, "multilingual", k, lang, item)
+            for k, (lang, item) in enumerate(interleave(pattern, pools)))
+    return Budgeted(rows, quotas)
 
 
 MONOLINGUAL = Recipe("monolingual", MonolingualParams, lambda p: [p.language], build_monolingual)

@@ -47,15 +47,16 @@ def language_name(code: str, in_language: str = "en") -> str:
     import langcodes
 
     name = langcodes.Language.get(normalize(code)).display_name(in_language)
-    return name.removeprefix("bahasa ")  # Indonesian names itself "bahasa Indonesia"; templates add "bahasa"
+    name = name.removeprefix("bahasa ")  # Indonesian names itself "bahasa Indonesia"; templates add "bahasa"
+    return name[0].lower() + name[1:] if in_language == "vi" else name  # "bằng tiếng Anh", mid-sentence
 
 
 def marked_user_text(instruction: str, inp: str, instruction_language: str, target: str, marking: Marking) -> str:
-    """The user turn asking for a response in `target`. Tag: appended to the input, and an empty input becomes
-    just the tag (CrossIn's builder). Directive: appended to the instruction (X-Instruction)."""
+    """The user turn asking for a response in `target`. Tag: appended to the input, so an empty input becomes
+    just the tag and the with-input layout is used (CrossIn's builder). Directive: appended to the
+    instruction (X-Instruction)."""
     if marking.style == "tag":
-        tag = marking.tag.format(code=target)
-        return f"{instruction}\n\n{inp}{tag}" if inp.strip() else f"{instruction}{tag}"
+        return f"{instruction}\n\n{inp}{marking.tag.format(code=target)}"
     if marking.style == "directive":
         lang, template = marking.template(instruction_language)
         directive = template.format(language=language_name(target, lang))

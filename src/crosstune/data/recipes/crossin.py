@@ -76,25 +76,28 @@ def build(p: CrossInParams, corpus: Corpus, rng: np.random.Generator, log: list[
     volumes = {m: resolve_volume(v, n, f"crossin mode {m}", p.replace) for m, v in p.modes.items()}
     draws = max([v for m, v in volumes.items() if not (m == "base" and p.modes[m] == "all")] or [0])
     xs = [x for x in p.languages if x != p.english]
-    # All draws happen up front in a fixed order, so adding a mode never changes another mode's rows.
-    items = draw_indices(rng, n, draws, p.replace) if draws else np.zeros(0, dtype=int)
-    targets = rng.integers(0, len(xs), size=draws)
-    pairs = rng.integers(0, len(p.languages), size=(draws, 2))
-    coin = rng.integers(0, 2, size=draws)
-    base_langs = rng.integers(0, len(p.base_languages), size=draws)
+    # One child stream per kind of draw: mode m takes the first N_m draws, so changing one mode's volume
+    # or adding a mode leaves the other modes' rows as they were.
+    r_items, r_targets, r_pairs, r_coin, r_base = rng.spawn(5)
+    items = draw_indices(r_items, n, draws, p.replace) if draws else np.zeros(0, dtype=int)
+    targets = r_targets.integers(0, len(xs), size=draws)
+    pairs = r_pairs.integers(0, len(p.languages), size=(draws, 2))
+    coin = r_coin.integers(0, 2, size=draws)
+    base_langs = r_base.integers(0, len(p.base_languages), size=draws)
     ctx = _Ctx(p, corpus, ids, xs)
 
     def rows() -> Iterator[Row]:
         for mode in MODES:
             if mode not in volumes:
                 continue
-            if mode == "base" and p.modes["base"] == "all":
-                yield from (ctx.base(i, lang, f"{i}-{lang}") for lang in p.base_languages for i in range(n))
+            if mode == "base" and p.modes["base"] == "all":  # every item of each base language, once
+                yield from (ctx.base(item, lang, f"{lang}-{item}")
+                            for lang in p.base_languages for item in corpus.parallel.items[lang])
                 continue
             for k in range(volumes[mode]):
                 i = int(items[k])
                 if mode == "base":
-                    yield ctx.base(i, p.base_languages[base_langs[k]], k)
+                    yield ctx.base(ids[i], p.base_languages[base_langs[k]], k)
                 elif mode == "en2x":
                     yield ctx.cross(mode, i, p.english, xs[targets[k]], k)
                 elif mode == "x2en":
@@ -123,8 +126,7 @@ class _Ctx:
     def _id(self, mode: str, k) -> str:
         return f"crossin-{mode}-{k}"
 
-    def base(self, i: int, lang: str, k) -> Row:
-        item = self.ids[i]
+    def base(self, item: str, lang: str, k) -> Row:
         instr, inp, out = self.corpus.fields(lang, item)
         user = alpaca_user_text(instr, inp)
         return make_row(self._id("base", k), recipe="crossin", mode="base", user=user, response=out,

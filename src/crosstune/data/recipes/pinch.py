@@ -19,7 +19,7 @@ from pydantic import field_validator, model_validator
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
 from crosstune.data.io import alpaca_user_text
-from crosstune.data.recipes.base import Recipe
+from crosstune.data.recipes.base import Budgeted, Recipe, interleave
 from crosstune.data.recipes.common import (Volume, draw_indices, languages_field, make_row, resolve_volume,
                                            spread_evenly)
 from crosstune.data.recipes.sources import Corpus
@@ -114,23 +114,26 @@ def _mono_row(corpus: Corpus, recipe: str, k: int, lang: str, item: str) -> Row:
                     checks=(("user", user, lang), ("assistant", out, lang)))
 
 
-def _assign(recipe: str, corpus: Corpus, langs: list[str], total, replace: bool, rng: np.random.Generator,
-            log: list[str]) -> tuple[list[str], np.ndarray]:
+def _candidates(recipe: str, corpus: Corpus, langs: list[str], total, replace: bool, rng: np.random.Generator,
+                log: list[str]) -> tuple[int, Iterator[str]]:
+    """The budget and a seeded stream of candidate items (all items without replacement, so the filters'
+    drops are refilled from the rest)."""
     corpus.parallel.require(langs)
     ids = corpus.parallel.ids(langs)
     n = resolve_volume(total, len(ids), f"{recipe} total", replace)
     log.append(f"{recipe}: {len(ids):,} items shared by {', '.join(langs)}; budget {n:,}")
-    return ids, draw_indices(rng, len(ids), n, replace)
+    order = draw_indices(rng, len(ids), 2 * n if replace else len(ids), replace)
+    return n, (ids[int(i)] for i in order)
 
 
-def _emit(recipe: str, corpus: Corpus, ids: list[str], picks: np.ndarray, lang_of: list[str]) -> Iterator[Row]:
-    for k, (i, lang) in enumerate(zip(picks, lang_of)):
-        yield _mono_row(corpus, recipe, k, lang, ids[int(i)])
+def _rows(recipe: str, corpus: Corpus, pattern: list[str], pool: Iterator[str]) -> Iterator[Row]:
+    pools = {lang: pool for lang in pattern}
+    for k, (lang, item) in enumerate(interleave(pattern, pools)):
+        yield _mono_row(corpus, recipe, k, lang, item)
 
 
-def build_pinch(p: PinchParams, corpus: Corpus, rng: np.random.Generator, log: list[str]) -> Iterator[Row]:
-    ids, picks = _assign("pinch", corpus, [p.english, *p.languages], p.total, p.replace, rng, log)
-    n = len(picks)
+def build_pinch(p: PinchParams, corpus: Corpus, rng: np.random.Generator, log: list[str]) -> Budgeted:
+    n, pool = _candidates("pinch", corpus, [p.english, *p.languages], p.total, p.replace, rng, log)
     spread = [p.english, *p.languages] if p.english_in_spread else p.languages
     if p.count is not None:
         k, how = p.count, f"count={p.count}"
@@ -143,28 +146,29 @@ def build_pinch(p: PinchParams, corpus: Corpus, rng: np.random.Generator, log: l
     per_lang = spread_evenly(k, spread, rng)
     log.append(f"pinch: {how}, spread over {len(spread)} languages: "
                + ", ".join(f"{lang} {c}" for lang, c in per_lang.items()))
-    lang_of = [p.english] * n
-    slots = rng.permutation(n)[:k]  # which budget positions get a non-English language
-    langs = [lang for lang, c in per_lang.items() for _ in range(c)]
-    for slot, lang in zip(slots, langs):
-        lang_of[int(slot)] = lang
-    return _emit("pinch", corpus, ids, picks, lang_of)
+    quotas = {p.english: n - k, **{lang: c for lang, c in per_lang.items() if lang != p.english}}
+    quotas[p.english] += per_lang.get(p.english, 0)
+    return Budgeted(_rows("pinch", corpus, _pattern(quotas, rng), pool), quotas)
 
 
-def _uniform(recipe: str, langs: list[str], total, replace: bool, corpus: Corpus, rng, log) -> Iterator[Row]:
-    ids, picks = _assign(recipe, corpus, langs, total, replace, rng, log)
-    per_lang = spread_evenly(len(picks), langs, rng)
-    log.append(f"{recipe}: " + ", ".join(f"{lang} {c}" for lang, c in per_lang.items()))
-    lang_of = [lang for lang, c in per_lang.items() for _ in range(c)]
-    lang_of = [lang_of[int(j)] for j in rng.permutation(len(lang_of))]
-    return _emit(recipe, corpus, ids, picks, lang_of)
+def _pattern(quotas: dict[str, int], rng: np.random.Generator) -> list[str]:
+    """Languages laid out over the budget's positions in a seeded order (the candidate stream cycles it)."""
+    labels = [lang for lang, c in quotas.items() for _ in range(c)]
+    return [labels[int(j)] for j in rng.permutation(len(labels))]
 
 
-def build_budget(p: BudgetParams, corpus: Corpus, rng, log) -> Iterator[Row]:
+def _uniform(recipe: str, langs: list[str], total, replace: bool, corpus: Corpus, rng, log) -> Budgeted:
+    n, pool = _candidates(recipe, corpus, langs, total, replace, rng, log)
+    quotas = spread_evenly(n, langs, rng)
+    log.append(f"{recipe}: " + ", ".join(f"{lang} {c}" for lang, c in quotas.items()))
+    return Budgeted(_rows(recipe, corpus, _pattern(quotas, rng), pool), quotas)
+
+
+def build_budget(p: BudgetParams, corpus: Corpus, rng, log) -> Budgeted:
     return _uniform("language_budget", p.chosen, p.total, p.replace, corpus, rng, log)
 
 
-def build_bilingual(p: BilingualParams, corpus: Corpus, rng, log) -> Iterator[Row]:
+def build_bilingual(p: BilingualParams, corpus: Corpus, rng, log) -> Budgeted:
     return _uniform("bilingual", p.languages, p.total, p.replace, corpus, rng, log)
 
 

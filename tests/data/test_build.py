@@ -1,0 +1,111 @@
+"""`crosstune.data.build`: recipe YAML -> train.jsonl, manifest.json, exclusions.jsonl; deterministic per seed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crosstune.data.build import build, plan_build
+from crosstune.data.recipes.sources import resolve_path
+from crosstune.errors import CrosstuneError
+from tests.conftest import REPO, shared_path
+from tests.data.recipe_slices import slices, source_entries  # noqa: F401  (fixture)
+
+
+def write_recipe(tmp_path: Path, slices, **changes) -> Path:  # noqa: F811
+    cfg = {"name": "crossin", "seed": 0, "sources": source_entries(slices),
+           "recipe": {"languages": ["en", "zh", "vi"], "modes": {"base": 100, "en2x": 100, "x2en": 100,
+                                                                  "translate": 100}},
+           "filters": {"langid": {"backend": "pycld2"}, "near_dedup": {"threshold": 0.9}}}
+    cfg.update(changes)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def files(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in ("train.jsonl", "manifest.json", "exclusions.jsonl")}
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path, slices):  # noqa: F811
+    recipe = write_recipe(tmp_path, slices)
+    build(recipe, tmp_path / "a")
+    build(recipe, tmp_path / "b")
+    build(recipe, tmp_path / "c", seed=1)
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+    assert files(tmp_path / "a")["train.jsonl"] != files(tmp_path / "c")["train.jsonl"]
+
+
+def test_rows_and_manifest(tmp_path, slices):  # noqa: F811
+    recipe = write_recipe(tmp_path, slices)
+    result = build(recipe, tmp_path / "out", overrides=["recipe.modes.en2x=50"])
+    rows = [json.loads(line) for line in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m == result.manifest
+    for r in rows:
+        assert list(r) == ["id", "messages", "meta"]
+        assert list(r["meta"]) == ["recipe", "mode", "instruction_language", "response_language", "source_ids"]
+        assert [list(msg) for msg in r["messages"]] == [["role", "content", "language"]] * 2
+    assert m["seed"] == 0 and len(m["config_hash"]) == 16 and m["config"]["recipe"]["modes"]["en2x"] == 50
+    assert m["counts"]["rows"] == len(rows)
+    assert sum(m["counts"]["per_mode"].values()) == len(rows)
+    assert set(m["counts"]["per_mode"]) == {"base", "en2x", "x2en", "translate"}
+    assert m["counts"]["per_mode_and_pair"]["base:en->en"] <= 100
+    alpaca = Path(slices["alpaca"])
+    assert {"path": str(alpaca), "sha256": hashlib.sha256(alpaca.read_bytes()).hexdigest()} in m["inputs"]
+    excluded = [json.loads(line) for line in (tmp_path / "out" / "exclusions.jsonl").read_text().splitlines()]
+    assert m["exclusions"]["rows"] == len(excluded)
+    dropped = sum(v for stats in m["filters"].values() for k, v in stats.items() if k.startswith("dropped:"))
+    assert dropped == len(excluded)
+    assert {e["block"] for e in excluded} <= set(m["filters"])
+    assert m["filters"]["langid"]["assistant:agreement"] >= 0.9
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"name": "crossover"}, "unknown recipe 'crossover'; expected one of crossin, pinch"),
+    ({"recipe": {"languages": ["en", "es"], "modes": {"en2x": 5}}}, "recipe asks for es but sources only have"),
+    ({"recipe": {"languages": ["en", "zh"], "modes": {"zh2en": 5}}}, "unknown mode"),
+    ({"recipe": {"languages": ["en", "zh"], "modes": {"en2x": 5}, "colour": 1}}, "unknown key 'colour'"),
+    ({"filters": {"langid": {"backend": "fasttext"}}}, "filters.langid.backend"),
+    ({"name": "pinch", "recipe": {"languages": ["zh"], "percent": 101}}, "within 0..100"),
+])
+def test_config_errors_come_before_any_work(tmp_path, slices, changes, message):  # noqa: F811
+    recipe = write_recipe(tmp_path, slices, **changes)
+    with pytest.raises(CrosstuneError, match=message):
+        build(recipe, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_volume_larger_than_corpus(tmp_path, slices):  # noqa: F811
+    recipe = write_recipe(tmp_path, slices, recipe={"languages": ["en", "zh"], "modes": {"en2x": 1000},
+                                                    "replace": False})
+    with pytest.raises(CrosstuneError, match="asks for 1,000 items but the corpus has 300.*replace: true"):
+        build(recipe, tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "recipes").glob("*.yaml")))
+def test_shipped_recipes_validate_and_point_at_real_files(name):
+    shared_path()  # skip without the shared data
+    plan = plan_build(REPO / "recipes" / name)
+    specs = [s.path for s in plan.config.sources] + [s.align_to.path for s in plan.config.sources if s.align_to]
+    specs += [side.path for c in getattr(plan.params, "corpora", []) for side in c.sides]
+    assert specs and all(resolve_path(p, plan.base_dirs).exists() for p in specs)
+
+
+@pytest.mark.integration
+def test_crossin_on_full_alpaca_en_zh(tmp_path):
+    """All of Alpaca en/zh (52,002 items), every mode; the aligned vi is in benchmarks/bench_build.py."""
+    alpaca = str(shared_path("alpaca_chinese_parallel", "alpaca_en_zh_52k_v3.jsonl.gz"))
+    sources = [{"language": lang, "path": alpaca, "format": "alpaca", "prefix": f"{lang}_"} for lang in ("en", "zh")]
+    result = build(REPO / "recipes" / "crossin.yaml", tmp_path, overrides=[
+        f"sources={json.dumps(sources)}", "recipe.languages=[en, zh]",
+        "recipe.modes={base: all, en2x: all, x2en: all, x2x: all, translate: all}"])
+    m = result.manifest
+    assert m["corpus"]["items"] == {"en": 52002, "zh": 52002}
+    assert set(m["counts"]["per_mode"]) == {"base", "en2x", "x2en", "x2x", "translate"}
+    assert m["filters"]["langid"]["user:agreement"] >= 0.98
+    assert m["filters"]["langid"]["assistant:agreement"] >= 0.98

@@ -1,0 +1,76 @@
+"""Filter blocks: each drop lands in the exclusion sink with its reason; counters add up."""
+
+from __future__ import annotations
+
+from crosstune.data.blocks import ExclusionSink, Quota, Row
+from crosstune.data.filters.dedup import ExactDedup, NearDedup, NearDedupConfig
+from crosstune.data.filters.langid import LangIdConfig, LangIdFilter
+from crosstune.data.filters.length import LengthConfig, LengthFilter
+from crosstune.data.recipes.common import make_row
+
+EN = "Photosynthesis is the process by which green plants use sunlight to make food from carbon dioxide and water."
+ZH = "光合作用是绿色植物利用阳光将二氧化碳和水转化为食物的过程。"
+
+
+def row(i, user, bot, ul="en", bl="en"):
+    return make_row(f"r{i}", recipe="t", mode="m", user=user, response=bot, instruction_language=ul,
+                    response_language=bl, source_ids=[str(i)], checks=(("user", user, ul), ("assistant", bot, bl)))
+
+
+def run(block, rows):
+    sink = ExclusionSink()
+    kept = [r.example.id for r in block.run(rows, sink)]
+    return kept, [(e.id, e.reason, e.block) for e in sink.items], block.report()
+
+
+def test_length():
+    kept, excl, stats = run(LengthFilter(LengthConfig(min_chars=2, max_chars=50)),
+                            [row(0, "Explain.", "ok ok"), row(1, "Explain.", " "), row(2, "Explain.", EN)])
+    assert kept == ["r0"] and excl == [("r1", "too_short", "length"), ("r2", "too_long", "length")]
+    assert stats == {"dropped:too_long": 1, "dropped:too_short": 1, "in": 3, "out": 1}
+
+
+def test_exact_dedup_keeps_the_first():
+    kept, excl, _ = run(ExactDedup(), [row(0, "Q", EN), row(1, "Q", EN), row(2, "Q2", EN)])
+    assert kept == ["r0", "r2"] and excl == [("r1", "exact_duplicate", "exact_dedup")]
+
+
+def test_near_dedup_catches_small_edits_in_any_script():
+    rows = [row(0, "Explain photosynthesis.", EN), row(1, "Explain photosynthesis!", EN.replace("food", "food,")),
+            row(2, "What is the capital of France?", "Paris is the capital of France."),
+            row(3, "解释光合作用。", ZH), row(4, "解释一下光合作用。", ZH)]
+    kept, excl, _ = run(NearDedup(NearDedupConfig(threshold=0.7)), rows)
+    assert kept == ["r0", "r2", "r3"]
+    assert [e[:2] for e in excl] == [("r1", "near_duplicate"), ("r4", "near_duplicate")]
+
+
+def test_langid_drops_mismatches_and_keeps_undetermined():
+    rows = [row(0, "Explain photosynthesis in plants.", ZH, "en", "zh"),
+            row(1, "Explain photosynthesis in plants.", EN, "en", "zh"),  # response declared zh, is English
+            row(2, "What is 12 + 30?", "42", "en", "zh")]  # a number cannot be identified
+    f = LangIdFilter(LangIdConfig(), ["en", "zh"])
+    kept, excl, stats = run(f, rows)
+    assert kept == ["r0", "r2"] and excl == [("r1", "langid_mismatch", "langid")]
+    assert stats["assistant:agree"] == 1 and stats["assistant:mismatch"] == 1
+    assert stats["assistant:undetermined"] == 1 and stats["assistant:agreement"] == 0.5
+    strict = LangIdFilter(LangIdConfig(drop_undetermined=True), ["en", "zh"])
+    assert run(strict, rows)[0] == ["r0"]
+
+
+def test_langid_accept_map():
+    ms = "Penyelidik utama mengatakan bahawa ia mungkin menghasilkan pengesanan awal kanser kepada pesakit."
+    rows = [row(0, ms, ms, "id", "id")]
+    f = LangIdFilter(LangIdConfig(backend="lingua", accept={"id": ["ms"]}), ["id", "ms"])
+    assert run(f, rows)[0] == ["r0"]
+
+
+def test_quota_stops_pulling_once_full():
+    pulled = []
+
+    def stream():
+        for i in range(100):
+            pulled.append(i)
+            yield row(i, "Q", EN, "en", "en" if i % 2 else "zh")
+
+    kept, _, stats = run(Quota({"en": 3, "zh": 1}), stream())
+    assert kept == ["r0", "r1", "r3", "r5"] and len(pulled) == 6 and stats["surplus_unused"] == 2

@@ -1,0 +1,80 @@
+"""`crosstune train`: bad input fails before training with `error: ...`; a tiny run exports a loadable merged model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from crosstune.cli import main
+
+
+def run(capsys, *args) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as e:
+        main(["train", *args])
+    code = e.value.code
+    return code, capsys.readouterr().err
+
+
+def cfg(tmp_path: Path, model, data, **extra) -> str:
+    c = {"data": str(data), "output_dir": str(tmp_path / "out"), "model": {"name": str(model)},
+         "tokenize": {"max_length": 64}, "batch": {"size": 2}, "precision": "fp32", "max_steps": 2, **extra}
+    p = tmp_path / "c.yaml"
+    p.write_text(json.dumps(c))
+    return str(p)
+
+
+def test_unknown_key_and_bad_override(tmp_path, capsys, tiny_model_dir, mixture_file):
+    code, err = run(capsys, cfg(tmp_path, tiny_model_dir, mixture_file, lora={"rank": 8}))
+    assert code == 2 and "unknown key 'lora.rank'" in err and "r, alpha" in err
+    code, err = run(capsys, cfg(tmp_path, tiny_model_dir, mixture_file), "max_steps=-1")
+    assert code == 2 and "max_steps" in err
+
+
+def test_empty_dataset(tmp_path, capsys, tiny_model_dir):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, err = run(capsys, cfg(tmp_path, tiny_model_dir, empty))
+    assert code == 2 and "empty" in err and str(empty) in err
+
+
+def test_model_folder_without_tokenizer(tmp_path, capsys, tiny_model_dir, mixture_file):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_model_dir / f, bare / f)
+    code, err = run(capsys, cfg(tmp_path, bare, mixture_file))
+    assert code == 2 and "tokenizer" in err and str(bare) in err
+
+
+def test_target_modules_that_match_nothing(tmp_path, capsys, tiny_model_dir, mixture_file):
+    code, err = run(capsys, cfg(tmp_path, tiny_model_dir, mixture_file, lora={"target_modules": ["c_attn"]}))
+    assert code == 2 and "no module of the model matches" in err and "q_proj" in err
+    assert not (tmp_path / "out" / "log.jsonl").exists()
+
+
+def test_tiny_run_logs_per_language_and_exports_merged_model(tmp_path, capsys, tiny_model_dir, mixture_file):
+    # CrossIn's typo `p_proj` matches nothing: a warning, and the other targets still get adapters
+    c = cfg(tmp_path, tiny_model_dir, mixture_file, merge=True, eval_rows=6, log={"every": 1},
+            lora={"target_modules": ["p_proj", "k_proj", "v_proj"], "modules_to_save": ["lm_head"]})
+    main(["train", c])
+    err = capsys.readouterr().err
+    assert "['p_proj'] match no module" in err
+    out = tmp_path / "out"
+    records = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    assert set(records[0]["loss_by_language"]) <= {"en", "zh"} and records[0]["data"]["train"]["rows"] == 42
+    assert {"en", "zh"} == set(records[-1]["eval_loss_by_language"])
+    assert (out / "adapter" / "adapter_config.json").is_file() and (out / "checkpoint-2").is_dir()
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    tok = AutoTokenizer.from_pretrained(out / "merged")
+    ids = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    gen = merged.generate(**ids, max_new_tokens=5, do_sample=False)
+    assert gen.shape[1] > ids["input_ids"].shape[1]
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    assert isinstance(merged.lm_head.weight, torch.Tensor)

@@ -1,0 +1,67 @@
+"""Messages -> segments -> ids/labels: the loss mask covers exactly the response text, per `loss_on`."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import AutoTokenizer
+
+from crosstune.data.schema import Example, Message
+from crosstune.errors import CrosstuneError
+from crosstune.train.templates import render, resolve_template
+from crosstune.train.tokenize import IGNORE, tokenize_all, tokenize_example
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model_dir):
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def ex(*turns, meta=None) -> Example:
+    roles = ["user", "assistant"] * len(turns)
+    return Example("x", [Message(r, t, "en") for r, t in zip(roles, turns)], meta=meta or {"mode": "base"})
+
+
+def trained_text(tok, t) -> str:
+    return tok.decode([i for i, lab in zip(t.input_ids, t.labels) if lab != IGNORE])
+
+
+def test_chat_template_masks_only_responses(tok):
+    t = tokenize_example(ex("Hi", "Yo", "Two?", "2"), tok, "chat", "response")
+    assert tok.decode(t.input_ids) == tok.apply_chat_template(
+        [{"role": r, "content": c} for r, c in [("user", "Hi"), ("assistant", "Yo"), ("user", "Two?"),
+                                                ("assistant", "2")]], tokenize=False)
+    assert trained_text(tok, t) == "Yo<|im_end|>\n2<|im_end|>\n"
+    assert trained_text(tok, tokenize_example(ex("Hi", "Yo", "Two?", "2"), tok, "chat", "last_turn")) == "2<|im_end|>\n"
+    t_all = tokenize_example(ex("Hi", "Yo"), tok, "chat", "all")
+    assert t_all.labels == t_all.input_ids
+
+
+def test_crossin_named_templates(tok):
+    e = ex("Name a color.\n\n\n[zh]", "红色", meta={"fields": {"instruction": "Name a color.", "input": "\n[zh]"}})
+    assert render(e, "gemma", tok) == [("Name a color.\n\n[zh]\n", False), ("红色<|im_end|>", True)]
+    llama = render(e, "llama", tok)[0][0]
+    assert llama == "[INST] <<SYS>>\nYou are a helpful assistant.\n<</SYS>>\n\nName a color.\n\n[zh][/INST]"
+    alpaca = render(ex("Say hi", "hi"), "alpaca", tok)[0][0]
+    assert alpaca.endswith("### Instruction:\nSay hi\n\n### Response:\n") and "### Input" not in alpaca
+
+
+def test_template_resolution(tok):
+    assert resolve_template("auto", tok) == "chat"
+    with pytest.raises(CrosstuneError, match="expected one of"):
+        resolve_template("vicuna", tok)
+
+
+def test_overlong_rows_are_truncated_or_dropped_and_counted(tok):
+    rows = [ex("short", "ok"), ex("q" * 80, "long answer"), ex("q", "a" * 80)]
+    kept, stats = tokenize_all(rows, tok, "chat", "response", 40, "truncate")
+    assert stats["truncated"] == 2 and stats["dropped_no_target"] == 1 and stats["kept"] == 2
+    assert all(len(t.input_ids) <= 40 for t in kept)
+    kept, stats = tokenize_all(rows, tok, "chat", "response", 40, "drop")
+    assert stats["dropped_too_long"] == 2 and len(kept) == 1
+
+
+def test_empty_dataset_and_all_dropped_are_errors(tok):
+    with pytest.raises(CrosstuneError, match="empty"):
+        tokenize_all([], tok, "chat", "response", 40, "truncate")
+    with pytest.raises(CrosstuneError, match="all 1 rows were dropped"):
+        tokenize_all([ex("q" * 80, "a")], tok, "chat", "response", 40, "drop")
