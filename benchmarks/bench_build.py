@@ -40,15 +40,19 @@ def naive_build(corpus, langs: list[str], out: Path, seed: int = 0) -> dict:
     rows = []
     for item in corpus.parallel.items["en"]:
         instr, inp, out_ = corpus.fields("en", item)
-        rows.append({"user": alpaca_user_text(instr, inp), "bot": out_, "ul": "en", "bl": "en", "mode": "base"})
+        user = alpaca_user_text(instr, inp)
+        rows.append({"user": user, "bot": out_, "ul": "en", "bl": "en", "mode": "base", "check": user})
     for _ in range(len(ids)):
         item, x = ids[rng.randint(len(ids))], xs[rng.randint(len(xs))]
         en_i, en_in, en_o = corpus.fields("en", item)
         x_i, x_in, x_o = corpus.fields(x, item)
-        rows.append({"user": f"{en_i}\n\n{en_in}\n[{x}]", "bot": x_o, "ul": "en", "bl": x, "mode": "en2x"})
-        rows.append({"user": f"{x_i}\n\n{x_in}\n[en]", "bot": en_o, "ul": x, "bl": "en", "mode": "x2en"})
+        # language ID checks the source texts, without tag or English directive, as ours does
+        rows.append({"user": f"{en_i}\n\n{en_in}\n[{x}]", "bot": x_o, "ul": "en", "bl": x, "mode": "en2x",
+                     "check": alpaca_user_text(en_i, en_in)})
+        rows.append({"user": f"{x_i}\n\n{x_in}\n[en]", "bot": en_o, "ul": x, "bl": "en", "mode": "x2en",
+                     "check": alpaca_user_text(x_i, x_in)})
         rows.append({"user": f"Translate the following sentence into English.\n\n{x_i}", "bot": en_i,
-                     "ul": x, "bl": "en", "mode": "translate"})
+                     "ul": x, "bl": "en", "mode": "translate", "check": x_i})
     t_gen = time.perf_counter()
     det = get_detector("pycld2", langs)
     seen, kept, n_texts = set(), [], 0
@@ -61,7 +65,7 @@ def naive_build(corpus, langs: list[str], out: Path, seed: int = 0) -> dict:
             continue
         seen.add(key)
         t = time.perf_counter()
-        (ut, _), (bt, _) = det.detect(r["user"]), det.detect(r["bot"])
+        (ut, _), (bt, _) = det.detect(r["check"]), det.detect(r["bot"])
         lid_s += time.perf_counter() - t
         n_texts += 2
         if (ut and not same_base_language(ut, r["ul"])) or (bt and not same_base_language(bt, r["bl"])):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crosstune.data.blocks import ExclusionSink, Quota, Row
+from crosstune.data.blocks import ExclusionSink, Quota
 from crosstune.data.filters.dedup import ExactDedup, NearDedup, NearDedupConfig
 from crosstune.data.filters.langid import LangIdConfig, LangIdFilter
 from crosstune.data.filters.length import LengthConfig, LengthFilter

@@ -16,8 +16,10 @@ def test_default_model_packed_lora_steps(tmp_path, capsys, default_model_dir, mi
            "max_steps": 2, "log": {"every": 1}}
     path = tmp_path / "c.yaml"
     path.write_text(json.dumps(cfg))
-    main(["train", str(path)])
+    with pytest.raises(SystemExit) as e:
+        main(["train", str(path)])
     err = capsys.readouterr().err
+    assert e.value.code == 0, err[-2000:]
     assert "mode pack" in err and "does not isolate" not in err  # sdpa + position_ids keeps examples apart
     log = [json.loads(x) for x in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -21,9 +20,9 @@ def align(
     reference_format: str = typer.Option("alpaca", "--reference-format"),
     reference_language: str = typer.Option("en", "--reference-language"),
     target_format: str = typer.Option("prompt_response", "--target-format"),
-    min_confidence: Optional[float] = typer.Option(None, "--min-confidence",
-                                                   help="Keep pairs with at least this posterior (default 0.9)."),
-    pairs_path: Optional[str] = typer.Option(None, "--pairs", help="TSV with every target row and its status "
+    min_confidence: float | None = typer.Option(None, "--min-confidence",
+                                                   help="Keep pairs with at least this posterior (default 0.99)."),
+    pairs_path: str | None = typer.Option(None, "--pairs", help="TSV with every target row and its status "
                                              "(default: OUT with .pairs.tsv)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Recompute even if a cached alignment exists."),
     show: int = typer.Option(0, "--show", help="Print this many kept pairs side by side (spread over the file) "
@@ -40,19 +39,19 @@ def align(
     threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
     if not 0.0 <= threshold <= 1.0:
         raise CrosstuneError(f"--min-confidence {threshold}: expected a probability in [0, 1]")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     alignment, rows = align_files(reference, target, target_language=target_language,
                                   reference_format=reference_format, reference_prefix=reference_prefix,
                                   reference_language=reference_language, target_format=target_format,
                                   min_confidence=threshold, use_cache=not no_cache)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     kept = reidentify(alignment, rows)
     write_examples(out_path, kept, "crosstune")
     pairs_file = pairs_path or str(Path(out_path).with_suffix("")) + ".pairs.tsv"
     write_pairs_tsv(pairs_file, alignment)
 
     s = alignment.stats
-    console.print(f"aligned {target}\n     to {reference} in {elapsed:.1f}s")
+    console.print(f"aligned {target}\n     to {reference} in {elapsed:.1f}s ({cpu:.1f}s CPU)")
     table = Table("", "rows")
     for label, key in (("target rows", "target_rows"), ("reference rows", "reference_rows"),
                        ("aligned", "aligned"), (f"kept (confidence >= {threshold:g})", "kept"),
@@ -81,7 +80,7 @@ def _show_pairs(alignment, rows, reference, reference_format, reference_prefix, 
 
     pool = [p for p in alignment.pairs if (p.confidence < alignment.min_confidence) == low]
     refs = list(read_examples(reference, reference_format, prefix=reference_prefix))
-    for p in spread_sample(pool, n, seed):
+    for p in spread_sample(pool, n, seed, alignment.n_target):
         ref, tgt = refs[p.ref_index], rows[p.target_index]
         out.print(f"--- target {p.target_index} -> reference {p.ref_id} (confidence {p.confidence:.4f})",
                   highlight=False)

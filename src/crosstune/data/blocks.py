@@ -58,18 +58,19 @@ class ExclusionSink:
 
 
 class Block:
-    """A step `run(rows, sink) -> rows` with counters in `stats` (rows in, out, and per drop reason)."""
+    """A step `run(rows, sink) -> rows` with counters: rows in, out, and per drop reason in `stats`."""
 
     name = "block"
 
     def __init__(self) -> None:
         self.stats: Counter = Counter()
+        self.n_in = self.n_out = 0  # plain ints: a Counter update per row is measurable at 200K rows
 
     def run(self, rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
         raise NotImplementedError
 
     def report(self) -> dict:
-        return dict(sorted(self.stats.items()))
+        return dict(sorted({**self.stats, "in": self.n_in, "out": self.n_out}.items()))
 
 
 class Filter(Block):
@@ -79,11 +80,12 @@ class Filter(Block):
         raise NotImplementedError
 
     def run(self, rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
+        check = self.check
         for row in rows:
-            self.stats["in"] += 1
-            verdict = self.check(row)
+            self.n_in += 1
+            verdict = check(row)
             if verdict is None:
-                self.stats["out"] += 1
+                self.n_out += 1
                 yield row
             else:
                 reason, detail = verdict
@@ -133,13 +135,13 @@ class Quota(Block):
         if not open_keys:
             return
         for row in rows:
-            self.stats["in"] += 1
+            self.n_in += 1
             key = self.key(row)
             if key not in open_keys:
                 self.stats["surplus_unused"] += 1
                 continue
             self.filled[key] += 1
-            self.stats["out"] += 1
+            self.n_out += 1
             yield row
             if self.filled[key] >= self.quotas[key]:
                 open_keys.discard(key)

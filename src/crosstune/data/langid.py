@@ -1,10 +1,10 @@
 """Language identification with libraries that ship their model (no download at run time).
 
-`get_detector("pycld2")` is fast (tens of thousands of texts/s); `get_detector("lingua", languages=[...])` is
-slower but more accurate on short text and tells Malay from Indonesian better. Both return canonical tags
-(`crosstune.languages.normalize`) and a confidence in 0..1; `(None, 0.0)` means "no answer" (too few letters, or the backend abstains); best-effort guesses on short
-text come back with a low confidence, so callers choose their own threshold.
-Measurements: docs/benchmarks/langid.md.
+`get_detector("pycld2")` is the fast default (tens of thousands of texts/s); `get_detector("lingua", languages)`
+is 10-30x slower but more accurate on short text. Both return canonical tags (`crosstune.languages.normalize`)
+and a confidence in 0..1. `(None, 0.0)` means no answer (too few letters, or the backend abstains); best-effort
+guesses on short text come back with a low confidence, so callers pick their own threshold.
+Malay vs Indonesian defeats both. Measurements: docs/benchmarks/langid.md (benchmarks/bench_langid.py).
 """
 
 from __future__ import annotations

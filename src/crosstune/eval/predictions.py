@@ -101,8 +101,9 @@ def fallback_expectation(path: str | Path, cfg: TaskConfig, extractor: str = "se
     out = {}
     for (model, mode), rows in _group_rows(Path(path), cfg.name).items():
         names = list(next(iter(rows.values()))[1]["model_prediction"])
-        acc = np.zeros((n_draws, len(rows), len(names)))
-        labels = np.empty((n_draws, len(rows), len(names)), dtype=object)
+        acc = np.zeros((n_draws, len(rows), len(names)), dtype=bool)
+        labels = np.zeros((n_draws, len(rows), len(names)), dtype=np.int64)
+        codes: dict[str, int] = {}
         n_random = 0
         for i, (item_id, (_, row)) in enumerate(rows.items()):
             for j, name in enumerate(names):
@@ -113,9 +114,9 @@ def fallback_expectation(path: str | Path, cfg: TaskConfig, extractor: str = "se
                 choice, _ = align(list(item.choices), text, rec)
                 cands = rec.candidates or [choice]
                 n_random += rec.candidates is not None
-                draw = [cands[k] for k in rng.integers(0, len(cands), n_draws)]
-                acc[:, i, j] = [c == item.answer for c in draw]
-                labels[:, i, j] = [c[0:3] for c in draw]
+                pick = rng.integers(0, len(cands), n_draws)
+                acc[:, i, j] = np.array([c == item.answer for c in cands])[pick]
+                labels[:, i, j] = np.array([codes.setdefault(c[0:3], len(codes)) for c in cands])[pick]
         a = acc.mean(axis=(1, 2))
         con = np.zeros(n_draws)
         combos = list(itertools.combinations(range(len(names)), s))

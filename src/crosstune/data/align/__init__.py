@@ -10,14 +10,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crosstune.data.align import cache
-from crosstune.data.align.core import (DEFAULT_MIN_CONFIDENCE, AlignedPair, Alignment, AlignParams,
-                                       align_translation)
+from crosstune.data.align.core import (
+    DEFAULT_MIN_CONFIDENCE,
+    AlignedPair,
+    Alignment,
+    AlignParams,
+    align_translation,
+)
 from crosstune.data.io import read_examples
 from crosstune.data.schema import Example
 from crosstune.languages import normalize
 
-__all__ = ["AlignedPair", "Alignment", "AlignParams", "DEFAULT_MIN_CONFIDENCE", "align_files", "align_translation",
-           "load_aligned", "reidentify"]
+__all__ = [
+    "DEFAULT_MIN_CONFIDENCE",
+    "AlignParams",
+    "AlignedPair",
+    "Alignment",
+    "align_files",
+    "align_translation",
+    "load_aligned",
+    "reidentify",
+]
 
 
 def align_files(reference_path: str | Path, target_path: str | Path, *, target_language: str,

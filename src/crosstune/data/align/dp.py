@@ -27,7 +27,7 @@ class Band:
         return np.arange(self.lo, self.hi + 1)
 
     @classmethod
-    def around(cls, n_target: int, n_reference: int, slack: int) -> "Band":
+    def around(cls, n_target: int, n_reference: int, slack: int) -> Band:
         # Offsets grow by one per dropped target row; extra target rows (shrinking it) are rare, so a small margin.
         return cls(lo=min(0, n_reference - n_target) - min(slack, 20), hi=max(0, n_reference - n_target) + slack,
                    n_target=n_target, n_reference=n_reference)

@@ -55,13 +55,13 @@ class LengthModel:
         return tuple(mu), tuple(sd)
 
     @classmethod
-    def fit(cls, tgt: RowSignals, ref: RowSignals, t: np.ndarray, r: np.ndarray) -> "LengthModel":
+    def fit(cls, tgt: RowSignals, ref: RowSignals, t: np.ndarray, r: np.ndarray) -> LengthModel:
         mp, sp = cls._fit_curve(ref.log_len_prompt[r], tgt.log_len_prompt[t] - ref.log_len_prompt[r], 0.35)
         mo, so = cls._fit_curve(ref.log_len_output[r], tgt.log_len_output[t] - ref.log_len_output[r], 0.35)
         return cls(mp, sp, mo, so)
 
     @classmethod
-    def initial(cls, tgt: RowSignals, ref: RowSignals) -> "LengthModel":
+    def initial(cls, tgt: RowSignals, ref: RowSignals) -> LengthModel:
         # Before any alignment: the difference of medians is a fair first guess of the length ratio.
         n = len(KNOTS)
         mp = float(np.median(tgt.log_len_prompt) - np.median(ref.log_len_prompt)) if len(tgt) and len(ref) else 0.0

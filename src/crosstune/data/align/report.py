@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,7 @@ def write_pairs_tsv(path: str | Path, alignment: Alignment) -> int:
     rows = pair_rows(alignment)
     with open(p, "w", encoding="utf-8") as f:
         f.write("\t".join(TSV_HEADER) + "\n")
-        for row in rows:
-            f.write("\t".join(str(x) for x in row) + "\n")
+        f.writelines("\t".join(str(x) for x in row) + "\n" for row in rows)
     return len(rows)
 
 
@@ -42,13 +42,19 @@ def confidence_histogram(alignment: Alignment) -> list[tuple[str, int]]:
     conf = np.array([p.confidence for p in alignment.pairs], dtype=np.float64)
     counts, _ = np.histogram(conf, bins=np.array(HIST_EDGES))
     return [(f"[{lo:g}, {hi:g}{']' if hi == 1.0 else ')'}", int(n))
-            for lo, hi, n in zip(HIST_EDGES[:-1], HIST_EDGES[1:], counts)]
+            for (lo, hi), n in zip(itertools.pairwise(HIST_EDGES), counts)]
 
 
-def spread_sample(pairs: list, n: int, seed: int) -> list:
-    """`n` pairs spread over the file: one random pair (seeded) from each of `n` equal consecutive strata."""
-    if n >= len(pairs):
-        return list(pairs)
+def spread_sample(pairs: list, n: int, seed: int, n_target: int) -> list:
+    """About `n` pairs spread over the target file: in each of `n` equal slices of target rows, the first pair at
+    or after a seeded random row. Keyed on target rows, so a threshold change only moves the picks it must."""
     rng = np.random.default_rng(seed)
-    edges = np.linspace(0, len(pairs), n + 1).astype(int)
-    return [pairs[int(rng.integers(lo, hi))] for lo, hi in zip(edges[:-1], edges[1:])]
+    by_target = sorted(pairs, key=lambda p: p.target_index)
+    starts = np.array([p.target_index for p in by_target])
+    edges = np.linspace(0, n_target, n + 1).astype(int)
+    picked = []
+    for lo, hi in itertools.pairwise(edges):
+        k = int(np.searchsorted(starts, rng.integers(lo, max(hi, lo + 1))))
+        if k < len(by_target) and by_target[k].target_index < hi:
+            picked.append(by_target[k])
+    return picked

@@ -8,6 +8,7 @@ from crosstune.data.align.dp import NEG, Band
 from crosstune.data.align.features import LengthModel, pair_scores
 from crosstune.data.align.signals import RowSignals
 
+
 def score_band(tgt: RowSignals, ref: RowSignals, band: Band, lengths: LengthModel, weights: np.ndarray) -> np.ndarray:
     """S[i, k] = log-likelihood ratio that target i translates reference i + band.lo + k; NEG outside the data."""
     n, m = len(tgt), len(ref)

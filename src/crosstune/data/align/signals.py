@@ -23,8 +23,8 @@ LATIN_TOKEN = re.compile(r"(?<![^\W\d_])[A-Za-z][A-Za-z0-9_]{2,}(?![^\W\d_])")  
 URL = re.compile(r"https?://\S+|www\.\S+")
 # Layout and code symbols that a translator copies: counts compared on a log scale. Few, since each one is
 # compared over the whole band; ':' and quotes are left out because translators change them.
-LAYOUT_OUTPUT = "\n?(=;{<#*-/%$_"
-LAYOUT_PROMPT = "\n?(=/%_"
+LAYOUT_OUTPUT = "\n.,!?(=;{<#*-/%$_"
+LAYOUT_PROMPT = "\n.,?(=/%_"
 SIG_WORDS = 2  # 2 x 64 bits per set signature
 
 
@@ -39,7 +39,6 @@ class RowSignals:
     n_nums_prompt: np.ndarray  # distinct digit runs
     n_nums_output: np.ndarray
     tokens: np.ndarray  # (SIG_WORDS, n) copied Latin tokens + URLs, prompt and output together
-    n_tokens: np.ndarray
     layout_prompt: np.ndarray  # (len(LAYOUT_PROMPT), n) log1p counts
     layout_output: np.ndarray
 
@@ -74,7 +73,7 @@ def _latin_tokens(text: str) -> set[str]:
 def _char_counts(texts: list[str], chars: str) -> np.ndarray:
     """(len(chars), len(texts)) counts, vectorised over one concatenated code-point array."""
     codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
-    row = np.repeat(np.arange(len(texts)), [len(t) for t in texts])
+    row = np.repeat(np.arange(len(texts), dtype=np.int32), [len(t) for t in texts])
     return np.stack([np.bincount(row[codes == ord(c)], minlength=len(texts)) for c in chars]) if texts else \
         np.zeros((len(chars), 0))
 
@@ -104,7 +103,7 @@ def copied_vocabulary(reference: Sequence[set[str]], target: Sequence[set[str]])
 
 def row_signals(rows: Sequence[Example], tokens: Sequence[set[str]], vocabulary: frozenset[str]) -> RowSignals:
     n = len(rows)
-    cols = {k: [] for k in ("lp", "lo", "np", "no", "cp", "co", "tok", "ct")}
+    cols = {k: [] for k in ("lp", "lo", "np", "no", "cp", "co", "tok")}
     prompts, outputs = [prompt_text(ex) for ex in rows], [ex.response.content for ex in rows]
     for prompt, output, row_tokens in zip(prompts, outputs, tokens):
         nums_p, nums_o = _numbers(prompt), _numbers(output)
@@ -116,7 +115,6 @@ def row_signals(rows: Sequence[Example], tokens: Sequence[set[str]], vocabulary:
         cols["cp"].append(len(nums_p))
         cols["co"].append(len(nums_o))
         cols["tok"].append(_signature(toks))
-        cols["ct"].append(len(toks))
 
     def sig(key):
         return np.ascontiguousarray(np.array(cols[key], dtype=np.uint64).reshape(n, SIG_WORDS).T)
@@ -128,6 +126,6 @@ def row_signals(rows: Sequence[Example], tokens: Sequence[set[str]], vocabulary:
         log_len_prompt=log_counts("lp"), log_len_output=log_counts("lo"),
         nums_prompt=sig("np"), nums_output=sig("no"),
         n_nums_prompt=np.asarray(cols["cp"], np.float32), n_nums_output=np.asarray(cols["co"], np.float32),
-        tokens=sig("tok"), n_tokens=np.asarray(cols["ct"], np.float32),
+        tokens=sig("tok"),
         layout_prompt=np.log1p(_char_counts(prompts, LAYOUT_PROMPT).astype(np.float32)),
         layout_output=np.log1p(_char_counts(outputs, LAYOUT_OUTPUT).astype(np.float32)))

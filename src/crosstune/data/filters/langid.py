@@ -8,6 +8,7 @@ Texts are detected once (memoized): CrossIn reuses each source text across modes
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Literal
 
 from crosstune.config import StrictModel
@@ -36,6 +37,7 @@ class LangIdFilter(BatchFilter):
         self.cache: dict[str, tuple[str | None, float]] = {}
         self.seconds = 0.0  # time spent in the detector, reported apart from the build
         self.sides = set(cfg.sides)
+        self.outcomes: Counter = Counter()  # (side, "agree" | "mismatch" | "undetermined") -> rows
         self.accept = {k: set(v) for k, v in cfg.accept.items()}
 
     def prepare(self, batch: list[Row]) -> None:
@@ -51,25 +53,27 @@ class LangIdFilter(BatchFilter):
 
     def check(self, row: Row) -> tuple[str, str] | None:
         verdict = None
+        outcomes = self.outcomes
         for side, text, declared in row.checks:
             if side not in self.sides:
                 continue
             tag, conf = self.cache[text]
             if tag is None or conf < self.cfg.min_confidence:
-                self.stats[f"{side}:undetermined"] += 1
+                outcomes[side, "undetermined"] += 1
                 if self.cfg.drop_undetermined and verdict is None:
                     verdict = ("langid_undetermined", f"{side}: declared {declared}, no reliable detection")
-            elif self._agrees(tag, declared):
-                self.stats[f"{side}:agree"] += 1
+            elif tag == declared or self._agrees(tag, declared):
+                outcomes[side, "agree"] += 1
             else:
-                self.stats[f"{side}:mismatch"] += 1
+                outcomes[side, "mismatch"] += 1
                 if verdict is None or verdict[0] == "langid_undetermined":
                     verdict = ("langid_mismatch", f"{side}: declared {declared}, detected {tag} ({conf:.2f})")
         return verdict
 
     def report(self) -> dict:
         out = super().report()
+        out.update({f"{side}:{outcome}": n for (side, outcome), n in sorted(self.outcomes.items())})
         for side in self.cfg.sides:
-            agree, bad = self.stats[f"{side}:agree"], self.stats[f"{side}:mismatch"]
+            agree, bad = self.outcomes[side, "agree"], self.outcomes[side, "mismatch"]
             out[f"{side}:agreement"] = round(agree / (agree + bad), 4) if agree + bad else None
         return out

@@ -15,8 +15,7 @@ from pydantic import field_validator, model_validator
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
 from crosstune.data.recipes.base import Budgeted, Recipe, interleave
-from crosstune.data.recipes.common import Volume, draw_indices, languages_field, resolve_volume
-from crosstune.data.recipes.pinch import _mono_row
+from crosstune.data.recipes.common import Volume, draw_indices, languages_field, mono_row, resolve_volume
 from crosstune.data.recipes.sources import Corpus
 from crosstune.languages import normalize
 
@@ -74,8 +73,8 @@ def build_monolingual(p: MonolingualParams, corpus: Corpus, rng, log) -> Iterato
     n = resolve_volume(p.total, len(ids), "monolingual total", p.replace)
     log.append(f"monolingual: {n:,} of {len(ids):,} {p.language} items")
     if p.total == "all":
-        return (_mono_row(corpus, "monolingual", k, p.language, item) for k, item in enumerate(ids))
-    rows = (_mono_row(corpus, "monolingual", k, p.language, item)
+        return (mono_row(corpus, "monolingual", k, p.language, item) for k, item in enumerate(ids))
+    rows = (mono_row(corpus, "monolingual", k, p.language, item)
             for k, item in enumerate(_pool(ids, n, p.replace, rng)))
     return Budgeted(rows, {p.language: n})
 
@@ -95,7 +94,7 @@ def build_multilingual(p: MultilingualParams, corpus: Corpus, rng, log) -> Itera
     ids = {lang: _items(corpus, lang) for lang in p.languages}
     if p.total == "all":  # every item of every language
         log.append("multilingual: " + ", ".join(f"{lang} {len(v):,}" for lang, v in ids.items()))
-        return (_mono_row(corpus, "multilingual", f"{lang}-{item}", lang, item)
+        return (mono_row(corpus, "multilingual", f"{lang}-{item}", lang, item)
                 for lang in p.languages for item in ids[lang])
     if p.weights is not None:
         shares = p.weights
@@ -111,7 +110,7 @@ def build_multilingual(p: MultilingualParams, corpus: Corpus, rng, log) -> Itera
     pools = {lang: _pool(ids[lang], c, p.replace, rng) for lang, c in quotas.items()}
     labels = [lang for lang, c in quotas.items() for _ in range(c)]
     pattern = [labels[int(j)] for j in rng.permutation(len(labels))]
-    rows = (_mono_row(corpus, "multilingual", k, lang, item)
+    rows = (mono_row(corpus, "multilingual", k, lang, item)
             for k, (lang, item) in enumerate(interleave(pattern, pools)))
     return Budgeted(rows, quotas)
 

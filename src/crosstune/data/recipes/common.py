@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from crosstune.config import StrictModel
@@ -12,6 +12,9 @@ from crosstune.data.io import alpaca_user_text
 from crosstune.data.schema import Example, Message
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
+
+if TYPE_CHECKING:
+    from crosstune.data.recipes.sources import Corpus
 
 Volume = int | Literal["all"]
 
@@ -115,3 +118,12 @@ def make_row(row_id: str, *, recipe: str, mode: str, user: str, response: str, i
             "response_language": response_language, "source_ids": source_ids}
     msgs = [Message("user", user, instruction_language), Message("assistant", response, response_language)]
     return Row(Example(id=row_id, messages=msgs, meta=meta), checks)
+
+
+def mono_row(corpus: "Corpus", recipe: str, k: int, lang: str, item: str) -> Row:
+    """One row in a single language: the item as its source has it."""
+    instr, inp, out = corpus.fields(lang, item)
+    user = alpaca_user_text(instr, inp)
+    return make_row(f"{recipe}-{k}", recipe=recipe, mode="monolingual", user=user, response=out,
+                    instruction_language=lang, response_language=lang, source_ids=[f"{lang}:{item}"],
+                    checks=(("user", user, lang), ("assistant", out, lang)))

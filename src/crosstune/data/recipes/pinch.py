@@ -18,9 +18,8 @@ from pydantic import field_validator, model_validator
 
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
-from crosstune.data.io import alpaca_user_text
 from crosstune.data.recipes.base import Budgeted, Recipe, interleave
-from crosstune.data.recipes.common import (Volume, draw_indices, languages_field, make_row, resolve_volume,
+from crosstune.data.recipes.common import (Volume, draw_indices, languages_field, mono_row, resolve_volume,
                                            spread_evenly)
 from crosstune.data.recipes.sources import Corpus
 from crosstune.errors import CrosstuneError
@@ -106,14 +105,6 @@ class BilingualParams(StrictModel):
         return v
 
 
-def _mono_row(corpus: Corpus, recipe: str, k: int, lang: str, item: str) -> Row:
-    instr, inp, out = corpus.fields(lang, item)
-    user = alpaca_user_text(instr, inp)
-    return make_row(f"{recipe}-{k}", recipe=recipe, mode="monolingual", user=user, response=out,
-                    instruction_language=lang, response_language=lang, source_ids=[f"{lang}:{item}"],
-                    checks=(("user", user, lang), ("assistant", out, lang)))
-
-
 def _candidates(recipe: str, corpus: Corpus, langs: list[str], total, replace: bool, rng: np.random.Generator,
                 log: list[str]) -> tuple[int, Iterator[str]]:
     """The budget and a seeded stream of candidate items (all items without replacement, so the filters'
@@ -129,7 +120,7 @@ def _candidates(recipe: str, corpus: Corpus, langs: list[str], total, replace: b
 def _rows(recipe: str, corpus: Corpus, pattern: list[str], pool: Iterator[str]) -> Iterator[Row]:
     pools = {lang: pool for lang in pattern}
     for k, (lang, item) in enumerate(interleave(pattern, pools)):
-        yield _mono_row(corpus, recipe, k, lang, item)
+        yield mono_row(corpus, recipe, k, lang, item)
 
 
 def build_pinch(p: PinchParams, corpus: Corpus, rng: np.random.Generator, log: list[str]) -> Budgeted:
@@ -157,15 +148,17 @@ def _pattern(quotas: dict[str, int], rng: np.random.Generator) -> list[str]:
     return [labels[int(j)] for j in rng.permutation(len(labels))]
 
 
-def _uniform(recipe: str, langs: list[str], total, replace: bool, corpus: Corpus, rng, log) -> Budgeted:
-    n, pool = _candidates(recipe, corpus, langs, total, replace, rng, log)
+def _uniform(recipe: str, langs: list[str], total, replace: bool, corpus: Corpus, rng, log,
+             pool_langs: list[str] | None = None) -> Budgeted:
+    n, pool = _candidates(recipe, corpus, pool_langs or langs, total, replace, rng, log)
     quotas = spread_evenly(n, langs, rng)
     log.append(f"{recipe}: " + ", ".join(f"{lang} {c}" for lang, c in quotas.items()))
     return Budgeted(_rows(recipe, corpus, _pattern(quotas, rng), pool), quotas)
 
 
 def build_budget(p: BudgetParams, corpus: Corpus, rng, log) -> Budgeted:
-    return _uniform("language_budget", p.chosen, p.total, p.replace, corpus, rng, log)
+    # Items come from those shared by the whole order, so every k of a sweep draws from the same pool.
+    return _uniform("language_budget", p.chosen, p.total, p.replace, corpus, rng, log, pool_langs=p.order)
 
 
 def build_bilingual(p: BilingualParams, corpus: Corpus, rng, log) -> Budgeted:
@@ -173,5 +166,5 @@ def build_bilingual(p: BilingualParams, corpus: Corpus, rng, log) -> Budgeted:
 
 
 PINCH = Recipe("pinch", PinchParams, lambda p: [p.english, *p.languages], build_pinch)
-LANGUAGE_BUDGET = Recipe("language_budget", BudgetParams, lambda p: p.chosen, build_budget)
+LANGUAGE_BUDGET = Recipe("language_budget", BudgetParams, lambda p: p.order, build_budget)
 BILINGUAL = Recipe("bilingual", BilingualParams, lambda p: p.languages, build_bilingual)

@@ -76,6 +76,7 @@ class HFBackend:
                 else:
                     longer.append((i, b, cont))
         if longer:
+            longer.sort(key=lambda x: len(x[2]))  # similar option lengths share a chunk: little right padding
             kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
             rows = max(1, min(len(longer), MAX_CACHED_TOKENS // ids.shape[1]))
             for s in range(0, len(longer), rows):

@@ -1,0 +1,69 @@
+"""The HF backend on a tiny random Llama: log-likelihoods equal a plain full-sequence forward, prompt sharing does
+not change results, and batched greedy generation equals one-by-one generation."""
+
+import pytest
+import torch
+
+from crosstune.models.backends import build_backend
+from crosstune.models.backends.base import GenerateRequest, LoglikRequest, truncate_at_stop
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir):
+    return build_backend(str(tiny_model_dir), batch_size=3)
+
+
+def naive(backend, context, continuation):
+    ctx, cont = backend._encode_pair(context, continuation)
+    ids = torch.tensor([list(ctx) + cont])
+    with torch.no_grad():
+        logp = torch.log_softmax(backend.model(ids).logits[0].float(), -1)
+    rows = logp[len(ctx) - 1:len(ctx) - 1 + len(cont)]
+    tgt = torch.tensor(cont)
+    return rows.gather(-1, tgt[:, None]).sum().item(), bool((rows.argmax(-1) == tgt).all())
+
+
+def test_loglikelihood_matches_full_forward(backend):
+    contexts = ["Question: 2+2?\nAnswer:", "The sky is ", "你好世界的", "x"]
+    options = [" 4", " four", "(B) blue sky", "中文", "a"]
+    reqs = [LoglikRequest(c, o) for c in contexts for o in options]
+    got = backend.loglikelihood(reqs)
+    for r, g in zip(reqs, got):
+        lp, greedy = naive(backend, r.context, r.continuation)
+        assert g.logprob == pytest.approx(lp, abs=1e-4)
+        assert g.is_greedy == greedy
+
+
+def test_order_and_batching_do_not_change_scores(backend, tiny_model_dir):
+    reqs = [LoglikRequest("Q: which? A:", o) for o in [" yes", " no", " maybe so", " x"]]
+    one = [backend.loglikelihood([r])[0].logprob for r in reqs]
+    together = [x.logprob for x in backend.loglikelihood(list(reversed(reqs)))][::-1]
+    assert together == pytest.approx(one, abs=1e-4)
+
+
+def test_trailing_space_moves_into_the_continuation(backend):
+    assert backend._encode_pair("Answer: ", "B") == backend._encode_pair("Answer:", " B")
+
+
+def test_batched_greedy_generation_equals_single(backend):
+    prompts = ["Hello", "The capital of France is", [{"role": "user", "content": "hi"}]]
+    reqs = [GenerateRequest(p, max_new_tokens=6) for p in prompts]
+    batched = backend.generate(reqs)
+    single = [backend.generate([r])[0] for r in reqs]
+    assert batched == single and all(isinstance(t, str) for t in batched)
+
+
+def test_stop_strings_cut_the_output(backend):
+    full = backend.generate([GenerateRequest("abc", max_new_tokens=8)])[0]
+    stop = full[2:3] if len(full) > 2 else None
+    if stop:
+        cut = backend.generate([GenerateRequest("abc", max_new_tokens=8, stop=(stop,))])[0]
+        assert cut == full[:full.index(stop)]
+    assert truncate_at_stop("a.b.c", (".",)) == "a"
+
+
+def test_build_backend_rejects_unknown_kind():
+    from crosstune.errors import CrosstuneError
+
+    with pytest.raises(CrosstuneError, match="backend kind"):
+        build_backend({"kind": "nope"})
