@@ -250,3 +250,19 @@ def test_band_too_wide_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(core, "MAX_BAND_CELLS", 500)
     with pytest.raises(CrosstuneError, match="is this the right reference"):
         align_translation(reference, target)
+
+
+@pytest.mark.integration
+def test_real_chinese_with_known_deletions():
+    """Ground truth on real translations: the Chinese side of Alpaca with rows removed at known places."""
+    path = shared_path("alpaca_chinese_parallel", "alpaca_en_zh_52k_v3.jsonl.gz")
+    en = [ex for ex, _ in zip(read_examples(path, "alpaca", language="en", prefix="en_"), range(6000))]
+    zh = [ex for ex, _ in zip(read_examples(path, "alpaca", language="zh", prefix="zh_"), range(6000))]
+    rng = random.Random(0)
+    dropped = set(rng.sample(range(6000), 120)) | set(range(5)) | set(range(3000, 3030)) | set(range(5990, 6000))
+    kept_rows = [i for i in range(6000) if i not in dropped]
+    alignment = align_translation(en, [zh[i] for i in kept_rows])
+    kept = alignment.kept
+    wrong = [(p.target_index, p.ref_index) for p in kept if kept_rows[p.target_index] != p.ref_index]
+    assert not wrong
+    assert len(kept) >= 0.97 * len(kept_rows)

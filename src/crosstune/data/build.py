@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -147,13 +148,6 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
             log.append(f"budget not met after filtering (kept/wanted): {block.shortfall()}")
 
     t2 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "train.jsonl", "w", encoding="utf-8") as f:
-        for r in rows:
-            ex = r.example
-            f.write(dumps_row({"id": ex.id, "messages": [m.to_dict() for m in ex.messages], "meta": ex.meta}) + "\n")
-    sink.write(out / "exclusions.jsonl")
     manifest = {
         "recipe": cfg.name, "seed": cfg.seed, "config_hash": config_hash(cfg), "config_file": plan.source,
         "config": cfg.model_dump(mode="json"), "inputs": inputs, "corpus": corpus_info, "log": log,
@@ -161,9 +155,26 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
         "exclusions": {"rows": len(sink.items), "per_reason": sink.counts()},
         "params": _params(plan.params),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    out = Path(out_dir)
+    _write_outputs(out, rows, sink, manifest)
     timings["write_s"] = time.perf_counter() - t2
     return BuildResult(manifest, timings, out)
+
+
+def _write_outputs(out: Path, rows: list[Row], sink: ExclusionSink, manifest: dict) -> None:
+    """Each file is written under a temporary name and renamed, so a failed build leaves no half file."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "train.jsonl.partial"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in rows:
+            ex = r.example
+            f.write(dumps_row({"id": ex.id, "messages": [m.to_dict() for m in ex.messages], "meta": ex.meta}) + "\n")
+    os.replace(tmp, out / "train.jsonl")
+    sink.write(out / "exclusions.jsonl.partial")
+    os.replace(out / "exclusions.jsonl.partial", out / "exclusions.jsonl")
+    (out / "manifest.json.partial").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
+                                               encoding="utf-8")
+    os.replace(out / "manifest.json.partial", out / "manifest.json")
 
 
 def _params(params) -> dict:

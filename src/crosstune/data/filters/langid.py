@@ -8,14 +8,16 @@ Texts are detected once (memoized): CrossIn reuses each source text across modes
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import Literal
 
 from crosstune.config import StrictModel
 from crosstune.data.blocks import BatchFilter, Row
 from crosstune.data.langid import get_detector, same_base_language
+from crosstune.languages import normalize
 
 Side = Literal["user", "assistant"]
+OUTCOMES = ("agree", "mismatch", "undetermined")
+AGREE, MISMATCH, UNDETERMINED = range(3)
 
 
 class LangIdConfig(StrictModel):
@@ -37,8 +39,9 @@ class LangIdFilter(BatchFilter):
         self.cache: dict[str, tuple[str | None, float]] = {}
         self.seconds = 0.0  # time spent in the detector, reported apart from the build
         self.sides = set(cfg.sides)
-        self.outcomes: Counter = Counter()  # (side, "agree" | "mismatch" | "undetermined") -> rows
-        self.accept = {k: set(v) for k, v in cfg.accept.items()}
+        self.min_confidence = cfg.min_confidence
+        self.outcomes = {side: [0, 0, 0] for side in dict.fromkeys(cfg.sides)}  # side -> counts per OUTCOMES
+        self.accept = {normalize(k): {normalize(x) for x in v} for k, v in cfg.accept.items()}
 
     def prepare(self, batch: list[Row]) -> None:
         todo = list(dict.fromkeys(t for row in batch for side, t, _ in row.checks
@@ -53,27 +56,27 @@ class LangIdFilter(BatchFilter):
 
     def check(self, row: Row) -> tuple[str, str] | None:
         verdict = None
-        outcomes = self.outcomes
         for side, text, declared in row.checks:
-            if side not in self.sides:
+            counts = self.outcomes.get(side)
+            if counts is None:  # a side this filter does not check
                 continue
             tag, conf = self.cache[text]
-            if tag is None or conf < self.cfg.min_confidence:
-                outcomes[side, "undetermined"] += 1
+            if tag is None or conf < self.min_confidence:
+                counts[UNDETERMINED] += 1
                 if self.cfg.drop_undetermined and verdict is None:
                     verdict = ("langid_undetermined", f"{side}: declared {declared}, no reliable detection")
             elif tag == declared or self._agrees(tag, declared):
-                outcomes[side, "agree"] += 1
+                counts[AGREE] += 1
             else:
-                outcomes[side, "mismatch"] += 1
+                counts[MISMATCH] += 1
                 if verdict is None or verdict[0] == "langid_undetermined":
                     verdict = ("langid_mismatch", f"{side}: declared {declared}, detected {tag} ({conf:.2f})")
         return verdict
 
     def report(self) -> dict:
         out = super().report()
-        out.update({f"{side}:{outcome}": n for (side, outcome), n in sorted(self.outcomes.items())})
-        for side in self.cfg.sides:
-            agree, bad = self.outcomes[side, "agree"], self.outcomes[side, "mismatch"]
+        for side, counts in self.outcomes.items():
+            out.update({f"{side}:{name}": n for name, n in zip(OUTCOMES, counts)})
+        for side, (agree, bad, _) in self.outcomes.items():
             out[f"{side}:agreement"] = round(agree / (agree + bad), 4) if agree + bad else None
         return out
