@@ -134,6 +134,10 @@ def matmul_peak() -> dict:
 
 
 def worker(a) -> None:
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
     work = Path(a.work)
     if a.worker == "peak":
         result = matmul_peak()
@@ -155,6 +159,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     p.add_argument("--mode", choices=["pad", "pack"], default="pad", help="crosstune's batching")
+    p.add_argument("--threads", type=int, default=0, help="torch threads in every worker (0: torch default)")
     p.add_argument("--worker", choices=["ours", "trl", "peak"], help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -164,8 +169,9 @@ def main() -> None:
     pick_rows(a.data, a.rows, 64, work)
     argv = sys.argv[1:]
     results = {}
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(a.threads)} if a.threads else {})}
     for name in ("peak", "ours", "trl"):
-        subprocess.run([sys.executable, __file__, *argv, "--worker", name, "--work", str(work)], check=True)
+        subprocess.run([sys.executable, __file__, *argv, "--worker", name, "--work", str(work)], check=True, env=env)
         results[name] = json.loads((work / f"{name}.json").read_text())
     print(json.dumps(summarize(a, results), indent=1))
 

@@ -39,3 +39,20 @@ def test_bad_value_and_bad_yaml(tmp_path):
     p.write_text("name: x\n")
     with pytest.raises(CrosstuneError, match="override 'oops'"):
         load_config(Cfg, p, ["oops"])
+
+
+class Src(StrictModel):
+    path: str
+
+
+class WithList(StrictModel):
+    sources: list[Src]
+
+
+def test_override_list_items(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("sources:\n  - {path: a}\n  - {path: b}\n")
+    cfg = load_config(WithList, p, ["sources.1.path=c"])
+    assert [s.path for s in cfg.sources] == ["a", "c"]
+    with pytest.raises(CrosstuneError, match="not an index of a list of 2"):
+        load_config(WithList, p, ["sources.5.path=c"])

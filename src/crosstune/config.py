@@ -50,14 +50,27 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         value = yaml.safe_load(raw) if raw != "" else ""
         if isinstance(value, str) and _looks_numeric(value):
             value = float(value)  # YAML 1.1 reads "1e-4" as a string
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[parts[-1]] = value
+        _set_path(data, key.split("."), value, item)
     return data
+
+
+def _set_path(node: Any, parts: list[str], value: Any, item: str) -> None:
+    """Walk dicts by key and lists by index (`sources.0.path=...`), creating dicts where keys are missing."""
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise CrosstuneError(f"override {item!r}: '{part}' is not an index of a list of {len(node)}")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+            continue
+        if last:
+            node[part] = value
+        elif not isinstance(node.get(part), (dict, list)):
+            node[part] = {}
+        node = node[part] if not last else node
 
 
 def _looks_numeric(s: str) -> bool:

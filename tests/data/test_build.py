@@ -72,12 +72,21 @@ def test_rows_and_manifest(tmp_path, slices):  # noqa: F811
     ({"recipe": {"languages": ["en", "zh"], "modes": {"en2x": 5}, "colour": 1}}, "unknown key 'colour'"),
     ({"filters": {"langid": {"backend": "fasttext"}}}, "filters.langid.backend"),
     ({"name": "pinch", "recipe": {"languages": ["zh"], "percent": 101}}, "within 0..100"),
+    ({"recipe": {"languages": ["en", "zh"], "modes": {"en2x": 0}}}, "modes.en2x': expected a positive number"),
+    ({"recipe": {"languages": ["en"], "modes": {"en2x": 5}}}, "at least one language besides English"),
 ])
 def test_config_errors_come_before_any_work(tmp_path, slices, changes, message):  # noqa: F811
     recipe = write_recipe(tmp_path, slices, **changes)
     with pytest.raises(CrosstuneError, match=message):
         build(recipe, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_missing_source_file_is_named(tmp_path, slices):  # noqa: F811
+    sources = [{"language": "en", "path": "no/such.jsonl"}, {"language": "zh", "path": str(slices["alpaca"])}]
+    recipe = write_recipe(tmp_path, slices, sources=sources, recipe={"languages": ["en", "zh"], "modes": {"en2x": 5}})
+    with pytest.raises(CrosstuneError, match=r"recipe.yaml: source 'no/such.jsonl': no such file \(tried "):
+        build(recipe, tmp_path / "out")
 
 
 def test_volume_larger_than_corpus(tmp_path, slices):  # noqa: F811

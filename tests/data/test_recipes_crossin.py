@@ -72,6 +72,10 @@ def test_x2x_draws_languages_independently(corpus):  # noqa: F811
     assert len(pairs) == 9  # all 3x3 combinations, monolingual ones included
     rows = rows_of({"languages": ["en", "zh", "vi"], "modes": {"x2x": 300}, "x2x_same_language": False}, corpus)
     assert all(r.example.meta["instruction_language"] != r.example.meta["response_language"] for r in rows)
+    # x2x draws its own items: its en->x rows are not copies of en2x rows from the same draws
+    rows = rows_of({"languages": ["en", "zh"], "modes": {"en2x": 40, "x2x": 40}, "replace": False}, corpus)
+    texts = Counter(tuple(m.content for m in r.example.messages) for r in rows)
+    assert sum(c - 1 for c in texts.values()) <= 3  # a shared draw stream gave about 10
 
 
 def test_directive_marking_is_localized(corpus):  # noqa: F811
@@ -107,3 +111,11 @@ def test_bad_params_are_clear_errors(corpus):  # noqa: F811
     assert len(rows_of({"languages": ["en", "zh"], "modes": {"en2x": 5000}, "replace": True}, corpus)) == 5000
     with pytest.raises(CrosstuneError, match="corpus has no es"):
         rows_of({"languages": ["en", "es"], "modes": {"en2x": 10}}, corpus)
+
+
+def test_translate_direction_both(corpus):  # noqa: F811
+    rows = rows_of({"languages": ["en", "zh"], "modes": {"translate": 60}, "translate_direction": "both"}, corpus)
+    directions = Counter((r.example.meta["instruction_language"], r.example.meta["response_language"]) for r in rows)
+    assert set(directions) == {("zh", "en"), ("en", "zh")}
+    to_zh = next(r for r in rows if r.example.meta["response_language"] == "zh")
+    assert to_zh.example.messages[0].content.startswith("Translate the following sentence into Chinese.\n\n")

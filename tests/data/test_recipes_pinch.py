@@ -53,6 +53,15 @@ def test_paper_p1_on_4640_spreads_over_11_languages_and_logs_rounding():
     assert len(set(items)) == 4640  # each item once, in one language
 
 
+@pytest.mark.parametrize("total, rounding, expected", [(4600, "ceil", 46), (4650, "round", 47), (4650, "floor", 46),
+                                                       (4640, "ceil", 47)])
+def test_rounding_is_exact(total, rounding, expected):
+    c = numbered_corpus(total, ["en", "zh"])
+    _, quotas, _ = run(build_pinch, PinchParams, {"languages": ["zh"], "percent": 1, "total": total,
+                                                  "rounding": rounding}, c)
+    assert quotas["zh"] == expected and quotas["en"] == total - expected
+
+
 def test_pinch_on_real_alpaca_slice(corpus):  # noqa: F811
     rows, quotas, _ = run(build_pinch, PinchParams, {"languages": ["zh", "vi"], "percent": 10, "total": 200}, corpus)
     assert quotas == {"en": 180, "zh": 10, "vi": 10}

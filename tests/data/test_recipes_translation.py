@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 
 from crosstune.config import validate
-from crosstune.data.recipes.translation import TranslationParams, build_translation
+from crosstune.data.recipes.translation import TranslationParams, build_translation, load_sentences
 from crosstune.errors import CrosstuneError
 from tests.conftest import shared_path
 
 
 def run(params):
     log: list[str] = []
-    return list(build_translation(validate(TranslationParams, params, "recipe"), None,
-                                  np.random.default_rng(0), log)), log
+    p = validate(TranslationParams, params, "recipe")
+    corpora, _ = load_sentences(p, [])
+    return list(build_translation(p, corpora, np.random.default_rng(0), log)), log
 
 
 def flores(lang_file: str, field: str, lang: str) -> dict:

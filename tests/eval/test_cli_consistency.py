@@ -46,3 +46,20 @@ def test_user_errors_exit_2(tmp_path, capsys):
     code, cap = run(["eval", "consistency", "--model", "default", "--tasks", "cross_mmlu", "--mode", "fast",
                      "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "--mode" in cap.err
+
+
+@pytest.mark.integration
+def test_default_model_both_modes_small(tmp_path, capsys, default_model_dir):
+    shared_path("seaeval_cross_mmlu")
+    out = tmp_path / "ev"
+    code, cap = run(["eval", "consistency", "--model", str(default_model_dir), "--tasks", "cross_mmlu",
+                     "--mode", "loglik,generate", "--limit", "1", "--languages", "en,zh,es", "--max-new-tokens", "8",
+                     "--n-boot", "20", "--out", str(out)], capsys)
+    assert code in (0, None), cap.err
+    summary = json.loads((out / "summary.json").read_text())
+    for mode in ("loglik", "generate"):
+        s = summary["cross_mmlu"][mode]
+        assert s["n_items"] == 1 and s["languages"] == ["en", "zh", "es"]
+        assert {"overall_acc", "consistency_score_3", "AC3_3", "bootstrap_95", "position_bias"} <= set(s)
+        assert (out / "cross_mmlu" / mode / "position_bias.png").exists()
+    assert "cross_mmlu (loglik" in (out / "results.md").read_text()

@@ -77,3 +77,14 @@ def test_tiny_run_logs_per_language_and_exports_merged_model(tmp_path, capsys, t
     assert gen.shape[1] > ids["input_ids"].shape[1]
     assert not any("lora" in n for n, _ in merged.named_parameters())
     assert isinstance(merged.lm_head.weight, torch.Tensor)
+
+
+def test_shipped_configs_validate_and_take_top_level_overrides():
+    from crosstune.config import load_config
+    from crosstune.train.config import TrainConfig
+    from tests.conftest import REPO
+
+    for name in ("lora_smollm2_cpu", "full_smollm2_cpu"):
+        cfg = load_config(TrainConfig, REPO / "configs/train" / f"{name}.yaml",
+                          ["data=x.jsonl", "output_dir=o", "max_steps=10", "save_steps=5", "seed=3"])
+        assert (cfg.data, cfg.output_dir, cfg.max_steps, cfg.save_steps, cfg.seed) == ("x.jsonl", "o", 10, 5, 3)

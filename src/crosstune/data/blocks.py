@@ -96,7 +96,7 @@ class Filter(Block):
 class BatchFilter(Filter):
     """A filter that prepares a batch at once (e.g. language ID), then checks rows one by one."""
 
-    batch_size = 4096
+    batch_size = 1024  # small enough that a fixed-budget build does not pull far past its quota
 
     def prepare(self, batch: list[Row]) -> None:
         raise NotImplementedError

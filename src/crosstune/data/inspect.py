@@ -11,6 +11,7 @@ from pathlib import Path
 from crosstune.data.io import read_rows
 
 TEXT_LISTS = {"messages": ("role", "content"), "conversations": ("from", "value")}
+NOT_TEXT = {"id", "source", "uuid", "idx"}  # identifiers, not language
 
 
 @dataclass
@@ -40,7 +41,7 @@ def _text_fields(row: dict) -> list[tuple[str, str, str | None]]:
     """(field name, text, declared language) for every text in a row; message lists are split by role."""
     out = []
     for key, value in row.items():
-        if isinstance(value, str):
+        if isinstance(value, str) and key not in NOT_TEXT:
             out.append((key, value, None))
         elif key in TEXT_LISTS and isinstance(value, list):
             role_key, text_key = TEXT_LISTS[key]

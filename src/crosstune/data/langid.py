@@ -51,8 +51,9 @@ def _tag(code: str) -> str | None:
 
 
 class Pycld2Detector:
-    """CLD2 (Chrome's compact detector). `languages` re-ranks cld2's top 3: the best allowed candidate wins;
-    if none is allowed, the top guess is returned anyway so that a clearly foreign text is still reported."""
+    """CLD2 (Chrome's compact detector). `languages` re-ranks cld2's top 3: the best allowed candidate wins
+    (by base language, so zh-Hant counts as zh); if none is allowed, a reliable top guess is still returned, so
+    a clearly foreign text is reported, while a best-effort one becomes "no answer"."""
 
     name = "pycld2"
 
@@ -60,7 +61,7 @@ class Pycld2Detector:
         import pycld2
 
         self._cld2 = pycld2
-        self.allowed = {normalize(x) for x in languages} if languages else None
+        self.allowed = {normalize(x).split("-")[0] for x in languages} if languages else None
         self.min_letters, self.max_chars = min_letters, max_chars
 
     def detect(self, text: str) -> tuple[str | None, float]:
@@ -82,7 +83,7 @@ class Pycld2Detector:
         if guesses[0][0] == "ja" and not _KANA.search(text):
             guesses[0] = ("zh", guesses[0][1])  # Japanese always has kana; all-Han text is Chinese
         if self.allowed:
-            allowed = [g for g in guesses if g[0] in self.allowed]
+            allowed = [g for g in guesses if g[0].split("-")[0] in self.allowed]  # zh-Hant counts as zh
             if allowed:
                 return allowed[0]
             if not reliable:  # a best-effort guess outside the candidates is noise, not evidence

@@ -77,6 +77,7 @@ class TrainConfig(StrictModel):
     save_steps: int = Field(0, ge=0)  # 0: only the final checkpoint
     save_total_limit: int = Field(2, ge=1)
     seed: int = 42
+    threads: int = Field(0, ge=0)  # torch CPU threads; 0 = torch's default (all cores). 1 wins on a busy machine
     merge: bool = False  # also export a merged HF model folder (LoRA)
 
     @model_validator(mode="after")

@@ -1,18 +1,24 @@
-"""What a recipe is: a params model (validated before any work) and a builder from corpus to rows."""
+"""What a recipe is: a params model (validated before any work) and a builder from corpus to rows.
+
+Most recipes read `sources:` into a parallel `Corpus`; a recipe with its own `load` (translation) reads the
+files its params name instead and returns `(data, input file hashes)`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from crosstune.data.blocks import Row
-from crosstune.data.recipes.sources import Corpus
 
-# build(params, corpus, rng, log) checks volumes against the corpus eagerly, then returns a row iterator.
-Builder = Callable[[Any, Corpus | None, np.random.Generator, list[str]], Iterator[Row]]
+# build(params, corpus, rng, log) checks volumes against the corpus eagerly, then returns a row iterator
+# (or a `Budgeted` stream for fixed-budget recipes).
+Builder = Callable[[Any, Any, np.random.Generator, list[str]], Any]
+Loader = Callable[[Any, list[Path]], tuple[Any, list[dict]]]
 
 
 @dataclass(frozen=True)
@@ -21,7 +27,11 @@ class Recipe:
     params: type
     languages: Callable[[Any], list[str]]  # languages the recipe needs from `sources`
     build: Builder
-    uses_sources: bool = True
+    load: Loader | None = None  # None: the corpus comes from `sources:`
+
+    @property
+    def uses_sources(self) -> bool:
+        return self.load is None
 
 
 @dataclass

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
+from pydantic import BeforeValidator
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
 from crosstune.data.io import alpaca_user_text
@@ -16,7 +17,13 @@ from crosstune.languages import normalize
 if TYPE_CHECKING:
     from crosstune.data.recipes.sources import Corpus
 
-Volume = int | Literal["all"]
+def _volume(v):
+    if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+        return v
+    raise ValueError(f"expected a positive number of items or 'all', got {v!r}")
+
+
+Volume = Annotated[int | Literal["all"], BeforeValidator(_volume)]  # item count, or every item
 
 # X-Instruction's directive, written in the instruction's language; {language} is the response language's name
 # in that language (langcodes). Other languages fall back to English unless the config adds a template.

@@ -78,8 +78,10 @@ def build(p: CrossInParams, corpus: Corpus, rng: np.random.Generator, log: list[
     xs = [x for x in p.languages if x != p.english]
     # One child stream per kind of draw: mode m takes the first N_m draws, so changing one mode's volume
     # or adding a mode leaves the other modes' rows as they were.
-    r_items, r_targets, r_pairs, r_coin, r_base = rng.spawn(5)
+    r_items, r_targets, r_pairs, r_coin, r_base, r_x2x = rng.spawn(6)
     items = draw_indices(r_items, n, draws, p.replace) if draws else np.zeros(0, dtype=int)
+    # x2x is not in the released builder: its own items, else its en->x and x->en rows would copy en2x/x2en's
+    x2x_items = draw_indices(r_x2x, n, volumes.get("x2x", 0), p.replace)
     targets = r_targets.integers(0, len(xs), size=draws)
     pairs = r_pairs.integers(0, len(p.languages), size=(draws, 2))
     coin = r_coin.integers(0, 2, size=draws)
@@ -104,7 +106,7 @@ def build(p: CrossInParams, corpus: Corpus, rng: np.random.Generator, log: list[
                     yield ctx.cross(mode, i, xs[targets[k]], p.english, k)
                 elif mode == "x2x":
                     a, b = _x2x_pair(pairs[k], len(p.languages), p.x2x_same_language)
-                    yield ctx.cross(mode, i, p.languages[a], p.languages[b], k)
+                    yield ctx.cross(mode, int(x2x_items[k]), p.languages[a], p.languages[b], k)
                 else:
                     yield ctx.translate(i, xs[targets[k]], "en2x" if p.translate_direction == "en2x" or
                                         (p.translate_direction == "both" and coin[k]) else "x2en", k)

@@ -10,6 +10,7 @@ Items are disjoint across languages: each drawn item appears once, in exactly on
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from collections.abc import Iterator
 from typing import Literal
 
@@ -24,6 +25,10 @@ from crosstune.data.recipes.common import (Volume, draw_indices, languages_field
 from crosstune.data.recipes.sources import Corpus
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
+
+
+# "round" is half up: Python's round() sends 46.5 to 46, a surprise in a log line.
+ROUNDING = {"round": lambda x: math.floor(x + Fraction(1, 2)), "floor": math.floor, "ceil": math.ceil}
 
 
 class PinchParams(StrictModel):
@@ -129,9 +134,9 @@ def build_pinch(p: PinchParams, corpus: Corpus, rng: np.random.Generator, log: l
     if p.count is not None:
         k, how = p.count, f"count={p.count}"
     else:
-        exact = p.percent / 100 * n
-        k = {"round": round, "floor": math.floor, "ceil": math.ceil}[p.rounding](exact)
-        how = f"P={p.percent:g}% of {n:,} = {exact:g} -> {k} ({p.rounding})"
+        exact = Fraction(str(p.percent)) * n / 100  # exact: 1% of 4,600 must not ceil to 47 via 46.00000001
+        k = ROUNDING[p.rounding](exact)
+        how = f"P={p.percent:g}% of {n:,} = {float(exact):g} -> {k} ({p.rounding})"
     if k > n:
         raise CrosstuneError(f"pinch: count {k:,} is larger than the budget {n:,}")
     per_lang = spread_evenly(k, spread, rng)

@@ -99,13 +99,20 @@ def load_corpus(specs: list[SourceSpec], base_dirs: list[Path]) -> Corpus:
     by_lang: dict[str, list[Example]] = {}
     split: dict[str, bool] = {}
     inputs = []
+    digests: dict[Path, str] = {}  # one file often serves several languages (en_*/zh_* columns)
+
+    def digest(p: Path) -> str:
+        if p not in digests:
+            digests[p] = file_sha256(p)
+        return digests[p]
+
     for spec in specs:
         lang = normalize(spec.language)
         path = resolve_path(spec.path, base_dirs)
-        inputs.append({"path": spec.path, "sha256": file_sha256(path)})
+        inputs.append({"path": spec.path, "sha256": digest(path)})
         if spec.align_to is not None:
             ref = resolve_path(spec.align_to.path, base_dirs)
-            inputs.append({"path": spec.align_to.path, "sha256": file_sha256(ref), "role": f"align_to for {lang}"})
+            inputs.append({"path": spec.align_to.path, "sha256": digest(ref), "role": f"align_to for {lang}"})
         by_lang.setdefault(lang, []).extend(_load_one(spec, lang, path, base_dirs))
         # prompt_response sources fold the input into the prompt; Alpaca keeps them apart.
         split[lang] = split.get(lang, True) and _is_alpaca(spec, path)

@@ -18,7 +18,7 @@ from crosstune.data.blocks import Row
 from crosstune.data.io import alpaca_user_text, read_rows
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import Volume, draw_indices, language_name, make_row, resolve_volume
-from crosstune.data.recipes.sources import Corpus, file_sha256, resolve_path
+from crosstune.data.recipes.sources import file_sha256, resolve_path
 from crosstune.errors import CrosstuneError, where
 from crosstune.languages import normalize
 
@@ -87,24 +87,31 @@ def _directions(p: TranslationParams, langs: list[str]) -> list[tuple[str, str]]
     return [(a, b) for a in langs for b in langs if a != b]
 
 
-def build_translation(p: TranslationParams, corpus: Corpus | None, rng: np.random.Generator, log: list[str],
-                      base_dirs: list[Path] = (), inputs: list[dict] | None = None) -> Iterator[Row]:
-    plan = []
+def load_sentences(p: TranslationParams, base_dirs: list[Path]) -> tuple[dict[str, dict[str, list[str]]], list[dict]]:
+    """{corpus name: {language: lines}} and the input files' hashes; sides must be line-aligned."""
+    corpora, inputs = {}, []
     for cset in p.corpora:
         texts = {}
         for side in cset.sides:
-            texts[side.language], info = read_sentences(side, list(base_dirs))
-            if inputs is not None:
-                inputs.append(info)
+            texts[side.language], info = read_sentences(side, base_dirs)
+            inputs.append(info)
         sizes = {len(v) for v in texts.values()}
         if len(sizes) != 1:
             detail = ", ".join(f"{lang} {len(v)}" for lang, v in texts.items())
             raise CrosstuneError(f"corpus {cset.name!r}: sides are not line-aligned ({detail} lines)")
-        n = sizes.pop()
+        corpora[cset.name] = texts
+    return corpora, inputs
+
+
+def build_translation(p: TranslationParams, corpora: dict[str, dict[str, list[str]]], rng: np.random.Generator,
+                      log: list[str]) -> Iterator[Row]:
+    plan = []
+    for name, texts in corpora.items():
+        n = len(next(iter(texts.values())))
         for src, tgt in _directions(p, list(texts)):
-            m = resolve_volume(p.per_direction, n, f"translation {cset.name} {src}->{tgt}", p.replace)
-            plan.append((cset.name, texts, src, tgt, draw_indices(rng, n, m, p.replace)))
-            log.append(f"translation: {cset.name} {src}->{tgt}: {m:,} of {n:,} sentences")
+            m = resolve_volume(p.per_direction, n, f"translation {name} {src}->{tgt}", p.replace)
+            plan.append((name, texts, src, tgt, draw_indices(rng, n, m, p.replace)))
+            log.append(f"translation: {name} {src}->{tgt}: {m:,} of {n:,} sentences")
     if isinstance(p.directions, list) and not plan:
         raise CrosstuneError(f"translation: no corpus has both languages of any direction in {p.directions}")
 
@@ -128,4 +135,4 @@ def _languages(p: TranslationParams) -> list[str]:
     return sorted({s.language for c in p.corpora for s in c.sides})
 
 
-TRANSLATION = Recipe("translation", TranslationParams, _languages, build_translation, uses_sources=False)
+TRANSLATION = Recipe("translation", TranslationParams, _languages, build_translation, load=load_sentences)
