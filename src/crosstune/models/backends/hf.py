@@ -76,11 +76,11 @@ class HFBackend:
                 else:
                     longer.append((i, b, cont))
         if longer:
-            longer.sort(key=lambda x: len(x[2]))  # similar option lengths share a chunk: little right padding
+            longer.sort(key=lambda x: len(x[2]), reverse=True)  # similar option lengths share a chunk
             kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-            rows = max(1, min(len(longer), MAX_CACHED_TOKENS // ids.shape[1]))
-            for s in range(0, len(longer), rows):
-                yield from self._score_continuations(longer[s:s + rows], kv, mask, last)
+            rows = max(1, MAX_CACHED_TOKENS // ids.shape[1])  # bounds the copied KV cache
+            for chunk in _token_batches(longer, rows, MAX_BATCH_TOKENS, lambda x: len(x[2])):
+                yield from self._score_continuations(chunk, kv, mask, last)
 
     def _score_continuations(self, chunk, kv, ctx_mask, last):
         from transformers import DynamicCache
@@ -153,12 +153,14 @@ class HFBackend:
         return self.tok.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
 
 
-def _token_batches(seqs, batch_size: int, max_tokens: int, length=len):
-    """Split length-sorted (longest first) sequences into batches of at most `batch_size` rows and about
-    `max_tokens` padded tokens (a single over-long sequence still gets its own batch)."""
+def _token_batches(seqs, batch_size: int, max_tokens: int, length=len, min_fill: float = 0.8):
+    """Split length-sorted (longest first) sequences into batches of at most `batch_size` rows and `max_tokens`
+    padded tokens, starting a new batch when a sequence is shorter than `min_fill` of the batch's longest: on a
+    CPU a small batch costs little, padding costs its full share (a single over-long sequence runs alone)."""
     batch: list = []
     for s in seqs:
-        if batch and (len(batch) == batch_size or (len(batch) + 1) * length(batch[0]) > max_tokens):
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * length(batch[0]) > max_tokens
+                      or length(s) < min_fill * length(batch[0])):
             yield batch
             batch = []
         batch.append(s)
