@@ -66,3 +66,20 @@ def test_inspect_real_alpaca_en_zh():
     assert r.returncode == 0, r.stderr
     assert "rows: 52002" in r.stdout
     assert "field en_instruction: en" in r.stdout and "field zh_output: zh" in r.stdout
+
+
+def test_inspect_validates_instruction_rows(tmp_path):
+    p = tmp_path / "m.jsonl"
+    p.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "a"}\n')
+    _assert_user_error(run("data", "inspect", str(p)), "m.jsonl:2: missing field 'output'")
+    p.write_text('{"id": "1", "messages": [{"role": "user", "content": "hi", "language": "xx"}], "meta": {}}\n')
+    _assert_user_error(run("data", "inspect", str(p)), "m.jsonl:1 message 0 field 'language': unknown language 'xx'")
+
+
+def test_inspect_nested_parallel_records(tmp_path):
+    p = tmp_path / "mc.jsonl"
+    row = {"id": "t1", "English": {"question": "Which planet is the largest in our solar system?"},
+           "Chinese": {"question": "我们太阳系中最大的行星是哪一颗？"}}
+    p.write_text(json.dumps(row, ensure_ascii=False) + "\n")
+    r = run("data", "inspect", str(p))
+    assert "field English.question: en" in r.stdout and "field Chinese.question: zh" in r.stdout

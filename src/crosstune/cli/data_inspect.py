@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from crosstune.console import out
@@ -27,9 +28,9 @@ def inspect(path: str = typer.Argument(..., help="a JSON/JSONL(.gz)/Parquet file
             others = (others + "; " if others else "") + "declared " + ", ".join(
                 f"{k} {v}" for k, v in f.declared.most_common(4))
         s = f.length_stats()
-        table.add_row(f.name, lang, f"{share:.1%}", others, str(f.empty), str(s["mean"]), str(s["median"]),
+        table.add_row(escape(f.name), lang, f"{share:.1%}", others, str(f.empty), str(s["mean"]), str(s["median"]),
                       str(s["p95"]), str(s["max"]))
     out.print(table)
     for f in fields:  # one plain line per field for scripts
         lang, share = f.top_language()
-        out.print(f"field {f.name}: {lang} ({share:.1%} of {sum(f.detected.values())} sampled texts)", highlight=False)
+        out.print(f"field {escape(f.name)}: {lang} ({share:.1%} of {sum(f.detected.values())} sampled texts)", highlight=False)

@@ -8,7 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crosstune.data.io import read_rows
+from crosstune.data.io import detect_format, read_rows, row_to_example
+from crosstune.errors import CrosstuneError, where
 
 TEXT_LISTS = {"messages": ("role", "content"), "conversations": ("from", "value")}
 NOT_TEXT = {"id", "source", "uuid", "idx"}  # identifiers, not language
@@ -37,12 +38,15 @@ class FieldProfile:
         return lang, n / total
 
 
-def _text_fields(row: dict) -> list[tuple[str, str, str | None]]:
-    """(field name, text, declared language) for every text in a row; message lists are split by role."""
+def _text_fields(row: dict, parent: str = "") -> list[tuple[str, str, str | None]]:
+    """(field name, text, declared language) for every text in a row; message lists are split by role and
+    nested objects (SeaEval's per-language records) are named with dots, e.g. `Chinese.question`."""
     out = []
     for key, value in row.items():
         if isinstance(value, str) and key not in NOT_TEXT:
-            out.append((key, value, None))
+            out.append((parent + key, value, None))
+        elif isinstance(value, dict) and not parent and key != "meta":
+            out.extend(_text_fields(value, f"{key}."))
         elif key in TEXT_LISTS and isinstance(value, list):
             role_key, text_key = TEXT_LISTS[key]
             for m in value:
@@ -51,11 +55,31 @@ def _text_fields(row: dict) -> list[tuple[str, str, str | None]]:
     return out
 
 
+def row_formats(row: dict) -> list[tuple[str, str]]:
+    """(format, column prefix) pairs a row holds: `en_instruction` + `zh_instruction` give two alpaca prefixes."""
+    prefixes = sorted(k[: -len("instruction")] for k in row if k.endswith("instruction"))
+    found = []
+    for prefix in prefixes or [""]:
+        try:
+            found.append((detect_format(row, prefix), prefix))
+        except CrosstuneError:
+            pass
+    return found
+
+
+def _validate(path, rows: list[tuple[int, dict]]) -> None:
+    """When the first row is instruction data, every row must parse as that format (file:line errors)."""
+    for fmt, prefix in row_formats(rows[0][1]):
+        for index, (line, row) in enumerate(rows):
+            row_to_example(row, fmt, where(path, line), index=index, prefix=prefix)
+
+
 def profile(path: str | Path, sample: int = 2000, seed: int = 0, backend: str = "pycld2") -> tuple[int, list[FieldProfile]]:
     """Count every row and measure every field; detect languages on a seeded sample of `sample` rows."""
     from crosstune.data.langid import get_detector
 
     rows = list(read_rows(path))
+    _validate(path, rows)
     rng = random.Random(seed)
     chosen = set(rng.sample(range(len(rows)), min(sample, len(rows))))
     fields: dict[str, FieldProfile] = {}

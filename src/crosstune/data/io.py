@@ -185,7 +185,12 @@ def _messages_from_list(items: Any, loc: str, role_key: str, text_key: str, role
         if role not in ("system", "user", "assistant"):
             raise CrosstuneError(f"{loc} message {j}: unknown role {m[role_key]!r}")
         lang = m.get("language")
-        out.append(Message(role, str(m[text_key]), normalize(lang) if lang else None))
+        if lang:
+            try:
+                lang = normalize(lang)
+            except CrosstuneError as e:
+                raise CrosstuneError(f"{loc} message {j} field 'language': {e}") from None
+        out.append(Message(role, str(m[text_key]), lang or None))
     return out
 
 
@@ -194,11 +199,15 @@ def row_to_example(row: dict, fmt: str, loc: str, *, index: int, language: str |
     """One raw row -> `Example`. `prefix` selects columns like `en_instruction` in parallel files."""
     meta: dict[str, Any] = {}
     if fmt == "crosstune":
-        ex = Example.from_dict(row)
-        if language:
-            for m in ex.messages:
-                m.language = m.language or language
-        return ex
+        if "id" not in row:
+            raise CrosstuneError(f"{loc}: missing field 'id'")
+        msgs = _messages_from_list(row.get("messages"), loc, "role", "content", None)
+        for m in msgs:
+            m.language = m.language or language
+        meta = row.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise CrosstuneError(f"{loc} field 'meta': expected an object, got {type(meta).__name__}")
+        return Example(id=str(row["id"]), messages=msgs, source=row.get("source"), meta=dict(meta))
     if fmt == "alpaca":
         instr = _text(row, f"{prefix}instruction", loc)
         inp = _text(row, f"{prefix}input", loc, required=False)
