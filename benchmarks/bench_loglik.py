@@ -98,10 +98,13 @@ def main() -> None:
     ap.add_argument("--languages", default="en")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for both (default: torch's choice)")
     ap.add_argument("--rounds", type=int, default=5, help="interleave the two scorers in this many rounds")
     ap.add_argument("--out", default=None, help="write the measurements as JSON here")
     args = ap.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg = load_task("cross_mmlu")
     args.delimiter = cfg.loglik.delimiter
     langs = args.languages.split(",")

@@ -23,14 +23,18 @@ def plot_losses(out_dir: str | Path, png: str | Path | None = None) -> Path:
 
     log = read_log(out_dir)
     png = Path(png or Path(out_dir) / "loss.png")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     steps = [r["step"] for r in log]
     axes[0].plot(steps, [r["loss"] for r in log], color="black", lw=2, label="all")
     for lang in sorted({k for r in log for k in r["loss_by_language"]}):
         pts = [(r["step"], r["loss_by_language"][lang]) for r in log if lang in r["loss_by_language"]]
         axes[0].plot(*zip(*pts), lw=1, label=lang)
     axes[0].set_title("train loss (response tokens), by response language")
-    ev = [r for r in log if "eval_loss" in r]
+    losses = sorted(v for r in log for v in [r["loss"], *r["loss_by_language"].values()])
+    axes[0].set_ylim(0, 1.2 * losses[int(0.97 * (len(losses) - 1))])  # a 1-example window can spike; keep the scale
+    ev = [{"step": 0, "eval_loss": r["initial_eval"]["loss"],
+           "eval_loss_by_language": r["initial_eval"]["loss_by_language"]} for r in log[:1] if "initial_eval" in r]
+    ev += [r for r in log if "eval_loss" in r]
     if ev:
         axes[1].plot([r["step"] for r in ev], [r["eval_loss"] for r in ev], "o-", color="black", lw=2, label="all")
         for lang in sorted({k for r in ev for k in r["eval_loss_by_language"]}):

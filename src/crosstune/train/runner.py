@@ -26,6 +26,7 @@ class Runner:
         self.pad_id = pad_id
         self.last_loss = float("nan")
         self.logged = False
+        self.initial_eval: dict | None = None
         self.params = [p for p in loss_mod.parameters() if p.requires_grad]
 
     def autocast(self):
@@ -65,6 +66,8 @@ class Runner:
 
     def loop(self, state: dict, total: int) -> None:
         step, epoch, index = state["step"], state["epoch"], state["index"]
+        if step == 0 and self.data.eval:  # the untrained model's held-out loss, the baseline of every curve
+            self.initial_eval = {k.replace("eval_", "", 1): v for k, v in self.evaluate().items()}
         tokens, t0, norm = 0, time.perf_counter(), None
         while step < total:
             steps = self.plan.epoch(epoch)
@@ -97,8 +100,10 @@ class Runner:
         rec = {"step": step, "epoch": round(epoch, 4), **g.summary(), "lr": self.sched.get_last_lr()[0],
                "grad_norm": norm, "tokens": tokens, "tokens_per_s": round(tokens / max(seconds, 1e-9), 2),
                "seconds": round(seconds, 3)}
-        if not self.logged:  # the first record of a run carries the truncation/drop counts
+        if not self.logged:  # the first record of a run carries the truncation/drop counts (and step-0 eval)
             rec["data"] = self.data.stats
+            if self.initial_eval:
+                rec["initial_eval"] = self.initial_eval
             self.logged = True
         self.last_loss = rec["loss"]
         if self.acc.is_main_process:
