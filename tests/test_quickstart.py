@@ -11,7 +11,7 @@ def test_quickstart_runs_every_stage(tmp_path, default_model_dir):
     shared_path("alpaca_chinese_parallel")
     from crosstune.quickstart import run
 
-    scores = run(tmp_path, SHARED_DATA, steps=2, per_mode=8, limit=3)
+    scores = run(tmp_path, SHARED_DATA, steps=2, per_mode=8, limit=2)
     assert set(scores) == {"base", "tuned"}
     for s in scores.values():
         assert set(s["language_acc"]) == {"en", "zh", "vi", "es"} and 0 <= s["AC3_3"] <= 1

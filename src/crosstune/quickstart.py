@@ -8,6 +8,8 @@ every stage with real data and a real model, not a replication: the step count i
 from __future__ import annotations
 
 import json
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -18,6 +20,14 @@ from crosstune.errors import CrosstuneError
 ALPACA = "alpaca_chinese_parallel/alpaca_en_zh_52k_v3.jsonl.gz"
 VI_ALPACA = "alpaca_vietnamese_gpt4vn/vi_alpaca_reduced.jsonl.gz"
 EVAL_LANGUAGES = ["en", "zh", "vi", "es"]  # CrossIn's evaluation languages
+
+
+@contextmanager
+def _stage(title: str):
+    console.rule(title)
+    t0 = time.perf_counter()
+    yield
+    console.print(f"[dim]{title}: {time.perf_counter() - t0:.1f} s[/dim]")
 
 
 def _recipe(data_root: Path, per_mode: int) -> dict:
@@ -63,21 +73,21 @@ def run(out_dir: Path, data_root: Path, steps: int = 12, per_mode: int = 64, lim
 
     _check_data(data_root)
     out_dir.mkdir(parents=True, exist_ok=True)
-    console.rule("1/4 model")
-    out.print(f"default model: {prepare_default()}")
-    console.rule("2/4 data: a small CrossIn mixture")
-    recipe_path = out_dir / "recipe.yaml"
-    recipe_path.write_text(yaml.safe_dump(_recipe(data_root, per_mode), sort_keys=False), encoding="utf-8")
-    built = build(recipe_path, out_dir / "data", seed=seed)
-    out.print(f"mixture: {built.manifest['counts']}")
-    console.rule("3/4 train: LoRA on the default model")
-    cfg = TrainConfig(data=str(out_dir / "data" / "train.jsonl"), output_dir=str(out_dir / "train"), method="lora",
-                      max_steps=steps, seed=seed, merge=True,
-                      tokenize={"max_length": 128}, batch={"size": 4}, optim={"lr": 2e-4}, log={"every": 2})
-    trained = train(cfg, resume=(out_dir / "train").exists())
-    console.rule("4/4 eval: Cross-MMLU, option log-likelihood, base vs tuned")
-    scores = {"base": _evaluate("default", out_dir / "eval" / "base", limit),
-              "tuned": _evaluate(trained["merged"], out_dir / "eval" / "tuned", limit)}
+    with _stage("1/4 model"):
+        out.print(f"default model: {prepare_default()}")
+    with _stage("2/4 data: a small CrossIn mixture"):
+        recipe_path = out_dir / "recipe.yaml"
+        recipe_path.write_text(yaml.safe_dump(_recipe(data_root, per_mode), sort_keys=False), encoding="utf-8")
+        built = build(recipe_path, out_dir / "data", seed=seed)
+        out.print(f"mixture: {built.manifest['counts']}")
+    with _stage("3/4 train: LoRA on the default model"):
+        cfg = TrainConfig(data=str(out_dir / "data" / "train.jsonl"), output_dir=str(out_dir / "train"),
+                          method="lora", max_steps=steps, seed=seed, merge=True, tokenize={"max_length": 128},
+                          batch={"size": 4}, optim={"lr": 2e-4}, log={"every": 2})
+        trained = train(cfg, resume=(out_dir / "train").exists())
+    with _stage("4/4 eval: Cross-MMLU, option log-likelihood, base vs tuned"):
+        scores = {"base": _evaluate("default", out_dir / "eval" / "base", limit),
+                  "tuned": _evaluate(trained["merged"], out_dir / "eval" / "tuned", limit)}
     report = _report(scores, built.manifest, trained)
     (out_dir / "report.md").write_text(report, encoding="utf-8")
     (out_dir / "summary.json").write_text(json.dumps(scores, indent=1) + "\n", encoding="utf-8")

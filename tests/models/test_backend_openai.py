@@ -14,7 +14,7 @@ from crosstune.models.backends.base import GenerateRequest, LoglikRequest
 class FakeAPI(BaseHTTPRequestHandler):
     seen: list = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeAPI.seen.append((self.path, body, self.headers.get("Authorization")))
         if self.path.endswith("/chat/completions"):

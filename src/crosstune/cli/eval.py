@@ -51,12 +51,18 @@ def consistency(
     chat: bool = typer.Option(True, help="Generate mode: wrap the prompt in the model's chat template."),
     data: list[str] = typer.Option([], help="TASK=PATH: read a task's data from PATH (repeatable)."),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 is faster on an oversubscribed "
+                                                            "machine: threads that share a core spin and stall)."),
 ) -> None:
     """Accuracy, Consistency_s and AC3_s on parallel multiple-choice tasks (SeaEval's metrics)."""
     if (predictions is None) == (model is None):
         raise CrosstuneError("give exactly one of --predictions FILE (score saved outputs) or --model M (evaluate)")
     if extractor not in ("seaeval", "crossin"):
         raise CrosstuneError(f"--extractor {extractor!r}: expected seaeval or crossin")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     if predictions is not None:
         _score_file(predictions, task, out_path, extractor, seed, n_boot, _data_overrides(data))
     else:

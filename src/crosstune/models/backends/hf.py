@@ -133,7 +133,8 @@ class HFBackend:
         outputs: list[str] = [""] * len(requests)
         for (max_new, stop, temperature, seed), idx in groups.items():
             idx = sorted(idx, key=lambda i: len(encoded[i]), reverse=True)
-            for chunk in _token_batches(idx, self.batch_size, MAX_BATCH_TOKENS, lambda i: len(encoded[i]) + max_new):
+            length = lambda i, n=max_new: len(encoded[i]) + n  # noqa: E731  (prompt plus room to generate)
+            for chunk in _token_batches(idx, self.batch_size, MAX_BATCH_TOKENS, length):
                 texts = self._generate_batch([encoded[i] for i in chunk], max_new, stop, temperature, seed)
                 for i, text in zip(chunk, texts):
                     outputs[i] = truncate_at_stop(text, stop)
