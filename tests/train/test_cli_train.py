@@ -88,3 +88,18 @@ def test_shipped_configs_validate_and_take_top_level_overrides():
         cfg = load_config(TrainConfig, REPO / "configs/train" / f"{name}.yaml",
                           ["data=x.jsonl", "output_dir=o", "max_steps=10", "save_steps=5", "seed=3"])
         assert (cfg.data, cfg.output_dir, cfg.max_steps, cfg.save_steps, cfg.seed) == ("x.jsonl", "o", 10, 5, 3)
+
+
+def test_training_runs_in_train_mode_so_dropout_is_active(tmp_path, capsys, tiny_model_dir, mixture_file):
+    # from_pretrained returns a model in eval mode; without model.train() full fine-tuning runs without dropout
+    first = {}
+    for p in (0.0, 0.5):
+        model = tmp_path / f"m{p}"
+        shutil.copytree(tiny_model_dir, model)
+        conf = json.loads((model / "config.json").read_text())
+        (model / "config.json").write_text(json.dumps({**conf, "attention_dropout": p}))
+        out = tmp_path / f"d{p}"
+        out.mkdir()
+        assert run(capsys, cfg(out, model, mixture_file, max_steps=1, method="full"))[0] == 0
+        first[p] = json.loads((out / "out" / "log.jsonl").read_text().splitlines()[0])["loss"]
+    assert first[0.0] != first[0.5]

@@ -66,6 +66,7 @@ class Runner:
 
     def loop(self, state: dict, total: int) -> None:
         step, epoch, index = state["step"], state["epoch"], state["index"]
+        self.loss_mod.train()  # from_pretrained returns eval mode (PEFT sets only its own layers to train)
         if step == 0 and self.data.eval:  # the untrained model's held-out loss, the baseline of every curve
             self.initial_eval = {k.replace("eval_", "", 1): v for k, v in self.evaluate().items()}
         tokens, t0, norm = 0, time.perf_counter(), None
