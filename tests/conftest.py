@@ -24,6 +24,18 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+def run_main(args: list[str], capsys) -> tuple[int, object]:
+    """Run the CLI in-process; returns (exit code, captured output)."""
+    from crosstune.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    return code, capsys.readouterr()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random Llama with a real BPE tokenizer and a ChatML template, saved as a HF folder."""

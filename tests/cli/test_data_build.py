@@ -6,18 +6,10 @@ import json
 
 import pytest
 
-from crosstune.cli import main
+from tests.conftest import run_main as run_cli
 from tests.data.recipe_slices import slices  # noqa: F401  (fixture)
 from tests.data.test_build import write_recipe
 
-
-def run_cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    return code, capsys.readouterr()
 
 
 def test_build_writes_files(tmp_path, slices, capsys):  # noqa: F811

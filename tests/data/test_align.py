@@ -10,12 +10,11 @@ import random
 import numpy as np
 import pytest
 
-from crosstune.cli import main
 from crosstune.data.align import align_translation, load_aligned
 from crosstune.data.align.dp import NEG, Band, match_posteriors, viterbi
 from crosstune.data.io import read_examples
 from crosstune.data.schema import Example, Message
-from tests.conftest import shared_path
+from tests.conftest import run_main as _run, shared_path
 
 # ---------------------------------------------------------------- synthetic "translations"
 WORDS = ("the a of to and in is for on with that this as be by are from it an or at make list write describe "
@@ -189,13 +188,6 @@ def test_load_aligned_reidentifies_and_caches(tmp_path, monkeypatch):
     assert strict == [] and len(list((tmp_path / "cache" / "align").glob("*.json"))) == 1  # threshold: no recompute
 
 
-def _run(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    return code, capsys.readouterr()
 
 
 def test_cli_accounts_for_every_target_row(tmp_path, monkeypatch, capsys):

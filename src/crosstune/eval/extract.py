@@ -29,6 +29,23 @@ def _vote(labels: list[str], rng: random.Random, stage: str) -> tuple[str, str]:
     return top2[0][0], stage
 
 
+def _ordered_keys(first: dict[str, str], second: dict[str, str]):
+    """Keys longest first, as both extractors iterate them; stage-2 keys are segmented like the sentences and
+    single characters are dropped."""
+    first = dict(sorted(first.items(), key=lambda kv: len(kv[0]), reverse=True))
+    second = {simple_segment(k)[0]: v for k, v in sorted(second.items(), key=lambda kv: len(kv[0]), reverse=True)}
+    return first, list(first), second, [k for k in second if len(k) > 1]
+
+
+def _stage2(padded: list[str], second: dict[str, str], second_keys: list[str], choices: list[str],
+            rng: random.Random) -> tuple[str, str]:
+    """Stage 2: the first (longest) standalone letter or option text per sentence, majority vote, else random."""
+    chosen = [hits[0] for hits in ([k for k in second_keys if k in sent] for sent in padded) if hits]
+    if chosen:
+        return _vote([second[k] for k in chosen], rng, "stage2")
+    return rng.choice(choices), "no_match_random"
+
+
 def seaeval_align(choices: list[str], prediction: str, rng: random.Random) -> tuple[str, str]:
     """TiGEr-Eval `multichoice_align.heuristic_align`; returns (choice string, extraction path)."""
     if len(prediction.strip()) == 0:
@@ -42,10 +59,7 @@ def seaeval_align(choices: list[str], prediction: str, rng: random.Random) -> tu
         first[f"({LETTERS[i]})"] = first[f"({LETTERS[i].lower()})"] = c
         second[_A if LETTERS[i] == "A" else f" {LETTERS[i]} ".lower()] = c
         second[c[4:].lower()] = c  # the option text without its "(X) " label
-    first = dict(sorted(first.items(), key=lambda kv: len(kv[0]), reverse=True))
-    first_keys = list(first)
-    second = {simple_segment(k)[0]: v for k, v in sorted(second.items(), key=lambda kv: len(kv[0]), reverse=True)}
-    second_keys = [k for k in second if len(k) > 1]
+    first, first_keys, second, second_keys = _ordered_keys(first, second)
 
     sentences = simple_segment(prediction.translate(_CN))
     chosen = []
@@ -55,15 +69,8 @@ def seaeval_align(choices: list[str], prediction: str, rng: random.Random) -> tu
             chosen.append(sorted(hits, key=len, reverse=True)[0])  # the longest key of the sentence
     if chosen:
         return _vote([first[k] for k in chosen], rng, "stage1")
-    chosen = []
-    for sent in sentences:
-        sent = (" " + sent.strip(_STRIP) + " ").replace(" A ", _A).lower()
-        hits = [k for k in second_keys if k in sent]
-        if hits:
-            chosen.append(hits[0])
-    if chosen:
-        return _vote([second[k] for k in chosen], rng, "stage2")
-    return rng.choice(choices), "no_match_random"
+    padded = [(" " + sent.strip(_STRIP) + " ").replace(" A ", _A).lower() for sent in sentences]
+    return _stage2(padded, second, second_keys, choices, rng)
 
 
 def crossin_align(choices: list[str], prediction: str, rng: random.Random) -> tuple[str, str]:
@@ -80,10 +87,7 @@ def crossin_align(choices: list[str], prediction: str, rng: random.Random) -> tu
         first[c.lower()] = first[f"({x})"] = first[f"({x}"] = first[f"{x})"] = c
         second[" aasspecialsymbol " if i == 0 else f" {x} "] = c
         second[c[4:].lower()] = c
-    first = dict(sorted(first.items(), key=lambda kv: len(kv[0]), reverse=True))
-    first_keys = list(first)
-    second = {simple_segment(k)[0]: v for k, v in sorted(second.items(), key=lambda kv: len(kv[0]), reverse=True)}
-    second_keys = [k for k in second if len(k) > 1]
+    first, first_keys, second, second_keys = _ordered_keys(first, second)
 
     sentences = simple_segment(prediction.translate(_CN))
     chosen = []
@@ -93,15 +97,9 @@ def crossin_align(choices: list[str], prediction: str, rng: random.Random) -> tu
             chosen.append(rng.choice(hits) if len(hits) > 1 else hits[0])
     if chosen:
         return _vote([first[k] for k in chosen], rng, "stage1")
-    chosen = []
-    for sent in sentences:
-        sent = " " + (" " + sent.strip(_STRIP) + " ").replace(" A ", " aasspecialsymbol ").lower() + " "
-        hits = [k for k in second_keys if k in sent]
-        if hits:
-            chosen.append(hits[0])
-    if chosen:
-        return _vote([second[k] for k in chosen], rng, "stage2")
-    return rng.choice(choices), "no_match_random"
+    padded = [" " + (" " + sent.strip(_STRIP) + " ").replace(" A ", " aasspecialsymbol ").lower() + " "
+              for sent in sentences]
+    return _stage2(padded, second, second_keys, choices, rng)
 
 
 EXTRACTORS = {"seaeval": seaeval_align, "crossin": crossin_align}
