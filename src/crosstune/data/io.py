@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -271,10 +272,17 @@ def dumps_row(row: dict) -> str:
     return _ROW_ENCODER.encode(row)  # one shared encoder: json.dumps with options builds a new one per call
 
 
+@contextmanager
 def _open_write(p: Path):
-    if p.name.endswith(".gz"):  # mtime=0 so the same rows give the same bytes
-        return io.TextIOWrapper(gzip.GzipFile(filename="", fileobj=open(p, "wb"), mode="wb", mtime=0), encoding="utf-8")
-    return open(p, "w", encoding="utf-8")
+    if not p.name.endswith(".gz"):
+        with open(p, "w", encoding="utf-8") as f:
+            yield f
+        return
+    # mtime=0 and no file name in the header, so the same rows give the same bytes; GzipFile does not close
+    # a file object it was given, hence the outer `with`.
+    with open(p, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, \
+            io.TextIOWrapper(gz, encoding="utf-8") as f:
+        yield f
 
 
 def write_examples(path: str | Path, examples: Iterable[Example], fmt: str = "crosstune") -> int:
