@@ -7,7 +7,7 @@ from transformers import AutoTokenizer
 
 from crosstune.data.schema import Example, Message
 from crosstune.errors import CrosstuneError
-from crosstune.train.templates import render, resolve_template
+from crosstune.models.render import render_segments as render, resolve_template
 from crosstune.train.tokenize import IGNORE, tokenize_all, tokenize_example
 
 

@@ -25,7 +25,7 @@ from crosstune.train.model import TargetLoss, build_model, build_tokenizer
 from crosstune.train.optim import build_optimizer
 from crosstune.train.packing import check_isolation, epoch_plan
 from crosstune.train.runner import Runner
-from crosstune.train.templates import resolve_template
+from crosstune.models.render import resolve_template
 
 
 def seed_everything(seed: int) -> None:

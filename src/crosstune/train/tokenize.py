@@ -8,7 +8,7 @@ from typing import Iterable
 
 from crosstune.data.schema import Example
 from crosstune.errors import CrosstuneError
-from crosstune.train.templates import render
+from crosstune.models.render import adds_bos, render_segments
 
 IGNORE = -100
 
@@ -26,15 +26,9 @@ class Tokenized:
         return sum(1 for t in self.labels if t != IGNORE)
 
 
-def _adds_bos(tokenizer) -> bool:
-    # Named templates are plain text: prepend BOS only when the tokenizer itself would add one.
-    bos = tokenizer.bos_token_id
-    return bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
-
-
 def tokenize_example(ex: Example, tokenizer, template: str, loss_on: str, bos: bool = False) -> Tokenized:
     try:
-        segments = render(ex, template, tokenizer)
+        segments = render_segments(ex, template, tokenizer)
     except ValueError as e:  # no assistant message
         raise CrosstuneError(f"example {ex.id!r}: {e}") from None
     ids: list[int] = [tokenizer.bos_token_id] if bos and template != "chat" else []
@@ -54,7 +48,7 @@ def tokenize_all(examples: Iterable[Example], tokenizer, template: str, loss_on:
     """Tokenize every row; over-long rows are truncated (right side) or dropped, and both are counted."""
     stats: Counter = Counter()
     out: list[Tokenized] = []
-    bos = _adds_bos(tokenizer)
+    bos = adds_bos(tokenizer)
     for ex in examples:
         stats["rows"] += 1
         t = tokenize_example(ex, tokenizer, template, loss_on, bos)
