@@ -35,6 +35,7 @@ class GenerateRequest:
     stop: tuple[str, ...] = field(default_factory=tuple)
     temperature: float = 0.0  # 0 = greedy
     seed: int = 0
+    top_p: float = 1.0  # nucleus sampling (only with temperature > 0)
 
 
 class Backend(Protocol):
