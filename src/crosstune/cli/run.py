@@ -1,0 +1,23 @@
+"""`crosstune run EXPERIMENT.yaml --out DIR`: recipes x training configs x evaluation suites, cached and resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def run(experiment: Path = typer.Argument(..., help="experiment YAML (see docs/experiments.md)"),
+        out_dir: Path = typer.Option(..., "--out", help="output folder; running again resumes and reruns nothing done"),
+        overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides of the experiment file"),
+        data_root: Optional[Path] = typer.Option(None, help="folder that {data_root} in the experiment means "
+                                                            "(default: $CROSSTUNE_DATA)")) -> None:
+    """Run an experiment: every stage cached by the hash of its inputs; results.csv and report/index.html."""
+    from crosstune.console import out
+    from crosstune.experiments.runner import run_experiment
+
+    summary = run_experiment(experiment, out_dir, overrides or [], data_root)
+    out.print(f"ran {len(summary['ran'])}, cached {len(summary['cached'])}, failed {len(summary['failed'])}, "
+              f"skipped {len(summary['skipped'])} stages in {summary['seconds']:.0f} s")
+    out.print(f"wrote {out_dir / 'results.csv'} and {summary.get('report', '')}")

@@ -1,0 +1,105 @@
+"""The experiment file: pydantic schema (unknown keys are errors) for data x train x eval, arms and sweeps.
+
+```yaml
+name: pinch_sweep
+model: default
+threads: 1
+data:                                   # name -> a recipe file (+ dotted overrides, as `crosstune data build`)
+  pinch: {recipe: recipes/pinch_p1.yaml, overrides: {recipe.total: 400}}
+train:                                  # name -> a training config (+ overrides, as `crosstune train`)
+  lora: {config: configs/train/lora_smollm2_cpu.yaml, overrides: {max_steps: 50}}
+eval:                                   # name -> an evaluation suite run on every model
+  mmlu: {kind: consistency, tasks: [cross_mmlu], languages: [en, zh, vi, es], limit: 50}
+sweep:                                  # <data|train>.<entry>.<dotted key> -> values; one variant per value
+  data.pinch.recipe.percent: [0, 1, 10, 50]
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, field_validator
+
+from crosstune.config import StrictModel, read_yaml, validate
+
+
+class DataEntry(StrictModel):
+    recipe: str  # a recipe YAML: relative to the working directory, the experiment's folder or its parent
+    overrides: dict[str, Any] = {}  # dotted key -> value, as `crosstune data build ... key=value`
+    seed: int | None = None  # default: the experiment's seed
+
+
+class TrainEntry(StrictModel):
+    config: str  # a training config YAML
+    overrides: dict[str, Any] = {}
+    eval_data: str | None = None  # a data entry whose rows are the held-out set (loss per language, all arms)
+
+
+class Arm(StrictModel):
+    name: str
+    data: str
+    train: str
+
+
+class ConsistencySuite(StrictModel):
+    """Parallel multiple-choice tasks: accuracy per language, Consistency_s, AC3_s (crosstune.eval.runner)."""
+
+    kind: Literal["consistency"]
+    tasks: list[str]
+    languages: list[str] | None = None  # default: all of the task's
+    mode: Literal["loglik", "generate"] = "loglik"
+    limit: int | None = Field(None, gt=0)
+    prompt: str | None = None
+    data_files: dict[str, str] = {}  # task -> data file (e.g. "{demo}/mc.jsonl")
+    batch_size: int = Field(32, gt=0)
+    n_boot: int = Field(1000, ge=0)
+
+
+class GenerationSuite(StrictModel):
+    """Open generation on parallel prompts, then response-language fidelity (crosstune.eval.generation/fidelity)."""
+
+    kind: Literal["generation"]
+    prompts: str  # a prompt file or folder that crosstune.eval.generation reads
+    languages: list[str] | None = None
+    directives: list[Literal["none", "tag", "answer_in"]] = ["none"]
+    target_languages: list[str] | None = None  # for tag/answer_in prompts: the requested languages
+    limit: int | None = Field(None, gt=0)
+    max_new_tokens: int = Field(64, gt=0)
+    batch_size: int = Field(16, gt=0)
+    fidelity: bool = True
+
+
+Suite = Annotated[Union[ConsistencySuite, GenerationSuite], Field(discriminator="kind")]
+
+
+class Experiment(StrictModel):
+    name: str
+    description: str = ""
+    model: str = "default"  # the base model every training config starts from (unless it names its own)
+    seed: int = 0
+    threads: int = Field(0, ge=0)  # torch CPU threads for every stage (0: torch's default)
+    data: dict[str, DataEntry] = {}
+    train: dict[str, TrainEntry] = {}
+    arms: list[Arm] | None = None  # default: every data entry x every train entry
+    untuned: bool = True  # also evaluate the base model itself (arm "untuned")
+    baseline: str | None = None  # the arm significance is measured against (default: "untuned")
+    eval: dict[str, Suite] = {}
+    sweep: dict[str, list[Any]] = {}
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep(cls, v: dict[str, list]) -> dict[str, list]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"sweep {key!r}: no values")
+            if len({repr(x) for x in values}) != len(values):
+                raise ValueError(f"sweep {key!r}: repeated values {values}")
+        return v
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
+    from crosstune.config import apply_overrides
+
+    return validate(Experiment, apply_overrides(read_yaml(path), overrides or []), str(path))
