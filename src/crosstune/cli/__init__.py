@@ -11,6 +11,7 @@ from crosstune.cli import data as data_cli
 from crosstune.cli import eval as eval_cli
 from crosstune.cli import models as models_cli
 from crosstune.cli import quickstart as quickstart_cli
+from crosstune.cli import run as run_cli
 from crosstune.cli import train as train_cli
 from crosstune.errors import CrosstuneError
 
@@ -21,6 +22,7 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(eval_cli.app, name="eval")
 app.command("train")(train_cli.train)
 app.command("quickstart")(quickstart_cli.quickstart)
+app.command("run")(run_cli.run)
 
 
 def _version(value: bool) -> None:
