@@ -1,4 +1,4 @@
-"""`crosstune train CONFIG.yaml [key=value ...] [--resume]`."""
+"""`crosstune train CONFIG.yaml [key=value ...] [--resume [--allow-changed KEY,...]]`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import typer
 
 def train(config: str = typer.Argument(..., help="training config YAML"),
           overrides: list[str] = typer.Argument(None, help="dotted overrides, e.g. optim.lr=1e-4 max_steps=10"),
-          resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint in output_dir")) -> None:
+          resume: bool = typer.Option(False, "--resume", help="continue from the last checkpoint in output_dir"),
+          allow_changed: str = typer.Option("", "--allow-changed", metavar="KEY,...",
+                                            help="with --resume: accept these changed config keys "
+                                                 "(e.g. seed,batch.size,data)")) -> None:
     """Supervised fine-tuning (LoRA or full) on a crosstune mixture, with loss per language."""
     from crosstune.config import load_config
     from crosstune.console import out
@@ -15,5 +18,5 @@ def train(config: str = typer.Argument(..., help="training config YAML"),
     from crosstune.train.loop import train as run
 
     cfg = load_config(TrainConfig, config, overrides or [])
-    result = run(cfg, resume=resume)
+    result = run(cfg, resume=resume, allow_changed=[k.strip() for k in allow_changed.split(",") if k.strip()])
     out.print_json(data=result)

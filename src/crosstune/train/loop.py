@@ -1,4 +1,5 @@
-"""The training loop: a lean torch loop on top of accelerate (DDP when launched with several processes).
+"""The training loop: a lean torch loop on accelerate; model, optimizer, loader and scheduler go through
+`accelerator.prepare`, so DDP, FSDP and DeepSpeed launch as accelerate documents.
 
 Chosen over transformers' Trainer / TRL's SFTTrainer by `benchmarks/bench_train.py` (see docs/benchmarks/train.md):
 logits only at target positions, length-grouped or packed batches, no per-step extras.
@@ -18,13 +19,15 @@ from crosstune.console import console
 from crosstune.errors import CrosstuneError
 from crosstune.train import checkpoint
 from crosstune.train.config import TrainConfig
-from crosstune.train.dataset import TrainData, load_data
+from crosstune.train import resume as resume_check
+from crosstune.train.dataset import load_data
+from crosstune.train.loader import Plan, build_loader
 from crosstune.train.lora import export
-from crosstune.train.metrics_log import MetricsLog
+from crosstune.train.metrics_log import GroupLoss, MetricsLog
 from crosstune.train.model import TargetLoss, build_model, build_tokenizer
 from crosstune.train.optim import build_optimizer
-from crosstune.train.packing import check_isolation, epoch_plan
-from crosstune.train.runner import Runner
+from crosstune.train.packing import check_isolation
+from crosstune.train.runner import Runner, TrainState
 from crosstune.models.render import resolve_template
 
 
@@ -40,35 +43,6 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and torch.cpu._is_avx512_bf16_supported()  # ~1.6x on this CPU (ENVIRONMENT.md 4)
-
-
-class Plan:
-    """Deterministic steps per epoch; the data position is (epoch, index of the step in that epoch)."""
-
-    def __init__(self, data: TrainData, cfg: TrainConfig, mode: str, world: int):
-        self.data, self.cfg, self.mode, self.world = data, cfg, mode, world
-        self.micro_per_step = cfg.batch.grad_accum * world
-        self._cache: dict[int, list] = {}
-        self.lengths = [len(x.input_ids) for x in data.train]
-
-    def epoch(self, e: int) -> list:
-        if e not in self._cache:
-            b = self.cfg.batch
-            self._cache = {e: epoch_plan(self.lengths, self.mode, b.size, self.cfg.tokenize.max_length,
-                                         self.micro_per_step, self.cfg.seed, e)}
-        steps = self._cache[e]
-        if not steps:
-            raise CrosstuneError(f"{self.cfg.data}: {len(self.lengths)} usable rows are fewer than one global batch "
-                                 f"(batch.size {self.cfg.batch.size} x grad_accum {self.cfg.batch.grad_accum} "
-                                 f"x {self.world} processes)")
-        return steps
-
-    def total_steps(self) -> int:
-        if self.cfg.max_steps:
-            return self.cfg.max_steps
-        whole, frac = int(self.cfg.epochs), self.cfg.epochs - int(self.cfg.epochs)
-        n = sum(len(self.epoch(e)) for e in range(whole))
-        return n + (int(frac * len(self.epoch(whole))) if frac else 0)
 
 
 def _batch_mode(cfg: TrainConfig, model, vocab: int) -> str:
@@ -97,15 +71,22 @@ def _prepare_output(out: Path, resume: bool) -> Path | None:
     return last if resume else None
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | None = None) -> dict:
     from accelerate import Accelerator
+    from accelerate.utils import set_seed
 
-    # cpu=True is what makes accelerate use DDP over gloo when launched with several CPU processes
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    # cpu=True makes a multi-process launch a gloo group on the CPU (DDP; FSDP where torch supports it).
+    # Accumulation runs through accelerate (`accumulate`), so DeepSpeed's engine steps on the right micro-batch;
+    # the scheduler is stepped once per optimizer step (our schedule counts global steps).
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), gradient_accumulation_steps=cfg.batch.grad_accum,
+                              step_scheduler_with_optimizer=False)
     if cfg.threads:  # with more busy threads than cores, OpenMP barriers stall: 1 thread was ~7x faster here
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
     last = _prepare_output(out, resume) if accelerator.is_main_process else checkpoint.latest(out) if resume else None
+    run_info = resume_check.fingerprint(cfg, accelerator.num_processes)
+    if last is not None:  # strict resume: refuse a changed trajectory before anything slow happens
+        resume_check.check(last, run_info, allow_changed or [])
     # tokenizer and data before the (slow) model: bad input fails fast
     tokenizer = build_tokenizer(cfg)
     template = resolve_template(cfg.tokenize.template, tokenizer)
@@ -113,27 +94,35 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     seed_everything(cfg.seed)  # before the model: LoRA init is seeded and equal on all processes
     model = build_model(cfg, verbose=accelerator.is_main_process)
     mode = _batch_mode(cfg, model, len(tokenizer))
+    # from here on each process draws from its own stream (dropout masks differ between processes)
+    set_seed((cfg.seed + 1) * 1_000_003 + accelerator.process_index)
     plan = Plan(data, cfg, mode, accelerator.num_processes)
     total = plan.total_steps()
     optimizer, scheduler = build_optimizer(model, cfg.optim, total)
-    loss_mod = accelerator.prepare_model(TargetLoss(model))
-    state = {"step": 0, "epoch": 0, "index": 0}
+    lang_index = {x: i for i, x in enumerate(data.languages)}
+    mode_index = {x: i for i, x in enumerate(data.modes)}
+    loader, batches = build_loader(plan, tokenizer.pad_token_id, lang_index, mode_index)
+    loss_mod, optimizer, loader, scheduler = accelerator.prepare(TargetLoss(model), optimizer, loader, scheduler)
+    state = TrainState(GroupLoss(data.languages, data.modes), accelerator.is_main_process)
+    accelerator.register_for_checkpointing(state)
+    checkpoint.register_hooks(accelerator, model)
     if last is not None:
-        state = checkpoint.load(last, model, optimizer, scheduler, accelerator)
+        checkpoint.load(accelerator, last)
         if accelerator.is_main_process:
-            console.print(f"resumed from {last} (step {state['step']})")
-    log = MetricsLog(out, accelerator.is_main_process, state["step"] if last else None, cfg.log.tensorboard,
+            console.print(f"resumed from {last} (step {state.step})")
+    log = MetricsLog(out, accelerator.is_main_process, state.step if last else None, cfg.log.tensorboard,
                      cfg.log.wandb, cfg.model_dump(mode="json"))
     bf16 = use_bf16(cfg.precision, accelerator.device)
     if accelerator.is_main_process:
         console.print(f"training {total} steps: {len(data.train)} rows, batch {cfg.batch.size} x accum "
-                      f"{cfg.batch.grad_accum} x {accelerator.num_processes} proc, mode {mode}, "
+                      f"{cfg.batch.grad_accum} x {accelerator.num_processes} proc "
+                      f"({accelerator.distributed_type.value}), mode {mode}, "
                       f"{'bf16 autocast' if bf16 else 'fp32'}, template {template}")
-    run = Runner(cfg, accelerator, loss_mod, optimizer, scheduler, data, plan, log, bf16, tokenizer.pad_token_id)
-    run.loop(state, total)
+    run = Runner(cfg, accelerator, loss_mod, optimizer, scheduler, loader, batches, data, plan, log, bf16,
+                 tokenizer.pad_token_id, state, run_info)
+    run.loop(total)
     result = {"steps": total, "final_loss": run.last_loss, "output_dir": str(out)}
-    if accelerator.is_main_process:
-        result.update(export(accelerator.unwrap_model(loss_mod).model, tokenizer, out, cfg.method, cfg.merge))
+    result.update(export(accelerator, loss_mod, tokenizer, out, cfg.method, cfg.merge))
     log.close()
     accelerator.wait_for_everyone()
     return result

@@ -38,14 +38,27 @@ def attach_lora(model, cfg: LoraSection):
     return get_peft_model(model, lcfg)
 
 
-def export(model, tokenizer, out: Path, method: str, merge: bool) -> dict[str, str]:
-    """Save the adapter (LoRA) or the model (full) with the tokenizer; optionally a merged HF model folder."""
+def export(accelerator, loss_mod, tokenizer, out: Path, method: str, merge: bool) -> dict[str, str]:
+    """Save the adapter (LoRA) or the model (full) with the tokenizer; optionally a merged HF model folder.
+
+    Under FSDP/DeepSpeed the full state dict is gathered first (a collective: every process calls this)."""
+    model = accelerator.unwrap_model(loss_mod).model
+    state_dict = None
+    if accelerator.distributed_type.name in ("FSDP", "DEEPSPEED"):
+        full = accelerator.get_state_dict(loss_mod)
+        state_dict = {k.removeprefix("model."): v for k, v in full.items()} if full else None
+    if not accelerator.is_main_process:
+        return {}
     paths = {}
     target = out / ("adapter" if method == "lora" else "model")
-    model.save_pretrained(target)
+    model.save_pretrained(target, **({"state_dict": state_dict} if state_dict is not None else {}))
     tokenizer.save_pretrained(target)
     paths[target.name] = str(target)
     if merge and method == "lora":
+        if state_dict is not None:
+            console.print("[yellow]warning:[/] merge: skipped under a sharding engine; merge the saved adapter "
+                          "with peft (PeftModel.from_pretrained(...).merge_and_unload())")
+            return paths
         merged = model.merge_and_unload()
         merged.save_pretrained(out / "merged")
         tokenizer.save_pretrained(out / "merged")
