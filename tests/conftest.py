@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.llama_server import llama_server  # noqa: F401  (session fixture: a real llama.cpp server)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

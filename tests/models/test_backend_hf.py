@@ -67,3 +67,48 @@ def test_build_backend_rejects_unknown_kind():
 
     with pytest.raises(CrosstuneError, match="backend kind"):
         build_backend({"kind": "nope"})
+
+
+# ---- generation (crosstune.models.backends.hf_generate) ----------------------------------------------------------
+PROMPTS = ["Hello", "The capital of France is", [{"role": "user", "content": "hi"}],
+           [{"role": "user", "content": "你好世界, a much longer prompt than the others"}], "x"]
+
+
+def hf_generate_one(backend, prompt, max_new):
+    """The peer: transformers' own `generate`, one prompt at a time (no padding)."""
+    ids = torch.tensor([backend.render(prompt)])
+    with torch.no_grad():
+        out = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                     max_new_tokens=max_new, pad_token_id=backend.pad_id, temperature=None,
+                                     top_p=None, top_k=None)
+    return backend.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def test_batched_greedy_equals_hf_generate_one_by_one(backend):
+    reqs = [GenerateRequest(p, max_new_tokens=12) for p in PROMPTS]
+    assert backend.generate(reqs) == [hf_generate_one(backend, p, 12) for p in PROMPTS]
+
+
+def test_generate_iter_yields_each_request_once(backend):
+    reqs = [GenerateRequest(p, max_new_tokens=4) for p in PROMPTS] + [GenerateRequest("abc", 6, temperature=0.8)]
+    got = dict(backend.generate_iter(reqs))
+    assert sorted(got) == list(range(len(reqs)))
+    assert [got[i] for i in range(len(reqs))] == backend.generate(reqs)
+
+
+def test_sampling_is_seeded_per_request_not_per_batch(backend):
+    target = GenerateRequest("The capital of France is", 10, temperature=1.0, top_p=0.95, seed=7)
+    alone = backend.generate([target])[0]
+    others = [GenerateRequest(p, 10, temperature=1.0, top_p=0.95, seed=s) for s, p in enumerate(["Hello there", "abc"])]
+    in_batch = backend.generate(others + [target])[-1]
+    assert alone == in_batch  # the same seed gives the same sample whatever shares its batch
+    seeds = {backend.generate([GenerateRequest("Hello", 10, temperature=1.0, seed=s)])[0] for s in range(4)}
+    assert len(seeds) > 1  # other seeds, other samples
+    assert backend.tokens_generated > 0
+
+
+def test_fingerprint_is_the_weights_hash_plus_dtype(backend, tiny_model_dir):
+    from crosstune.models.fingerprint import model_fingerprint
+
+    assert backend.fingerprint == f"{model_fingerprint(tiny_model_dir)}:float32"
+    assert build_backend(str(tiny_model_dir), dtype="bfloat16").fingerprint.endswith(":bfloat16")

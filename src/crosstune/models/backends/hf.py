@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import torch
 
-from crosstune.models.backends.base import GenerateRequest, LoglikRequest, LoglikResult, truncate_at_stop
+from crosstune.models.backends.base import GenerateRequest, LoglikRequest, LoglikResult
 
 MAX_BATCH_TOKENS = 8192  # padded prompt tokens per forward: long prompts get smaller batches
 MAX_CACHED_TOKENS = 24_000  # rows x context tokens per option forward; bounds KV-cache copies (~1 GB for SmolLM2)
@@ -32,6 +32,7 @@ class HFBackend:
         self.batch_size = batch_size
         self.max_length = int(getattr(self.model.config, "max_position_embeddings", 4096) or 4096)
         self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        self._spec, self._dtype = (None if model_obj is not None else model), dtype  # for `fingerprint`
 
     # ---- log-likelihood -------------------------------------------------------------------------------
     def _encode(self, text: str) -> list[int]:
@@ -115,43 +116,39 @@ class HFBackend:
         mask = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in seqs])
         return ids, mask
 
-    # ---- generation -----------------------------------------------------------------------------------
+    # ---- generation (crosstune.models.backends.hf_generate) -----------------------------------------------
+    @property
+    def generator(self):
+        from crosstune.models.backends.hf_generate import HFGenerator
+
+        if getattr(self, "_generator", None) is None:
+            self._generator = HFGenerator(self.model, self.tok, self.batch_size, self.pad_id)
+        self._generator.batch_size = self.batch_size
+        return self._generator
+
     def render(self, prompt) -> list[int]:
-        if isinstance(prompt, str):
-            return self.tok(prompt)["input_ids"]
-        if not getattr(self.tok, "chat_template", None):
-            raise ValueError("chat messages given but the tokenizer has no chat template; pass a plain prompt")
-        text = self.tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-        return self._encode(text)
+        return self.generator.render(prompt)
 
-    @torch.inference_mode()
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
-        groups: dict[tuple, list[int]] = defaultdict(list)  # rows of a batch share their generation settings
-        for i, r in enumerate(requests):
-            groups[(r.max_new_tokens, tuple(r.stop), r.temperature, r.seed)].append(i)
-        encoded = [self.render(r.prompt) for r in requests]
-        outputs: list[str] = [""] * len(requests)
-        for (max_new, stop, temperature, seed), idx in groups.items():
-            idx = sorted(idx, key=lambda i: len(encoded[i]), reverse=True)
-            length = lambda i, n=max_new: len(encoded[i]) + n  # noqa: E731  (prompt plus room to generate)
-            for chunk in _token_batches(idx, self.batch_size, MAX_BATCH_TOKENS, length):
-                texts = self._generate_batch([encoded[i] for i in chunk], max_new, stop, temperature, seed)
-                for i, text in zip(chunk, texts):
-                    outputs[i] = truncate_at_stop(text, stop)
-        return outputs
+        return self.generator.generate(requests)
 
-    def _generate_batch(self, seqs, max_new, stop, temperature, seed) -> list[str]:
-        ids, mask = self._left_pad(seqs)
-        kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_new, pad_token_id=self.pad_id)
-        if temperature > 0:
-            torch.manual_seed(seed)
-            kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
-        else:  # greedy: clear sampling fields a checkpoint's generation config may carry
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if stop:
-            kwargs.update(stop_strings=list(stop), tokenizer=self.tok)
-        out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-        return self.tok.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
+    def generate_iter(self, requests: list[GenerateRequest]):
+        return self.generator.generate_iter(requests)
+
+    @property
+    def tokens_generated(self) -> int:
+        return self.generator.tokens_generated
+
+    @property
+    def fingerprint(self) -> str:
+        """Weights hash of the model (crosstune.models.fingerprint) plus the dtype: the call cache's identity."""
+        if getattr(self, "_fingerprint", None) is None:
+            from crosstune.models.fingerprint import model_fingerprint
+            from crosstune.models.loading import resolve_model
+
+            path = getattr(self.model.config, "_name_or_path", "") if self._spec is None else resolve_model(self._spec)
+            self._fingerprint = f"{model_fingerprint(path)}:{self._dtype}"
+        return self._fingerprint
 
 
 def _token_batches(seqs, batch_size: int, max_tokens: int, length=len, min_fill: float = 0.8):

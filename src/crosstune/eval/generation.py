@@ -1,0 +1,254 @@
+"""Open-ended generation runs: prompt sets x samples through the call cache, one row per (prompt, sample).
+
+Layout: DIR/run.json (settings), DIR/generations.jsonl (rows appended as chunks finish; rewritten in canonical
+order at the end, so the same settings give the same bytes however often the run was killed), DIR/summary.json.
+Every backend call goes through `CachedBackend`, keyed by (model fingerprint, request incl. decoding settings and
+seed): a killed run resumes (finished calls are in the cache, finished rows in the file), a rerun makes no calls,
+and a changed setting is a new key. Row contract (read by fidelity, judges, experiments):
+`{"id", "sample", "language", "expected_language", "directive", "prompt", "response", "model", "fingerprint"}`
+plus `index` (row position in its prompt file), `source` (file:line) and `seed`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from crosstune.console import console
+from crosstune.data.io import dumps_row
+from crosstune.errors import CrosstuneError
+from crosstune.eval.prompt_sets import DIRECTIVES, PromptItem, directed_text, read_prompt_set
+from crosstune.languages import normalize
+from crosstune.models.backends.base import GenerateRequest
+
+ROW_FIELDS = ("id", "sample", "language", "expected_language", "directive", "prompt", "response", "model",
+              "fingerprint")
+GENERATIONS = "generations.jsonl"
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Decoding settings; `samples` requests per prompt, sample k seeded with `seed + k`."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    samples: int = 1
+    seed: int = 0
+    chat: bool = True  # render chat messages with the model's template (else the user text as a raw prompt)
+    stop: tuple[str, ...] = ()
+
+
+# The papers' settings (METHODS.md): CrossIn/SeaEval greedy 128 tokens; X-Instruction's inference sampling
+# (top_k 50 and no_repeat_ngram_size 6 are not expressible over the OpenAI API, so they are left out);
+# the Language Confusion Benchmark's generation settings.
+PRESETS = {
+    "greedy": Decoding(max_new_tokens=128),
+    "xinstruct": Decoding(max_new_tokens=2048, temperature=0.7, top_p=0.9, samples=3),
+    "lcb": Decoding(max_new_tokens=100, temperature=0.3, top_p=0.75),
+}
+
+
+@dataclass
+class GenerationPlan:
+    """What to generate: one request per (prompt item, sample), with its output row minus the response."""
+
+    rows: list[dict] = field(default_factory=list)
+    requests: list[GenerateRequest] = field(default_factory=list)
+
+
+def load_items(prompts: list[str], limit: int | None = None, prompt_field: str | None = None) -> list[PromptItem]:
+    """All prompt items of the specs, in order; a repeated (language, id) is an error naming both rows."""
+    if not prompts:
+        raise CrosstuneError("no prompt sets given; pass --prompts [LANG=]FILE (repeatable)")
+    items: list[PromptItem] = []
+    seen: dict[tuple[str, str], str] = {}
+    for spec in prompts:
+        for it in read_prompt_set(spec, prompt_field=prompt_field, limit=limit):
+            key = (it.language, it.id)
+            if key in seen:
+                raise CrosstuneError(f"{it.source}: id {it.id!r} ({it.language}) repeats {seen[key]}; ids must be "
+                                     "unique per language (give each prompt set its own ids)")
+            seen[key] = it.source
+            items.append(it)
+    return items
+
+
+def plan_generation(items: list[PromptItem], decoding: Decoding, directive: str = "none",
+                    target_language: str | None = None) -> GenerationPlan:
+    if directive not in DIRECTIVES:
+        raise CrosstuneError(f"--directive {directive!r}: expected one of {', '.join(DIRECTIVES)}")
+    if target_language and directive == "none":
+        raise CrosstuneError("--target-language needs --directive tag or answer_in (with none, the expected "
+                             "response language is the prompt's own)")
+    target = normalize(target_language) if target_language else None
+    plan = GenerationPlan()
+    for it in items:
+        expected = target or it.language
+        text = directed_text(it.user_text, it.language, directive, expected)
+        msgs = [{"role": r, "content": c} for r, c in it.messages[:-1]] + [{"role": "user", "content": text}]
+        if not decoding.chat and len(msgs) > 1:
+            raise CrosstuneError(f"{it.source}: a multi-turn conversation needs the chat template (drop --no-chat)")
+        prompt = msgs if decoding.chat else text
+        for k in range(decoding.samples):
+            seed = decoding.seed + k
+            plan.rows.append({"id": it.id, "sample": k, "language": it.language, "expected_language": expected,
+                              "directive": directive, "prompt": text, "index": it.index, "source": it.source,
+                              "seed": seed})
+            plan.requests.append(GenerateRequest(prompt=prompt, max_new_tokens=decoding.max_new_tokens,
+                                                 stop=tuple(decoding.stop), temperature=decoding.temperature,
+                                                 seed=seed, top_p=decoding.top_p if decoding.temperature > 0 else 1.0))
+    return plan
+
+
+def _row_key(row: dict) -> tuple[str, str, int]:
+    return row["language"], row["id"], int(row["sample"])
+
+
+def _load_rows(path: Path) -> list[dict]:
+    """Rows already written; a torn last line (a kill mid-write) is cut off the file."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    good = data if data.endswith(b"\n") else data[:data.rfind(b"\n") + 1]
+    rows = []
+    for line in good.splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise CrosstuneError(f"{path}: a damaged row in the middle of the file; delete the folder "
+                                     "and rerun (the call cache still has every finished generation)") from None
+    if len(good) != len(data):
+        with open(path, "r+b") as f:
+            f.truncate(len(good))
+    return rows
+
+
+def _check_run(out_dir: Path, meta: dict) -> None:
+    path = out_dir / "run.json"
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        changed = [k for k in meta if k != "started" and old.get(k) != meta[k]]
+        if changed:
+            raise CrosstuneError(f"{path}: this folder holds a run with other settings ({', '.join(changed)}); "
+                                 "use another --out, or delete the folder (cached calls are reused either way)")
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _parallelism(backend) -> int:
+    return max(int(getattr(backend, "concurrency", 0) or 0), int(getattr(backend, "batch_size", 0) or 0), 1)
+
+
+def run_generation(backend, items: list[PromptItem], out_dir: str | Path, *, model: str, decoding: Decoding,
+                   directive: str = "none", target_language: str | None = None, chunk_size: int | None = None,
+                   extra_meta: dict | None = None) -> dict:
+    """Generate every (item, sample) not yet in DIR through `backend` (a `CachedBackend`); returns the summary."""
+    out_dir = Path(out_dir)
+    plan = plan_generation(items, decoding, directive, target_language)
+    fingerprint = backend.fingerprint
+    meta = {"model": model, "fingerprint": fingerprint, "directive": directive,
+            "target_language": normalize(target_language) if target_language else None,
+            "decoding": asdict(decoding), "prompts": (extra_meta or {}).get("prompts"),
+            "limit": (extra_meta or {}).get("limit"), "n_items": len(items), "n_rows": len(plan.rows)}
+    _check_run(out_dir, meta)
+    path = out_dir / GENERATIONS
+    done = {_row_key(r): r for r in _load_rows(path)}
+    todo = [i for i, row in enumerate(plan.rows) if _row_key(row) not in done]
+    resumed = len(plan.rows) - len(todo)
+    if resumed:
+        console.print(f"[dim]{out_dir}: resuming, {resumed} rows done, {len(todo)} to go[/dim]")
+    chunk = chunk_size or max(16, 4 * _parallelism(backend))
+    calls0, hits0 = backend.calls, backend.hits
+    tokens0 = getattr(backend, "tokens_generated", 0) or 0
+    t0 = time.perf_counter()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not todo) as progress, open(path, "a", encoding="utf-8") as f:
+        task = progress.add_task("generate", total=len(plan.rows), completed=resumed)
+        for s in range(0, len(todo), chunk):
+            idx = todo[s:s + chunk]
+            texts = backend.generate([plan.requests[i] for i in idx])
+            for i, text in zip(idx, texts):
+                row = {**plan.rows[i], "response": text, "model": model, "fingerprint": fingerprint}
+                done[_row_key(row)] = row
+                f.write(dumps_row(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            progress.update(task, advance=len(idx))
+    seconds = time.perf_counter() - t0
+    ordered = [done[_row_key(r)] for r in plan.rows]
+    _write_canonical(path, ordered)
+    summary = _summary(ordered, meta, backend.calls - calls0, backend.hits - hits0, resumed,
+                       (getattr(backend, "tokens_generated", 0) or 0) - tokens0, seconds)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return summary
+
+
+def _write_canonical(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(dumps_row({k: r[k] for k in _row_order(r)}) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _row_order(row: dict) -> list[str]:
+    return [k for k in ROW_FIELDS if k in row] + [k for k in row if k not in ROW_FIELDS]
+
+
+def _summary(rows: list[dict], meta: dict, calls: int, hits: int, resumed: int, tokens: int, seconds: float) -> dict:
+    per_language: dict[str, dict] = {}
+    for r in rows:
+        s = per_language.setdefault(r["language"], {"rows": 0, "empty": 0})
+        s["rows"] += 1
+        s["empty"] += not r["response"].strip()
+    return {"model": meta["model"], "fingerprint": meta["fingerprint"], "directive": meta["directive"],
+            "target_language": meta["target_language"], "n_items": meta["n_items"], "n_rows": len(rows),
+            "samples": meta["decoding"]["samples"], "per_language": per_language,
+            "rows_resumed": resumed, "calls": calls, "cache_hits": hits,
+            "new_tokens": tokens if tokens else None, "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 2) if tokens and seconds > 0 else None}
+
+
+def read_generations(path: str | Path) -> list[dict]:
+    """Rows of a generation run: a run folder (its generations.jsonl) or the JSONL file itself; each row is
+    checked for the contract fields, and a problem names the file and line."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / GENERATIONS
+    if not p.is_file():
+        raise CrosstuneError(f"{p}: no such file (expected a generation run folder or its {GENERATIONS})")
+    from crosstune.data.io import read_rows
+    from crosstune.errors import where
+
+    rows = []
+    for line, row in read_rows(p):
+        missing = [k for k in ROW_FIELDS if k not in row]
+        if missing:
+            raise CrosstuneError(f"{where(p, line)}: not a generation row, missing {', '.join(missing)}; "
+                                 f"expected fields {', '.join(ROW_FIELDS)}")
+        rows.append(row)
+    return rows
+
+
+def generate(model: str, prompts: list[str], out_dir: str | Path, *, decoding: Decoding, directive: str = "none",
+             target_language: str | None = None, limit: int | None = None, prompt_field: str | None = None,
+             batch_size: int | None = None, concurrency: int | None = None, dtype: str | None = None,
+             cache_path: str | Path | None = None) -> dict:
+    """`crosstune eval generate`: read the prompt sets (all of them first, so bad input fails before any call),
+    build the backend for the model spec, wrap it in the call cache, run."""
+    from crosstune.models.backends import build_backend, parse_spec
+    from crosstune.models.cache import CachedBackend, CallCache
+
+    items = load_items(prompts, limit, prompt_field)
+    plan_generation(items[:1], decoding, directive, target_language)  # validate the directive settings early
+    kind = parse_spec(model).get("kind", "hf")
+    overrides = {"concurrency": concurrency} if kind == "openai" else {"batch_size": batch_size, "dtype": dtype}
+    backend = CachedBackend(build_backend(model, **overrides), CallCache(cache_path))
+    return run_generation(backend, items, out_dir, model=model, decoding=decoding, directive=directive,
+                          target_language=target_language, extra_meta={"prompts": list(prompts), "limit": limit})

@@ -1,0 +1,124 @@
+"""Batched generation for local transformers models: left-padded batches of similar length decoded together on
+the KV cache, finished rows dropped from the batch as they end.
+
+Greedy decoding gives the same tokens as `model.generate` one prompt at a time (tested on a tiny model, asserted
+on the default model in `benchmarks/bench_generate.py`). Sampling draws each row from its own `torch.Generator`
+seeded with the request's seed, so a sample does not depend on which other requests share its batch (up to
+floating-point differences between batch shapes).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import defaultdict
+from collections.abc import Iterator
+
+import torch
+
+from crosstune.models.backends.base import GenerateRequest, truncate_at_stop
+
+MAX_BATCH_TOKENS = 8192  # padded prompt + new tokens per batch: long prompts get smaller batches
+
+
+class HFGenerator:
+    """Generation half of `HFBackend`: `generate(requests)` and `generate_iter(requests)` (per finished batch)."""
+
+    def __init__(self, model, tok, batch_size: int = 16, pad_id: int | None = None,
+                 max_batch_tokens: int = MAX_BATCH_TOKENS):
+        self.model, self.tok, self.batch_size, self.max_batch_tokens = model, tok, batch_size, max_batch_tokens
+        self.pad_id = pad_id if pad_id is not None else (tok.pad_token_id if tok.pad_token_id is not None
+                                                         else tok.eos_token_id)
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        eos = tok.eos_token_id if eos is None else eos
+        self.eos_ids = torch.tensor(sorted({int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}))
+        self.tokens_generated = 0  # new tokens produced (ended rows stop counting), for tokens/s
+        # transformers renamed forward's `past_key_values` to `cache` during 5.x
+        self.cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    def render(self, prompt) -> list[int]:
+        """Token ids of a raw prompt (with the tokenizer's special tokens) or of chat messages (chat template)."""
+        if isinstance(prompt, str):
+            return self.tok(prompt)["input_ids"]
+        if not getattr(self.tok, "chat_template", None):
+            raise ValueError("chat messages given but the tokenizer has no chat template; pass a plain prompt")
+        text = self.tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        out: list[str] = [""] * len(requests)
+        for i, text in self.generate_iter(requests):
+            out[i] = text
+        return out
+
+    @torch.inference_mode()
+    def generate_iter(self, requests: list[GenerateRequest]) -> Iterator[tuple[int, str]]:
+        """(index, text) pairs, a batch at a time; rows of a batch share max_new_tokens, stop, temperature, top_p."""
+        from crosstune.models.backends.hf import _token_batches
+
+        encoded = [self.render(r.prompt) for r in requests]
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, r in enumerate(requests):
+            groups[(r.max_new_tokens, tuple(r.stop), r.temperature, r.top_p)].append(i)
+        for (max_new, stop, temperature, top_p), idx in groups.items():
+            idx.sort(key=lambda i: len(encoded[i]), reverse=True)  # similar lengths share a batch: little padding
+            length = lambda i, n=max_new: len(encoded[i]) + n  # noqa: E731
+            for chunk in _token_batches(idx, self.batch_size, self.max_batch_tokens, length):
+                seeds = [requests[i].seed for i in chunk]
+                texts = self.decode_batch([encoded[i] for i in chunk], max_new, stop, temperature, top_p, seeds)
+                for i, text in zip(chunk, texts):
+                    yield i, truncate_at_stop(text, stop)
+
+    def decode_batch(self, seqs: list[list[int]], max_new: int, stop: tuple[str, ...] = (), temperature: float = 0.0,
+                     top_p: float = 1.0, seeds: list[int] | None = None) -> list[str]:
+        """Decode a batch on the KV cache; a row leaves the batch at an end-of-sequence token or a stop string."""
+        n = len(seqs)
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([[self.pad_id] * (width - len(s)) + s for s in seqs])
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
+        gens = None
+        if temperature > 0:
+            gens = [torch.Generator().manual_seed(int(s)) for s in (seeds or [0] * n)]
+        new: list[list[int]] = [[] for _ in range(n)]
+        alive = torch.arange(n)  # original row of each batch row
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = None
+        for step in range(max_new):
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             logits_to_keep=1, **{self.cache_arg: cache})
+            cache = out.past_key_values
+            logits = out.logits[:, -1].float()
+            nxt = self._pick(logits, temperature, top_p, [gens[r] for r in alive.tolist()] if gens else None)
+            ended = torch.isin(nxt, self.eos_ids)
+            for b, r in enumerate(alive.tolist()):
+                if not ended[b]:
+                    new[r].append(int(nxt[b]))
+            self.tokens_generated += int((~ended).sum())
+            if stop:
+                ended |= torch.tensor([_has_stop(self.tok, new[r], stop) for r in alive.tolist()])
+            keep = (~ended).nonzero().squeeze(-1)
+            if len(keep) == 0 or step == max_new - 1:
+                break
+            if len(keep) < len(alive):  # drop finished rows from the batch and the cache
+                cache.batch_select_indices(keep)
+                alive, nxt, mask, positions = alive[keep], nxt[keep], mask[keep], positions[keep]
+            ids = nxt.unsqueeze(-1)
+            mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
+            positions = positions[:, -1:] + 1
+        return self.tok.batch_decode(new, skip_special_tokens=True)
+
+    @staticmethod
+    def _pick(logits: torch.Tensor, temperature: float, top_p: float, gens) -> torch.Tensor:
+        if temperature <= 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits / temperature, dim=-1)
+        if top_p < 1.0:  # nucleus: keep the smallest top set whose mass reaches top_p (as transformers' TopPLogitsWarper)
+            sorted_p, order = probs.sort(dim=-1, descending=True)
+            drop = sorted_p.cumsum(-1) - sorted_p > top_p
+            sorted_p = sorted_p.masked_fill(drop, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        return torch.stack([torch.multinomial(p, 1, generator=g)[0] for p, g in zip(probs, gens)])
+
+
+def _has_stop(tok, tokens: list[int], stop: tuple[str, ...]) -> bool:
+    tail = tok.decode(tokens[-32:], skip_special_tokens=True)  # stop strings are short: the tail suffices
+    return any(s and s in tail for s in stop)
