@@ -12,6 +12,8 @@ from crosstune.console import console, out
 from crosstune.errors import CrosstuneError
 
 app = typer.Typer(help="Evaluate models language by language.", no_args_is_help=True)
+app.command("fidelity")(__import__("crosstune.cli.eval_fidelity", fromlist=["x"]).fidelity)
+app.command("judge")(__import__("crosstune.cli.eval_judge", fromlist=["x"]).judge)
 app.command("generate")(__import__("crosstune.cli.eval_generate", fromlist=["x"]).generate)
 app.command("fidelity")(__import__("crosstune.cli.eval_fidelity", fromlist=["x"]).fidelity)
 app.command("judge")(__import__("crosstune.cli.eval_judge", fromlist=["x"]).judge)

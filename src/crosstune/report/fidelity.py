@@ -1,0 +1,130 @@
+"""Markdown tables and the confusion-matrix figure for response-language fidelity and judge summaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MAX_EXTRA_COLUMNS = 6  # detected languages beyond the expected ones get a column each, the rest go to "other"
+
+
+def _f(value, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def fidelity_table(summary: dict, title: str = "") -> str:
+    """Per expected language: n, expected_rate [95% CI], LPR, WPR, LCPR, most frequent wrong label; then misses."""
+    lines = [f"### {title or 'Response-language fidelity'} (LID {summary['lid']}, {summary['n_responses']} responses)",
+             "", "| language | n | expected rate [95% CI] | LPR | WPR | LCPR | top miss |", "|---|---|---|---|---|---|---|"]
+    rows = list(summary["per_language"].items()) + [("**all**", summary["overall"])]
+    for lang, s in rows:
+        ci = s.get("expected_rate_95")
+        rate = _f(s["expected_rate"]) + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+        wrong = {k: v for k, v in summary["confusion"].get(lang, {}).items() if k != lang}
+        top = max(wrong.items(), key=lambda kv: kv[1]) if wrong else None
+        lines.append(f"| {lang} | {s['n']} | {rate} | {_f(s['lpr'])} | {_f(s['wpr'])} | {_f(s['lcpr'])} | "
+                     f"{f'{top[0]} ({top[1]})' if top else ''} |")
+    lines += ["", "WPR: share of line-clean responses without English words (— : not defined for the language).", ""]
+    misses = [m for ms in summary.get("misses", {}).values() for m in ms[:2]]
+    if misses:
+        lines += ["| id | expected | detected | why | response |", "|---|---|---|---|---|"]
+        for m in misses:
+            why = m["reason"] + (f" ({', '.join(m['english_words'])})" if m.get("english_words") else "")
+            text = m["snippet"].replace("|", "\\|")[:100]
+            lines.append(f"| {str(m['id'])[:12]} | {m['expected']} | {m['detected']} | {why} | {text} |")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_columns(confusion: dict[str, dict[str, int]]) -> list[str]:
+    """Expected languages first (same order as the rows), then the most frequent other labels, other, unknown."""
+    rows = list(confusion)
+    totals: dict[str, int] = {}
+    for counts in confusion.values():
+        for label, k in counts.items():
+            if label not in rows and label != "unknown":
+                totals[label] = totals.get(label, 0) + k
+    extra = sorted(totals, key=lambda x: (-totals[x], x))
+    cols = rows + extra[:MAX_EXTRA_COLUMNS]
+    if len(extra) > MAX_EXTRA_COLUMNS:
+        cols.append("other")
+    return cols + ["unknown"]
+
+
+def confusion_matrix(confusion: dict[str, dict[str, int]]) -> tuple[list[str], list[str], list[list[int]]]:
+    rows, cols = list(confusion), confusion_columns(confusion)
+    matrix = []
+    for r in rows:
+        counts = confusion[r]
+        line = [counts.get(c, 0) for c in cols]
+        if "other" in cols:
+            line[cols.index("other")] = sum(k for label, k in counts.items() if label not in cols)
+        matrix.append(line)
+    return rows, cols, matrix
+
+
+def plot_confusion(summary: dict, path: str | Path, title: str = "") -> None:
+    """Expected (rows) x detected (columns): count and row share in each cell, colour = row share."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows, cols, counts = confusion_matrix(summary["confusion"])
+    m = np.array(counts, dtype=float)
+    share = m / np.maximum(m.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.72 * len(cols), 1.3 + 0.55 * len(rows)))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if m[i, j]:
+                color = "white" if share[i, j] > 0.55 else "black"
+                ax.text(j, i, f"{int(m[i, j])}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=7.5,
+                        color=color, linespacing=1.1)
+    ax.set_xticks(range(len(cols)), cols, rotation=0, fontsize=9)
+    ax.set_yticks(range(len(rows)), [f"{r} (n={int(m[i].sum())})" for i, r in enumerate(rows)], fontsize=9)
+    ax.set_xlabel("detected language")
+    ax.set_ylabel("expected language")
+    ax.xaxis.set_label_position("top")
+    ax.xaxis.tick_top()
+    for j, c in enumerate(cols):  # mark the diagonal: where an expected language meets itself
+        if c in rows:
+            i = rows.index(c)
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=1.2))
+    ax.set_title(title or "Response language: expected x detected", fontsize=10, pad=28)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def judge_table(summary: dict) -> str:
+    """Per language: gated and ungated score [95% CI], W/T/L, mean 0-10 scores, flip rate, parse failures."""
+    xins = summary["protocol"] == "xinstruct"
+    lines = [f"### Judge {summary['judge']}: {summary['protocol']}, A = {summary['a']} vs B = "
+             f"{', '.join(summary['b'])} ({summary['n_pairs']} pairs, language gate "
+             f"{'on' if summary['gate'] else 'off'} for the headline)", "",
+             "| language | n | score (ungated) [95% CI] | W/T/L | score (gated) [95% CI] | W/T/L | "
+             + ("mean A / B (0-10) | " if xins else "") + "flip rate | first-position share | parse failures |",
+             "|---|---|---|---|---|---|" + ("---|" if xins else "") + "---|---|---|"]
+
+    def score(s):
+        ci = s.get("score_95")
+        return _f(s["score"], 1) + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+
+    rows = list(summary["per_language"].items()) + [("**all**", summary["overall"])]
+    for lang, s in rows:
+        u, g, pb = s["ungated"], s["gated"], s["position_bias"]
+        means = f"{_f(u.get('mean_a'), 2)} / {_f(u.get('mean_b'), 2)} | " if xins else ""
+        lines.append(f"| {lang} | {u['n'] + 0} | {score(u)} | {u['win']}/{u['tie']}/{u['loss']} | {score(g)} | "
+                     f"{g['win']}/{g['tie']}/{g['loss']} | {means}{_f(pb['flip_rate'], 2)} | "
+                     f"{_f(pb['first_share'], 2)} | {s['parse_failures']} |")
+    pf, pb = summary["parse_failures"], summary["position_bias"]
+    lines += ["", f"Parse failures: {pf['failed']} of {pf['verdicts']} verdicts (ab {pf['per_order']['ab']}, "
+              f"ba {pf['per_order']['ba']}); {pf['pairs_excluded']} pairs without both verdicts leave the ungated "
+              "score.", f"Position bias: the judge preferred the first-shown answer in {pb['first']} and the second "
+              f"in {pb['second']} of its decided verdicts (favours {pb['favours']}); the verdict flipped with the "
+              f"order in {pb['flips']} of {pb['pairs_both_parsed']} pairs.",
+              f"Judge calls: {summary['calls']} sent, {summary['cache_hits']} from the cache."]
+    if pf["reasons"]:
+        lines.append("Failure reasons: " + "; ".join(f"{k} ({v})" for k, v in pf["reasons"].items()))
+    return "\n".join(lines) + "\n"
