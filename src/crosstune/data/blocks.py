@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from crosstune.data.io import dumps_row
 from crosstune.data.schema import Example
@@ -38,17 +38,30 @@ class Exclusion:
         return {"id": self.id, "reason": self.reason, "block": self.block, "detail": self.detail}
 
 
-@dataclass
 class ExclusionSink:
-    """Collects dropped rows in pipeline order; `write` gives one JSON line each."""
+    """Dropped rows in pipeline order, one JSON line each: streamed to `path` as they come (a build), or kept in
+    `items` when no path is given (tests, small uses; `write` saves them)."""
 
-    items: list[Exclusion] = field(default_factory=list)
+    def __init__(self, path=None):
+        self.items: list[Exclusion] = []
+        self.n = 0
+        self._counts: Counter = Counter()
+        self._file = open(path, "w", encoding="utf-8", buffering=1 << 20) if path is not None else None
 
     def add(self, row_id: str, reason: str, block: str, detail: str = "") -> None:
-        self.items.append(Exclusion(row_id, reason, block, detail))
+        self.n += 1
+        self._counts[block, reason] += 1
+        if self._file is not None:
+            self._file.write(dumps_row({"id": row_id, "reason": reason, "block": block, "detail": detail}) + "\n")
+        else:
+            self.items.append(Exclusion(row_id, reason, block, detail))
 
     def counts(self) -> dict[str, int]:
-        return dict(sorted(Counter(f"{e.block}:{e.reason}" for e in self.items).items()))
+        return dict(sorted((f"{b}:{r}", n) for (b, r), n in self._counts.items()))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
     def write(self, path) -> int:
         with open(path, "w", encoding="utf-8") as f:

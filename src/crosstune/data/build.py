@@ -1,5 +1,8 @@
 """Run a recipe config: sources -> recipe -> filter blocks -> `train.jsonl`, `exclusions.jsonl`, `manifest.json`.
 
+Rows and exclusions stream to disk as they pass; the seeded shuffle is an external pass (`data.spool`), so
+memory does not grow with the number of rows written.
+
 Everything is checked before work starts (config schema, recipe params, languages the sources lack); volumes
 are checked against the loaded corpus before any row is made. The same config and seed give the same bytes;
 timings are returned, never written, for that reason.
@@ -26,6 +29,7 @@ from crosstune.data.io import dumps_row
 from crosstune.data.recipes import get_recipe
 from crosstune.data.recipes.base import Budgeted
 from crosstune.data.recipes.sources import SourceSpec, load_corpus, resolve_path
+from crosstune.data.spool import RowSpool
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
 
@@ -92,14 +96,25 @@ class BuildResult:
     out_dir: Path
 
 
-def _counts(rows: list[Row]) -> dict:
-    modes = Counter(r.example.meta["mode"] for r in rows)
-    pairs = Counter(f"{r.example.meta['instruction_language']}->{r.example.meta['response_language']}"
-                    for r in rows)
-    by_mode_pair = Counter(f"{r.example.meta['mode']}:{r.example.meta['instruction_language']}->"
-                           f"{r.example.meta['response_language']}" for r in rows)
-    return {"rows": len(rows), "per_mode": dict(sorted(modes.items())),
-            "per_language_pair": dict(sorted(pairs.items())), "per_mode_and_pair": dict(sorted(by_mode_pair.items()))}
+class Counts:
+    """Rows per mode, language pair and both, counted as rows stream past."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.by: Counter = Counter()  # (mode, instruction language, response language)
+
+    def add(self, meta: dict) -> None:
+        self.rows += 1
+        self.by[meta["mode"], meta["instruction_language"], meta["response_language"]] += 1
+
+    def to_dict(self) -> dict:
+        modes, pairs, both = Counter(), Counter(), Counter()
+        for (mode, il, rl), n in self.by.items():
+            modes[mode] += n
+            pairs[f"{il}->{rl}"] += n
+            both[f"{mode}:{il}->{rl}"] += n
+        return {"rows": self.rows, "per_mode": dict(sorted(modes.items())),
+                "per_language_pair": dict(sorted(pairs.items())), "per_mode_and_pair": dict(sorted(both.items()))}
 
 
 @contextmanager
@@ -140,53 +155,63 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
         corpus_info = {name: {lang: len(v) for lang, v in texts.items()} for name, texts in data.items()}
     timings["load_s"] = time.perf_counter() - t0
 
-    t1 = time.perf_counter()
-    sink = ExclusionSink()
-    blocks = make_filters(cfg.filters, recipe.languages(plan.params))
-    if isinstance(rows_iter, Budgeted):  # fixed budget: refill filtered rows from the candidate stream
-        blocks.append(Quota(rows_iter.quotas))
-        rows_iter = rows_iter.rows
-    stream = rows_iter
-    for block in blocks:
-        stream = block.run(stream, sink)
-    rows = list(stream)
-    if cfg.shuffle:
-        rows = [rows[int(i)] for i in np.random.default_rng(cfg.seed).permutation(len(rows))]
-    timings["build_s"] = time.perf_counter() - t1
-    for block in blocks:
-        if block.name == "langid":
-            timings["langid_s"] = getattr(block, "seconds", 0.0)
-        if isinstance(block, Quota) and block.shortfall():
-            log.append(f"budget not met after filtering (kept/wanted): {block.shortfall()}")
-
-    t2 = time.perf_counter()
-    manifest = {
-        "recipe": cfg.name, "seed": cfg.seed, "config_hash": config_hash(cfg), "config_file": plan.source,
-        "config": cfg.model_dump(mode="json"), "inputs": inputs, "corpus": corpus_info, "log": log,
-        "counts": _counts(rows), "filters": {b.name: b.report() for b in blocks},
-        "exclusions": {"rows": len(sink.items), "per_reason": sink.counts()},
-        "params": _params(plan.params),
-    }
     out = Path(out_dir)
-    _write_outputs(out, rows, sink, manifest)
-    timings["write_s"] = time.perf_counter() - t2
+    out.mkdir(parents=True, exist_ok=True)
+    partial = {name: out / f"{name}.partial" for name in ("train.jsonl", "exclusions.jsonl", "manifest.json")}
+    sink = ExclusionSink(partial["exclusions.jsonl"])
+    spool = RowSpool(out / "train.jsonl.spool")
+    try:
+        t1 = time.perf_counter()
+        blocks = make_filters(cfg.filters, recipe.languages(plan.params))
+        if isinstance(rows_iter, Budgeted):  # fixed budget: refill filtered rows from the candidate stream
+            blocks.append(Quota(rows_iter.quotas))
+            rows_iter = rows_iter.rows
+        stream = rows_iter
+        for block in blocks:
+            stream = block.run(stream, sink)
+        counts = Counts()
+        for row in stream:  # kept rows go to disk as they come, as their final bytes
+            counts.add(row.example.meta)
+            spool.add(encode_row(row.example))
+        sink.close()
+        timings["build_s"] = time.perf_counter() - t1
+        for block in blocks:
+            if block.name == "langid":
+                timings["langid_s"] = getattr(block, "seconds", 0.0)
+            if isinstance(block, Quota) and block.shortfall():
+                log.append(f"budget not met after filtering (kept/wanted): {block.shortfall()}")
+
+        t2 = time.perf_counter()
+        order = np.random.default_rng(cfg.seed).permutation(len(spool)) if cfg.shuffle else None
+        spool.finish(partial["train.jsonl"], order)
+        manifest = {
+            "recipe": cfg.name, "seed": cfg.seed, "config_hash": config_hash(cfg), "config_file": plan.source,
+            "config": cfg.model_dump(mode="json"), "inputs": inputs, "corpus": corpus_info, "log": log,
+            "counts": counts.to_dict(), "filters": {b.name: b.report() for b in blocks},
+            "exclusions": {"rows": sink.n, "per_reason": sink.counts()},
+            "params": _params(plan.params),
+        }
+        partial["manifest.json"].write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
+                                            encoding="utf-8")
+        for name, path in partial.items():  # every file appears complete, or not at all
+            os.replace(path, out / name)
+        timings["write_s"] = time.perf_counter() - t2
+    except BaseException:
+        sink.close()
+        spool.discard()
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        if recipe.uses_sources:
+            corpus.parallel.close()
     return BuildResult(manifest, timings, out)
 
 
-def _write_outputs(out: Path, rows: list[Row], sink: ExclusionSink, manifest: dict) -> None:
-    """Each file is written under a temporary name and renamed, so a failed build leaves no half file."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "train.jsonl.partial"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            ex = r.example
-            f.write(dumps_row({"id": ex.id, "messages": [m.to_dict() for m in ex.messages], "meta": ex.meta}) + "\n")
-    os.replace(tmp, out / "train.jsonl")
-    sink.write(out / "exclusions.jsonl.partial")
-    os.replace(out / "exclusions.jsonl.partial", out / "exclusions.jsonl")
-    (out / "manifest.json.partial").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
-                                               encoding="utf-8")
-    os.replace(out / "manifest.json.partial", out / "manifest.json")
+def encode_row(ex) -> bytes:
+    """One output line of `train.jsonl`: `{"id", "messages", "meta"}` as canonical JSON."""
+    return (dumps_row({"id": ex.id, "messages": [m.to_dict() for m in ex.messages], "meta": ex.meta}) + "\n"
+            ).encode("utf-8")
 
 
 def _params(params) -> dict:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,9 +26,121 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
                   "model": "assistant", "system": "system", "bot": "assistant"}
 
 
-def _open_text(path: Path):
-    raw = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
+MAX_DEPTH = 200  # rows are shallow; deeper nesting is an error, not a RecursionError
+_WS = re.compile(r"[ \t\n\r]*")
+_BIG_INT = re.compile(r"-?\d{%d,}" % 4301)  # Python refuses int(str) past 4300 digits
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)  # truncated or corrupt gzip; BadGzipFile is an OSError
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict:
+    row = dict(pairs)
+    if len(row) != len(pairs):  # `dict` keeps the last value silently; a row with two "output"s is a bug
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return row
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
+
+
+def _key_before(text: str, pos: int) -> str | None:
+    """The innermost object key whose value contains `pos` (approximately: the last key before it)."""
+    keys = _KEY.findall(text, 0, pos)
+    return keys[-1] if keys else None
+
+
+def _too_deep(text: str, limit: int) -> int | None:
+    """Position where nesting first exceeds `limit` (strings skipped), or None."""
+    depth, in_str, esc = 0, False, False
+    for i, ch in enumerate(text):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return i
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
+def _field(key: str | None) -> str:
+    return f" field '{key}'" if key is not None else ""
+
+
+def _lone_surrogate(value: Any, key: str | None = None) -> str | None | bool:
+    """The key of a string holding a lone UTF-16 surrogate (not encodable as UTF-8), False if none."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return key
+        return False
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _lone_surrogate(v, k if isinstance(k, str) else key)
+        if found is not False:
+            return found
+    return False
+
+
+def parse_json(text: str, loc: str, what: str = "row") -> Any:
+    """Parse one JSON document; every failure is one `CrosstuneError` naming `loc` and, when it can, the field."""
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise CrosstuneError(f"{loc}: a NUL byte at column {nul + 1}; expected UTF-8 JSON text (is the file "
+                             "UTF-16 or binary?)")
+    bad = _too_deep(text, MAX_DEPTH) if text.count("[") + text.count("{") > MAX_DEPTH else None
+    if bad is not None:
+        raise CrosstuneError(f"{loc}{_field(_key_before(text, bad))}: JSON nested more than {MAX_DEPTH} levels "
+                             f"deep (column {bad + 1}); expected a {what} of strings and small objects")
+    try:
+        value = _DECODER.decode(text)
+    except json.JSONDecodeError as e:
+        raise CrosstuneError(f"{loc}: malformed JSON ({e.msg} at column {e.colno})") from None
+    except _DuplicateKey as e:
+        raise CrosstuneError(f"{loc} field '{e.key}': the key appears twice in one object; expected each key "
+                             "once") from None
+    except RecursionError:
+        raise CrosstuneError(f"{loc}: JSON nested too deeply; expected a {what} of strings and small "
+                             "objects") from None
+    except ValueError as e:  # Python 3.11+: an integer literal longer than 4300 digits
+        m = _BIG_INT.search(text)
+        if m is None:
+            raise CrosstuneError(f"{loc}: unreadable JSON value ({e})") from None
+        raise CrosstuneError(f"{loc}{_field(_key_before(text, m.start()))}: an integer with "
+                             f"{len(m.group().lstrip('-')):,} digits (column {m.start() + 1}); numbers past "
+                             "4300 digits are not supported, store it as a string") from None
+    if _SURROGATE_ESCAPE.search(text):  # only a \\uD8xx escape can smuggle a lone surrogate into a str
+        key = _lone_surrogate(value)
+        if key is not False:
+            raise CrosstuneError(f"{loc}{_field(key)}: a lone UTF-16 surrogate escape (\\ud800-\\udfff without "
+                                 "its pair) is not text; expected valid Unicode")
+    return value
+
+
+def _not_a_row(loc: str, value: Any) -> CrosstuneError:
+    kind = {list: "a JSON array", str: "a string", int: "a number", float: "a number", bool: "true/false",
+            type(None): "null"}.get(type(value), type(value).__name__)
+    return CrosstuneError(f"{loc}: expected a JSON object (one row), got {kind}")
 
 
 def _decode_error(path: Path, line: int | None, exc: UnicodeDecodeError) -> CrosstuneError:
@@ -34,73 +148,186 @@ def _decode_error(path: Path, line: int | None, exc: UnicodeDecodeError) -> Cros
                           "re-encode the file as UTF-8")
 
 
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     # Decode line by line (not through a text wrapper) so a bad byte is reported on its own line.
     n = 0
     try:
-        with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
+        with _open_binary(path) as f:
             for line_no, raw in enumerate(f, 1):
+                if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark: accepted
+                    raw = raw[3:]
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
                     raise _decode_error(path, line_no, e) from None
                 if not line.strip():
                     continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise CrosstuneError(f"{where(path, line_no)}: malformed JSON ({e.msg} at column {e.colno}); "
-                                         "expected one JSON object per line") from None
+                row = parse_json(line, where(path, line_no))
                 if not isinstance(row, dict):
-                    raise CrosstuneError(f"{where(path, line_no)}: expected a JSON object, got {type(row).__name__}")
+                    raise _not_a_row(where(path, line_no), row)
                 n += 1
                 yield line_no, row
-    except (OSError, EOFError) as e:
-        raise CrosstuneError(f"{path}: cannot read ({e})") from None
+    except _GZIP_ERRORS as e:
+        raise CrosstuneError(f"{path}: cannot read ({e}); is the file truncated or corrupt?") from None
     if n == 0:
         raise CrosstuneError(f"{path}: empty file, expected at least one row")
 
 
-def _read_json(path: Path) -> Iterator[tuple[int, dict]]:
+def _read_text(path: Path) -> str:
     try:
-        with _open_text(path) as f:
-            text = f.read()
+        with _open_binary(path) as f:
+            data = f.read()
+    except _GZIP_ERRORS as e:
+        raise CrosstuneError(f"{path}: cannot read ({e}); is the file truncated or corrupt?") from None
+    try:
+        return data.decode("utf-8-sig")  # a byte order mark is accepted
     except UnicodeDecodeError as e:
-        raise _decode_error(path, None, e) from None
-    if not text.strip():
+        line = data.count(b"\n", 0, e.start) + 1
+        raise _decode_error(path, line, e) from None
+
+
+def _read_json(path: Path) -> Iterator[tuple[int, dict]]:
+    """A JSON array of rows, element by element (each row's line is known), or an object holding one array.
+    The text is read whole: use JSON Lines for sets that do not fit in memory."""
+    text = _read_text(path)
+    start = _WS.match(text).end()
+    if start == len(text):
         raise CrosstuneError(f"{path}: empty file, expected a JSON array of rows")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        if e.lineno > 1 and text.lstrip().startswith("{"):
-            # Many ".json" files are really JSON Lines.
-            yield from _read_jsonl(path)
-            return
-        raise CrosstuneError(f"{where(path, e.lineno)}: malformed JSON ({e.msg} at column {e.colno})") from None
+    if text[start] == "[":
+        yield from _json_array(path, text, start)
+        return
+    if text[start] == "{" and "\n" in text.strip() and _looks_like_jsonl(text):
+        yield from _read_jsonl(path)  # many ".json" files are really JSON Lines
+        return
+    data = parse_json(text, str(path), "file")
     if isinstance(data, dict):
-        lists = [v for v in data.values() if isinstance(v, list)]
+        lists = [(k, v) for k, v in data.items() if isinstance(v, list)]
         if len(lists) != 1:
-            raise CrosstuneError(f"{path}: expected a JSON array of rows (or an object holding one array)")
-        data = lists[0]
-    if not isinstance(data, list) or not data:
-        raise CrosstuneError(f"{path}: expected a non-empty JSON array of rows")
-    for i, row in enumerate(data):
+            raise CrosstuneError(f"{path}: expected a JSON array of rows (or an object holding one array), got an "
+                                 f"object with {len(lists)} arrays")
+        key, data = lists[0]
+        if not data:
+            raise CrosstuneError(f"{path} field '{key}': an empty array, expected rows")
+        for i, row in enumerate(data):
+            if not isinstance(row, dict):
+                raise _not_a_row(f"{path} field '{key}' row {i + 1}", row)
+            yield i + 1, row
+        return
+    raise CrosstuneError(f"{path}: expected a JSON array of rows, got {type(data).__name__}")
+
+
+def _looks_like_jsonl(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        return e.lineno > 1  # the first object ended and a second one began on a later line
+    except (ValueError, RecursionError):
+        return False
+    return False
+
+
+def _json_array(path: Path, text: str, start: int) -> Iterator[tuple[int, dict]]:
+    """Rows of a top-level array; each row is parsed alone, so errors name its line."""
+    pos, line, last, n = start + 1, 1 + text.count("\n", 0, start), start, 0
+    while True:
+        pos = _WS.match(text, pos).end()
+        if pos >= len(text):
+            raise CrosstuneError(f"{where(path, text.count(chr(10)) + 1)}: the JSON array is not closed; "
+                                 "is the file truncated?")
+        if text[pos] == "]":
+            break
+        if n:
+            if text[pos] != ",":
+                line += text.count("\n", last, pos)
+                raise CrosstuneError(f"{where(path, line)}: malformed JSON (expected ',' or ']' after row {n})")
+            pos = _WS.match(text, pos + 1).end()
+        line += text.count("\n", last, pos)
+        last = pos
+        loc = f"{where(path, line)} (row {n + 1})"
+        row, end = _array_element(text, pos, loc)
         if not isinstance(row, dict):
-            raise CrosstuneError(f"{path}: row {i}: expected a JSON object, got {type(row).__name__}")
-        yield i + 1, row
+            raise _not_a_row(loc, row)
+        n += 1
+        yield line, row
+        pos = end
+    if _WS.match(text, pos + 1).end() != len(text):
+        raise CrosstuneError(f"{where(path, line)}: extra data after the JSON array")
+    if n == 0:
+        raise CrosstuneError(f"{path}: an empty JSON array, expected rows")
+
+
+def _array_element(text: str, pos: int, loc: str) -> tuple[Any, int]:
+    """The JSON value starting at `pos` and where it ends; on any failure `parse_json` names the problem."""
+    try:
+        value, end = _DECODER.raw_decode(text, pos)
+    except json.JSONDecodeError as e:
+        if "\x00" not in text[pos:e.pos + 1]:
+            raise CrosstuneError(f"{loc}: malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        parse_json(text[pos:_bracket_end(text, pos)], loc)  # raises, naming the NUL byte
+        raise CrosstuneError(f"{loc}: malformed JSON ({e.msg})") from None
+    except (_DuplicateKey, RecursionError, ValueError) as e:
+        parse_json(text[pos:_bracket_end(text, pos)], loc)  # raises, naming the field
+        raise CrosstuneError(f"{loc}: unreadable JSON row ({type(e).__name__})") from None
+    if _SURROGATE_ESCAPE.search(text, pos, end) or _depth_suspect(text, pos, end):
+        parse_json(text[pos:end], loc)  # the checks the fast path skipped
+    return value, end
+
+
+def _depth_suspect(text: str, pos: int, end: int) -> bool:
+    return text.count("[", pos, end) + text.count("{", pos, end) > MAX_DEPTH
+
+
+def _bracket_end(text: str, pos: int) -> int:
+    depth, in_str, esc = 0, False, False
+    for i in range(pos, len(text)):
+        ch = text[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif depth == 0 and ch in ",]":
+            return i
+    return len(text)
 
 
 def _read_parquet(path: Path) -> Iterator[tuple[int, dict]]:
+    """Rows of a Parquet file, a batch at a time (never the whole table)."""
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        pf = pq.ParquetFile(path)
+        total = pf.metadata.num_rows
     except Exception as e:  # pyarrow raises several types for a bad file
-        raise CrosstuneError(f"{path}: not a readable Parquet file ({e})") from None
-    if table.num_rows == 0:
+        raise CrosstuneError(f"{path}: not a readable Parquet file ({e}); is it truncated?") from None
+    if total == 0:
         raise CrosstuneError(f"{path}: empty file, expected at least one row")
-    for i, row in enumerate(table.to_pylist()):
-        yield i + 1, row
+    line = 0
+    batches = pf.iter_batches(batch_size=4096)
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as e:
+            raise CrosstuneError(f"{path}: row {line + 1} onwards unreadable ({e}); is the file corrupt?") from None
+        if batch is None:
+            break
+        for row in batch.to_pylist():
+            line += 1
+            yield line, row
 
 
 def _read_hf(spec: str) -> Iterator[tuple[int, dict]]:
@@ -119,8 +346,38 @@ def _read_hf(spec: str) -> Iterator[tuple[int, dict]]:
         if len(ds) != 1:
             raise CrosstuneError(f"{spec}: has splits {list(ds)}; name one as PATH@SPLIT")
         ds = next(iter(ds.values()))
-    for i, row in enumerate(ds):
-        yield i + 1, row
+    rows = iter(ds)
+    i = 0
+    while True:
+        try:
+            row = next(rows, None)
+        except Exception as e:
+            raise CrosstuneError(f"{spec}: row {i + 1} unreadable ({type(e).__name__}: {e})") from None
+        if row is None:
+            break
+        i += 1
+        yield i, row
+
+
+def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """`(line number, text without its final newline)` of a plain UTF-8 text file (gzip too), streamed; a byte
+    order mark is accepted, a NUL byte or bad UTF-8 is an error naming the line."""
+    p = Path(path)
+    try:
+        with _open_binary(p) as f:
+            for line_no, raw in enumerate(f, 1):
+                if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    text = raw.decode("utf-8").removesuffix("\n")
+                except UnicodeDecodeError as e:
+                    raise _decode_error(p, line_no, e) from None
+                if "\x00" in text:
+                    raise CrosstuneError(f"{where(p, line_no)}: a NUL byte at column {text.index(chr(0)) + 1}; "
+                                         "expected UTF-8 text, one sentence per line")
+                yield line_no, text
+    except _GZIP_ERRORS as e:
+        raise CrosstuneError(f"{p}: cannot read ({e}); is the file truncated or corrupt?") from None
 
 
 def read_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -144,7 +401,18 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
     raise CrosstuneError(f"{p}: unknown file type; expected .json, .jsonl, .jsonl.gz, .parquet or a HF dataset folder")
 
 
+def nested_row(row: dict, prefix: str) -> dict | None:
+    """`prefix` "pt." reads the object under key "pt" (the layout `crosstune data translate` writes:
+    `{"id", "en": {...}, "pt": {...}}`), keeping the row's id; None when the row has no such language."""
+    sub = row.get(prefix[:-1])
+    if not isinstance(sub, dict):
+        return None
+    return {"id": row["id"], **sub} if "id" in row and "id" not in sub else sub
+
+
 def detect_format(row: dict, prefix: str = "") -> str:
+    if prefix.endswith("."):
+        row, prefix = nested_row(row, prefix) or {}, ""
     keys = set(row)
     if "messages" in keys and "id" in keys and isinstance(row.get("meta", {}), dict) and "meta" in keys:
         return "crosstune"
@@ -239,14 +507,19 @@ def read_examples(path: str | Path, fmt: str = "auto", *, language: str | None =
         raise CrosstuneError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     lang = normalize(language) if language else None
     chosen = None if fmt == "auto" else fmt
+    nested = prefix.endswith(".")
     for index, (line, row) in enumerate(read_rows(path)):
         loc = where(path, line)
+        if nested:  # "pt.": the row's "pt" object; rows without one lack that language (a gap, not an error)
+            row = nested_row(row, prefix)
+            if row is None:
+                continue
         if chosen is None:
             try:
                 chosen = detect_format(row, prefix)
             except CrosstuneError as e:
                 raise CrosstuneError(f"{loc}: {e}") from None
-        yield row_to_example(row, chosen, loc, index=index, language=lang, prefix=prefix,
+        yield row_to_example(row, chosen, loc, index=index, language=lang, prefix="" if nested else prefix,
                              source=str(path), id_field=id_field)
 
 

@@ -1,15 +1,91 @@
-"""A parallel corpus: the same items in several languages, keyed by id, validated precisely."""
+"""A parallel corpus: the same items in several languages, keyed by id, validated precisely, stored compactly.
+
+Each language keeps only (instruction, input, output) per item, in a `FieldStore`: decoded strings in memory
+while small, spilled to a temporary file (UTF-8 plus offsets) once it passes `SPILL_CHARS`, so a corpus of
+millions of rows costs a few bytes per item of RAM besides its id. Ids are shared across languages through one
+table (`id -> int`) and a position array per language.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import tempfile
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
-from crosstune.data.io import read_examples
+import numpy as np
+
 from crosstune.data.schema import Example
 from crosstune.errors import CrosstuneError
-from crosstune.languages import normalize
+
+SPILL_CHARS = 32_000_000  # per language: above this many characters the texts move to a temporary file
+Fields = tuple[str, str, str]
+
+
+class FieldStore:
+    """(instruction, input, output) of each item of one language, by position."""
+
+    def __init__(self, spill_chars: int = SPILL_CHARS):
+        self.spill_chars = spill_chars
+        self._rows: list[Fields] | None = []
+        self._chars = 0
+        self._file = None
+        self._offsets = array("Q", [0])
+        self._n = 0
+
+    @property
+    def in_memory(self) -> bool:
+        return self._rows is not None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, fields: Fields) -> None:
+        self._n += 1
+        if self._rows is not None:
+            self._rows.append(fields)
+            self._chars += len(fields[0]) + len(fields[1]) + len(fields[2])
+            if self._chars > self.spill_chars:
+                self._spill()
+            return
+        self._write(fields)
+
+    def _spill(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="crosstune-corpus-")
+        rows, self._rows = self._rows, None
+        for f in rows:
+            self._write(f)
+
+    def _write(self, fields: Fields) -> None:
+        end = self._offsets[-1]
+        for text in fields:
+            b = text.encode("utf-8", "surrogatepass")
+            self._file.write(b)
+            end += len(b)
+            self._offsets.append(end)
+
+    def finish(self) -> None:
+        """Done appending: flush the file and open the bounded read cache."""
+        if self._file is not None:
+            self._file.flush()
+            self.get = lru_cache(maxsize=1 << 15)(self._read)  # type: ignore[method-assign]
+
+    def get(self, i: int) -> Fields:
+        return self._rows[i]  # type: ignore[index]
+
+    def _read(self, i: int) -> Fields:
+        o = self._offsets
+        a, b, c, d = o[3 * i], o[3 * i + 1], o[3 * i + 2], o[3 * i + 3]
+        raw = os.pread(self._file.fileno(), d - a, a)
+        dec = "surrogatepass"
+        return raw[: b - a].decode("utf-8", dec), raw[b - a: c - a].decode("utf-8", dec), raw[c - a:].decode("utf-8", dec)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 @dataclass
@@ -33,63 +109,147 @@ class ValidationReport:
         return "\n".join(lines) or "ok"
 
 
+class _Ids:
+    """The ids of one language in file order (iterable, sized, `in`)."""
+
+    def __init__(self, corpus: "ParallelCorpus", lang: str):
+        self._c, self._lang = corpus, lang
+
+    def __iter__(self) -> Iterator[str]:
+        ids = self._c._ids
+        return (ids[g] for g in self._c._order[self._lang])
+
+    def __len__(self) -> int:
+        return len(self._c._order[self._lang])
+
+    def __contains__(self, item_id: object) -> bool:
+        return self._c.position(self._lang, item_id) is not None  # type: ignore[arg-type]
+
+
 class ParallelCorpus:
-    """`items[lang][id] -> Example`; ids are shared across languages."""
+    """Items in several languages under shared ids: `fields(lang, id) -> (instruction, input, output)`.
 
-    def __init__(self, items: dict[str, dict[str, Example]], report: ValidationReport | None = None):
-        self.items = items
-        self.report = report or ValidationReport(sorted(items))
+    Fill with `add` (the first row of an id wins; repeats and empty rows are reported), then `finish`."""
 
+    def __init__(self, spill_chars: int = SPILL_CHARS):
+        self.spill_chars = spill_chars
+        self._gid: dict[str, int] = {}
+        self._ids: list[str] = []
+        self.stores: dict[str, FieldStore] = {}
+        self._order: dict[str, array] = {}
+        self._seen: dict[str, bytearray] = {}
+        self._pos: dict[str, np.ndarray] = {}
+        self.report = ValidationReport(languages=[])
+
+    # -- building
+    def add(self, lang: str, item_id: str, fields: Fields, empty: bool = False) -> None:
+        if lang not in self.stores:
+            self.stores[lang] = FieldStore(self.spill_chars)
+            self._order[lang], self._seen[lang] = array("q"), bytearray()
+            self.report.languages.append(lang)
+            self.report.duplicates[lang], self.report.empty[lang] = [], []
+        g = self._gid.get(item_id)
+        if g is None:
+            g = self._gid[item_id] = len(self._ids)
+            self._ids.append(item_id)
+        seen = self._seen[lang]
+        if g >= len(seen):
+            seen.extend(bytes(max(g + 1 - len(seen), len(seen))))
+        if seen[g]:
+            self.report.duplicates[lang].append(item_id)
+            return
+        seen[g] = 1
+        if empty:
+            self.report.empty[lang].append(item_id)
+        self._order[lang].append(g)
+        self.stores[lang].append(fields)
+
+    def finish(self) -> "ParallelCorpus":
+        n = len(self._ids)
+        for lang, order in self._order.items():
+            pos = np.full(n, -1, dtype=np.int64)
+            pos[np.frombuffer(order, dtype=np.int64)] = np.arange(len(order))
+            self._pos[lang] = pos
+            self.stores[lang].finish()
+            present = np.flatnonzero(pos < 0)
+            self.report.missing[lang] = sorted((self._ids[int(g)] for g in present), key=_id_key)
+        self._seen = {}
+        return self
+
+    # -- reading
     @property
     def languages(self) -> list[str]:
-        return list(self.items)
+        return list(self.stores)
+
+    @property
+    def items(self) -> dict[str, _Ids]:
+        return {lang: _Ids(self, lang) for lang in self.stores}
+
+    def position(self, lang: str, item_id: str) -> int | None:
+        g = self._gid.get(item_id)
+        if g is None:
+            return None
+        p = int(self._pos[lang][g])
+        return None if p < 0 else p
+
+    def fields(self, lang: str, item_id: str) -> Fields:
+        p = self.position(lang, item_id)
+        if p is None:
+            raise KeyError(f"{lang}:{item_id}")
+        return self.stores[lang].get(p)
 
     def ids(self, langs: Iterable[str] | None = None) -> list[str]:
         """Ids present in every given language, in the first language's order."""
         langs = list(langs or self.languages)
-        first, rest = self.items[langs[0]], [self.items[lang] for lang in langs[1:]]
-        return [i for i in first if all(i in r for r in rest)]
-
-    def get(self, lang: str, item_id: str) -> Example:
-        return self.items[lang][item_id]
+        order = np.frombuffer(self._order[langs[0]], dtype=np.int64)
+        keep = np.ones(len(order), dtype=bool)
+        for lang in langs[1:]:
+            keep &= self._pos[lang][order] >= 0
+        ids = self._ids
+        return [ids[g] for g in order[keep].tolist()]
 
     def require(self, langs: Iterable[str]) -> None:
-        missing = [lang for lang in langs if lang not in self.items]
+        missing = [lang for lang in langs if lang not in self.stores]
         if missing:
             raise CrosstuneError(f"the corpus has no {', '.join(missing)}; it has {', '.join(self.languages)}")
 
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+
+    # -- constructors
     @classmethod
-    def from_examples(cls, by_lang: dict[str, Iterable[Example]]) -> "ParallelCorpus":
-        items: dict[str, dict[str, Example]] = {}
-        report = ValidationReport(languages=list(by_lang))
+    def from_examples(cls, by_lang: dict[str, Iterable[Example]], spill_chars: int = SPILL_CHARS) -> "ParallelCorpus":
+        corpus = cls(spill_chars)
         for lang, examples in by_lang.items():
-            seen: dict[str, Example] = {}
-            dups, empty = [], []
             for ex in examples:
-                if ex.id in seen:
-                    dups.append(ex.id)
-                    continue
-                if any(not m.content.strip() for m in ex.messages if m.role != "system"):
-                    empty.append(ex.id)
-                seen[ex.id] = ex
-            items[lang] = seen
-            report.duplicates[lang], report.empty[lang] = dups, empty
-        all_ids = set().union(*(set(v) for v in items.values())) if items else set()
-        for lang, seen in items.items():
-            report.missing[lang] = sorted(all_ids - set(seen), key=_id_key)
-        return cls(items, report)
+                corpus.add(lang, ex.id, example_fields(ex), is_empty(ex))
+        return corpus.finish()
 
     @classmethod
     def from_sources(cls, sources: list[dict]) -> "ParallelCorpus":
         """Build from config entries `{language, path, format?, prefix?, id_field?}`."""
-        by_lang: dict[str, list[Example]] = {}
+        from crosstune.data.io import read_examples
+        from crosstune.languages import normalize
+
+        corpus = cls()
         for src in sources:
             lang = normalize(src["language"])
-            rows = read_examples(Path(src["path"]), src.get("format", "auto"), language=lang,
-                                 prefix=src.get("prefix", ""), id_field=src.get("id_field"))
-            by_lang.setdefault(lang, []).extend(rows)
-        return cls.from_examples(by_lang)
+            for ex in read_examples(Path(src["path"]), src.get("format", "auto"), language=lang,
+                                    prefix=src.get("prefix", ""), id_field=src.get("id_field")):
+                corpus.add(lang, ex.id, example_fields(ex), is_empty(ex))
+        return corpus.finish()
+
+
+def example_fields(ex: Example) -> Fields:
+    """(instruction, input, output); non-Alpaca rows give the whole last user turn as the instruction."""
+    f = ex.meta.get("fields") or {"instruction": ex.instruction.content, "input": ""}
+    return f["instruction"], f["input"], ex.response.content
+
+
+def is_empty(ex: Example) -> bool:
+    return any(not m.content.strip() for m in ex.messages if m.role != "system")
 
 
 def _id_key(i: str):
-    return (0, int(i), "") if i.isdigit() else (1, 0, i)
+    return (0, int(i), "") if i.isascii() and i.isdigit() and len(i) < 4000 else (1, 0, i)

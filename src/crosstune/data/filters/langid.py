@@ -1,6 +1,8 @@
 """Language-ID filter: each checked side must be detected as its declared language.
 
-Texts are detected once (memoized): CrossIn reuses each source text across modes. Detections below
+Texts are detected once (memoized by a 128-bit digest of the text, so the memo costs ~100 bytes per distinct
+text however long; a bounded text-keyed front cache skips the digest for texts seen recently): CrossIn reuses
+each source text across modes. Detections below
 `min_confidence`, or with no answer (numbers, code, very short text), count as undetermined and are kept unless
 `drop_undetermined`. The agreement rate per side (agree / (agree + mismatch)) goes to the manifest.
 """
@@ -13,6 +15,7 @@ from typing import Literal
 from crosstune.config import StrictModel
 from crosstune.data.blocks import BatchFilter, Row
 from crosstune.data.langid import get_detector, same_base_language
+from crosstune.data.filters.dedup import text_digest
 from crosstune.languages import normalize
 
 Side = Literal["user", "assistant"]
@@ -36,20 +39,43 @@ class LangIdFilter(BatchFilter):
         super().__init__()
         self.cfg = cfg
         self.detector = get_detector(cfg.backend, languages if cfg.restrict and len(languages) > 1 else None)
-        self.cache: dict[str, tuple[str | None, float]] = {}
+        self.memo: dict[int, tuple[str | None, float]] = {}  # text digest -> detection
+        self.front: dict[str, tuple[str | None, float]] = {}  # recent texts -> detection (bounded)
+        self._interned: dict[tuple, tuple] = {}  # one tuple object per distinct (tag, confidence)
         self.seconds = 0.0  # time spent in the detector, reported apart from the build
         self.sides = set(cfg.sides)
         self.min_confidence = cfg.min_confidence
         self.outcomes = {side: [0, 0, 0] for side in dict.fromkeys(cfg.sides)}  # side -> counts per OUTCOMES
         self.accept = {normalize(k): {normalize(x) for x in v} for k, v in cfg.accept.items()}
 
+    FRONT_SIZE = 100_000
+
     def prepare(self, batch: list[Row]) -> None:
-        todo = list(dict.fromkeys(t for row in batch for side, t, _ in row.checks
-                                  if side in self.sides and t not in self.cache))
-        t0 = time.perf_counter()
-        self.cache.update(zip(todo, self.detector.detect_many(todo)))
-        self.seconds += time.perf_counter() - t0
-        self.stats["texts_detected"] += len(todo)
+        front, memo = self.front, self.memo
+        if len(front) > self.FRONT_SIZE:
+            front.clear()
+        todo: dict[int, str] = {}
+        pending: list[tuple[str, int]] = []
+        for row in batch:
+            for side, t, _ in row.checks:
+                if side in self.sides and t not in front:
+                    key = text_digest(t)
+                    found = memo.get(key)
+                    if found is not None:
+                        front[t] = found
+                    else:
+                        todo.setdefault(key, t)
+                        pending.append((t, key))
+        if todo:
+            t0 = time.perf_counter()
+            found = self.detector.detect_many(list(todo.values()))
+            self.seconds += time.perf_counter() - t0
+            interned = self._interned
+            for key, res in zip(todo, found):
+                memo[key] = interned.setdefault(res, res)
+            self.stats["texts_detected"] += len(todo)
+        for t, key in pending:
+            front[t] = memo[key]
 
     def _agrees(self, detected: str, declared: str) -> bool:
         return same_base_language(detected, declared) or detected in self.accept.get(declared, ())
@@ -60,7 +86,7 @@ class LangIdFilter(BatchFilter):
             counts = self.outcomes.get(side)
             if counts is None:  # a side this filter does not check
                 continue
-            tag, conf = self.cache[text]
+            tag, conf = self.front[text]
             if tag is None or conf < self.min_confidence:
                 counts[UNDETERMINED] += 1
                 if self.cfg.drop_undetermined and verdict is None:

@@ -8,13 +8,14 @@ reference's row indices.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from crosstune.config import StrictModel
 from crosstune.data.io import detect_format, read_examples, read_rows
-from crosstune.data.parallel import ParallelCorpus
+from crosstune.data.parallel import ParallelCorpus, example_fields, is_empty
 from crosstune.data.schema import Example
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
@@ -74,19 +75,18 @@ class Corpus:
     def fields(self, lang: str, item_id: str) -> tuple[str, str, str]:
         """(instruction, input, output) of one item; non-Alpaca rows give the whole prompt as instruction."""
         table = self._fields.get(lang)
-        if table is None:  # one pass per language: recipes look items up hundreds of thousands of times
-            table = self._fields[lang] = {i: _split(ex) for i, ex in self.parallel.items[lang].items()}
+        if table is None:
+            store = self.parallel.stores[lang]
+            if not store.in_memory:  # spilled to disk: read by offset (bounded cache), no table
+                return self.parallel.fields(lang, item_id)
+            # one pass per language: recipes look items up hundreds of thousands of times
+            table = self._fields[lang] = {i: store.get(k) for k, i in enumerate(self.parallel.items[lang])}
         return table[item_id]
 
 
-def _split(ex: Example) -> tuple[str, str, str]:
-    f = ex.meta.get("fields") or {"instruction": ex.instruction.content, "input": ""}
-    return f["instruction"], f["input"], ex.response.content
-
-
-def _load_one(spec: SourceSpec, lang: str, path: Path, base_dirs: list[Path]) -> list[Example]:
+def _load_one(spec: SourceSpec, lang: str, path: Path, base_dirs: list[Path]) -> Iterable[Example]:
     if spec.align_to is None:
-        return list(read_examples(path, spec.format, language=lang, prefix=spec.prefix, id_field=spec.id_field))
+        return read_examples(path, spec.format, language=lang, prefix=spec.prefix, id_field=spec.id_field)
     from crosstune.data.align import load_aligned
 
     ref = resolve_path(spec.align_to.path, base_dirs)
@@ -96,7 +96,8 @@ def _load_one(spec: SourceSpec, lang: str, path: Path, base_dirs: list[Path]) ->
 
 
 def load_corpus(specs: list[SourceSpec], base_dirs: list[Path]) -> Corpus:
-    by_lang: dict[str, list[Example]] = {}
+    """Stream every source into one `ParallelCorpus` (rows are not kept, only their three text fields)."""
+    parallel = ParallelCorpus()
     split: dict[str, bool] = {}
     inputs = []
     digests: dict[Path, str] = {}  # one file often serves several languages (en_*/zh_* columns)
@@ -113,10 +114,11 @@ def load_corpus(specs: list[SourceSpec], base_dirs: list[Path]) -> Corpus:
         if spec.align_to is not None:
             ref = resolve_path(spec.align_to.path, base_dirs)
             inputs.append({"path": spec.align_to.path, "sha256": digest(ref), "role": f"align_to for {lang}"})
-        by_lang.setdefault(lang, []).extend(_load_one(spec, lang, path, base_dirs))
+        for ex in _load_one(spec, lang, path, base_dirs):
+            parallel.add(lang, ex.id, example_fields(ex), is_empty(ex))
         # prompt_response sources fold the input into the prompt; Alpaca keeps them apart.
         split[lang] = split.get(lang, True) and _is_alpaca(spec, path)
-    return Corpus(ParallelCorpus.from_examples(by_lang), split, _dedup_inputs(inputs))
+    return Corpus(parallel.finish(), split, _dedup_inputs(inputs))
 
 
 def _is_alpaca(spec: SourceSpec, path: Path) -> bool:

@@ -15,7 +15,7 @@ from pydantic import field_validator
 
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
-from crosstune.data.io import alpaca_user_text, read_rows
+from crosstune.data.io import alpaca_user_text, read_lines, read_rows
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import Volume, draw_indices, language_name, make_row, resolve_volume
 from crosstune.data.recipes.sources import file_sha256, resolve_path
@@ -73,7 +73,10 @@ def read_sentences(side: Side, base_dirs: list[Path]) -> tuple[list[str], dict]:
                 raise CrosstuneError(f"{where(side.path, line, side.field)}: expected a string")
             out.append(row[side.field])
         return out, info
-    return path.read_text(encoding="utf-8").splitlines(), info
+    lines: list[str] = []
+    for _, text in read_lines(path):  # as str.splitlines() on the whole file: \r\n, \u2028 etc. break lines too
+        lines.extend(text.splitlines() or [""])
+    return lines, info
 
 
 def _directions(p: TranslationParams, langs: list[str]) -> list[tuple[str, str]]:

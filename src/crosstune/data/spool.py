@@ -1,0 +1,103 @@
+"""Kept rows spooled to disk as their final JSON lines, then written out in a seeded order with bounded memory.
+
+A build does not know how many rows it keeps until the filters have run, and the shuffle is the permutation
+`np.random.default_rng(seed).permutation(n)` of all of them (the same bytes as shuffling a list in memory).
+`RowSpool.finish` writes output line j = spooled row `order[j]`:
+
+- up to `bucket_bytes` of rows: read back whole, emitted in order;
+- more: an external bucket pass. Each row's output position is `inverse[i]`; the rows are routed, in one
+  sequential read, to K temporary files by which 1/K of the output they land in, then each bucket (about
+  `bucket_bytes`) is read, put in order and appended. Memory: three int64 arrays of n and one bucket.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from pathlib import Path
+
+import numpy as np
+
+BUCKET_BYTES = 64 << 20
+
+
+class RowSpool:
+    def __init__(self, path: str | Path, bucket_bytes: int = BUCKET_BYTES):
+        self.path = Path(path)
+        self.bucket_bytes = bucket_bytes
+        self._file = open(self.path, "wb", buffering=1 << 20)
+        self.lengths = array("q")
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def add(self, line: bytes) -> None:
+        self._file.write(line)
+        self.lengths.append(len(line))
+        self.size += len(line)
+
+    def finish(self, dest: str | Path, order: np.ndarray | None) -> int:
+        """Write the rows to `dest` (in `order`, or as spooled when None) and delete the spool file."""
+        self._file.close()
+        n = len(self.lengths)
+        if order is None:
+            os.replace(self.path, dest)
+            return n
+        try:
+            if self.size <= self.bucket_bytes:
+                self._in_memory(dest, order)
+            else:
+                self._bucketed(dest, order)
+        finally:
+            self.path.unlink(missing_ok=True)
+        return n
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    def _offsets(self) -> np.ndarray:
+        off = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(np.frombuffer(self.lengths, dtype=np.int64), out=off[1:])
+        return off
+
+    def _in_memory(self, dest, order: np.ndarray) -> None:
+        data = self.path.read_bytes()
+        off = self._offsets().tolist()
+        with open(dest, "wb", buffering=1 << 20) as out:
+            for i in order.tolist():
+                out.write(data[off[i]:off[i + 1]])
+
+    def _bucketed(self, dest, order: np.ndarray) -> None:
+        n = len(order)
+        k = -(-self.size // self.bucket_bytes)
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[order] = np.arange(n, dtype=np.int64)
+        bucket_of = (inverse * k // n).tolist()  # output position -> which 1/k of the file
+        lengths = self.lengths
+        parts = [self.path.with_name(f"{self.path.name}.{b}") for b in range(k)]
+        files = [open(p, "wb", buffering=1 << 18) for p in parts]
+        try:
+            with open(self.path, "rb", buffering=1 << 20) as f:
+                for i, length in enumerate(lengths):
+                    files[bucket_of[i]].write(f.read(length))
+            for fh in files:
+                fh.close()
+            bucket = np.asarray(bucket_of, dtype=np.int64)
+            all_lengths = np.frombuffer(lengths, dtype=np.int64)
+            with open(dest, "wb", buffering=1 << 20) as out:
+                for b, part in enumerate(parts):
+                    members = np.flatnonzero(bucket == b)  # spool rows in this bucket, in spool order
+                    data = part.read_bytes()
+                    part.unlink()
+                    off = np.zeros(len(members) + 1, dtype=np.int64)
+                    np.cumsum(all_lengths[members], out=off[1:])
+                    off_list = off.tolist()
+                    for j in np.argsort(inverse[members], kind="stable").tolist():
+                        out.write(data[off_list[j]:off_list[j + 1]])
+        finally:
+            for fh in files:
+                fh.close()
+            for p in parts:
+                p.unlink(missing_ok=True)
