@@ -17,12 +17,14 @@ sweep:                                  # <data|train>.<entry>.<dotted key> -> v
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator
 
 from crosstune.config import StrictModel, read_yaml, validate
+from crosstune.errors import CrosstuneError
 
 
 class DataEntry(StrictModel):
@@ -57,18 +59,26 @@ class ConsistencySuite(StrictModel):
     n_boot: int = Field(1000, ge=0)
 
 
+class GenerationRun(StrictModel):
+    """One generation condition: a response-language signal and the language it asks for."""
+
+    directive: Literal["none", "tag", "answer_in"] = "none"
+    target_language: str | None = None  # with tag/answer_in: the requested language (none: the prompt's own)
+    languages: list[str] | None = None  # only prompts in these languages (default: all of the prompt sets)
+
+
 class GenerationSuite(StrictModel):
-    """Open generation on parallel prompts, then response-language fidelity (crosstune.eval.generation/fidelity)."""
+    """Open generation on parallel prompts (crosstune.eval.generation), then response-language fidelity
+    (crosstune.eval.fidelity) per condition: detected vs expected language, confusion, LPR/WPR."""
 
     kind: Literal["generation"]
-    prompts: str  # a prompt file or folder that crosstune.eval.generation reads
-    languages: list[str] | None = None
-    directives: list[Literal["none", "tag", "answer_in"]] = ["none"]
-    target_languages: list[str] | None = None  # for tag/answer_in prompts: the requested languages
-    limit: int | None = Field(None, gt=0)
+    prompts: list[str]  # [LANG=]FILE specs, as `crosstune eval generate --prompts`
+    runs: list[GenerationRun] = [GenerationRun()]
+    limit: int | None = Field(None, gt=0)  # prompts per file
     max_new_tokens: int = Field(64, gt=0)
     batch_size: int = Field(16, gt=0)
-    fidelity: bool = True
+    lid: str = "pycld2"
+    n_boot: int = Field(1000, ge=0)
 
 
 Suite = Annotated[Union[ConsistencySuite, GenerationSuite], Field(discriminator="kind")]
@@ -77,6 +87,7 @@ Suite = Annotated[Union[ConsistencySuite, GenerationSuite], Field(discriminator=
 class Experiment(StrictModel):
     name: str
     description: str = ""
+    vars: dict[str, Any] = {}  # `${name}` anywhere below is replaced by the value (override: vars.budget=200)
     model: str = "default"  # the base model every training config starts from (unless it names its own)
     seed: int = 0
     threads: int = Field(0, ge=0)  # torch CPU threads for every stage (0: torch's default)
@@ -99,7 +110,32 @@ class Experiment(StrictModel):
         return v
 
 
+def substitute_vars(node: Any, variables: dict[str, Any], src: str) -> Any:
+    """`${name}` -> the variable: a whole-string reference keeps the value's type, inside text it is formatted."""
+    if isinstance(node, dict):
+        return {k: substitute_vars(v, variables, src) for k, v in node.items()}
+    if isinstance(node, list):
+        return [substitute_vars(v, variables, src) for v in node]
+    if isinstance(node, str) and "${" in node:
+        def value(name: str) -> Any:
+            if name not in variables:
+                raise CrosstuneError(f"{src}: ${{{name}}} is used but not defined in vars "
+                                     f"({', '.join(variables) or 'none defined'})")
+            return variables[name]
+
+        whole = re.fullmatch(r"\$\{(\w+)\}", node)
+        if whole:
+            return value(whole.group(1))
+        return re.sub(r"\$\{(\w+)\}", lambda m: str(value(m.group(1))), node)
+    return node
+
+
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
     from crosstune.config import apply_overrides
 
-    return validate(Experiment, apply_overrides(read_yaml(path), overrides or []), str(path))
+    raw = apply_overrides(read_yaml(path), overrides or [])
+    variables = raw.get("vars") or {}
+    if not isinstance(variables, dict):
+        raise CrosstuneError(f"{path}: field 'vars': expected a mapping of names to values")
+    body = substitute_vars({k: v for k, v in raw.items() if k != "vars"}, variables, str(path))
+    return validate(Experiment, {**body, "vars": variables}, str(path))

@@ -183,7 +183,7 @@ def _check_suite(name: str, suite, data_root: Path | None) -> dict:
         for task in suite.tasks:
             try:
                 cfg = load_task(task, [f"data_files={json.dumps(files[task])}"] if task in files else None)
-                items = load_items(cfg, suite.languages, suite.prompt, suite.limit)
+                items = load_items(cfg, suite.languages, suite.prompt, suite.limit, data_root=data_root)
             except CrosstuneError as e:
                 raise CrosstuneError(f"eval.{name}: {e}") from None
             loaded[task] = (cfg, items)
@@ -278,9 +278,6 @@ def data_root_from_env(explicit: Path | None = None) -> Path | None:
         return explicit
     if os.environ.get("CROSSTUNE_DATA"):
         return Path(os.environ["CROSSTUNE_DATA"]).expanduser()
-    try:
-        from crosstune.paths import data_root  # issue 9 adds it
+    from crosstune.paths import data_root
 
-        return data_root()
-    except Exception:
-        return None
+    return data_root()

@@ -34,8 +34,10 @@ def _arm_row(plan: Plan, arm, status: dict[str, dict]) -> dict:
             row.update({f"{p}.acc": t["acc"], f"{p}.con3": t.get("con3"), f"{p}.ac3": t.get("ac3")})
             for lang, v in t["language_acc"].items():
                 row[f"{p}.acc.{lang}"] = v
-        for lang, v in sorted(res.get("fidelity", {}).items()):
-            row[f"{suite}.fidelity.{lang}"] = v
+        for label, g in res.get("runs", {}).items():
+            row[f"{suite}.{label}.fidelity"] = g["overall"]
+            for lang, v in sorted(g["per_language"].items()):
+                row[f"{suite}.{label}.fidelity.{lang}"] = v["rate"]
     return row, stages
 
 

@@ -77,21 +77,22 @@ def run_eval(stage: Stage, ctx: Context, deps: dict[str, dict]) -> dict:
 
 def _consistency(stage: Stage, ctx: Context, suite, model: str) -> dict:
     from crosstune.eval.runner import run_task
-    from crosstune.eval.scorers import GenerateScorer, LoglikScorer
+    from crosstune.eval.scorers import build_scorer
     from crosstune.models.backends import build_backend
 
     backend = build_backend(model, dtype="float32", batch_size=suite.batch_size)
     out: dict = {}
     for task, (cfg, items) in stage.payload["loaded"]["tasks"].items():
-        scorer = LoglikScorer(cfg) if suite.mode == "loglik" else GenerateScorer(cfg, seed=ctx.plan.experiment.seed)
+        scorer = build_scorer(cfg, suite.mode, seed=ctx.plan.experiment.seed)
         # the label in run.json names the arm, not the folder, so a moved output folder still resumes
         s = run_task(backend, cfg, scorer, items, ctx.path(stage), stage.payload["arm"],
-                     suite.prompt or cfg.default_prompt, n_boot=suite.n_boot, seed=ctx.plan.experiment.seed)
+                     suite.prompt or cfg.default_prompt, n_boot=suite.n_boot, seed=ctx.plan.experiment.seed,
+                     data_root=ctx.data_root)
         out[task] = {"dir": str(Path(stage.dir) / cfg.name / scorer.mode), "n_items": s["n_items"],
                      "languages": s["languages"], "acc": s["overall_acc"], "language_acc": s["language_acc"],
                      "con3": s.get("consistency_score_3"), "ac3": s.get("AC3_3"),
                      "ci95": s.get("bootstrap_95", {}),
-                     "pairs": s["detailed_consistency_score"].get("2_combine", {})}
+                     "agreement": s.get("agreement", {}), "per_item": str(Path(stage.dir) / cfg.name / scorer.mode / "predictions.jsonl")}
     return {"kind": "consistency", "tasks": out}
 
 
