@@ -19,4 +19,5 @@ def train(config: str = typer.Argument(..., help="training config YAML"),
 
     cfg = load_config(TrainConfig, config, overrides or [])
     result = run(cfg, resume=resume, allow_changed=[k.strip() for k in allow_changed.split(",") if k.strip()])
-    out.print_json(data=result)
+    if result is not None:  # only the main process of a multi-process launch reports
+        out.print_json(data=result)

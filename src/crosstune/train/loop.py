@@ -71,7 +71,27 @@ def _prepare_output(out: Path, resume: bool) -> Path | None:
     return last if resume else None
 
 
-def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | None = None) -> dict:
+def _check_engine(accelerator) -> None:
+    """An FSDP/DeepSpeed launch that accelerate turned into plain DDP is an error, not a silent fallback."""
+    import os
+
+    for env, engine in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DEEPSPEED")):
+        wanted = os.environ.get(env, "false").lower() == "true"
+        if wanted and accelerator.distributed_type.name != engine:
+            raise CrosstuneError(
+                f"the accelerate config asks for {engine}, but accelerate {_version('accelerate')} runs these "
+                f"processes as {accelerator.distributed_type.value}: it enables {engine} only on GPU-type devices "
+                "(not on CPU processes); use configs/accelerate/ddp_cpu.yaml on a CPU")
+
+
+def _version(pkg: str) -> str:
+    from importlib.metadata import version
+
+    return version(pkg)
+
+
+def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | None = None) -> dict | None:
+    """Train; returns the result on the main process (None on the others)."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -80,6 +100,7 @@ def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | Non
     # the scheduler is stepped once per optimizer step (our schedule counts global steps).
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), gradient_accumulation_steps=cfg.batch.grad_accum,
                               step_scheduler_with_optimizer=False)
+    _check_engine(accelerator)
     if cfg.threads:  # with more busy threads than cores, OpenMP barriers stall: 1 thread was ~7x faster here
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
@@ -125,4 +146,4 @@ def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | Non
     result.update(export(accelerator, loss_mod, tokenizer, out, cfg.method, cfg.merge))
     log.close()
     accelerator.wait_for_everyone()
-    return result
+    return result if accelerator.is_main_process else None
