@@ -93,7 +93,7 @@ class CachedBackend:
     def __init__(self, backend, cache: CallCache | None = None, fingerprint: str | None = None,
                  flush_every: int = 8):
         self.backend = backend
-        self.cache = cache or CallCache()
+        self.cache = cache if cache is not None else CallCache()  # an empty cache is falsy (__len__)
         self.fingerprint = fingerprint or getattr(backend, "fingerprint", None) or backend.name
         self.name = getattr(backend, "name", "backend")
         self.flush_every = flush_every
