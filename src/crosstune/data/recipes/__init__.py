@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crosstune.data.recipes.backward import BACKWARD
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.baselines import MONOLINGUAL, MULTILINGUAL
 from crosstune.data.recipes.crossin import RECIPE as CROSSIN
@@ -10,7 +11,7 @@ from crosstune.data.recipes.translation import TRANSLATION
 from crosstune.errors import CrosstuneError
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (CROSSIN, PINCH, LANGUAGE_BUDGET, BILINGUAL, MONOLINGUAL,
-                                                  MULTILINGUAL, TRANSLATION)}
+                                                  MULTILINGUAL, TRANSLATION, BACKWARD)}
 
 
 def get_recipe(name: str) -> Recipe:

@@ -1,0 +1,193 @@
+"""Run the X-Instruction pipeline: read+segment -> generate -> refine -> diversify -> write, and the outputs
+`train.jsonl` (the `data build` row format), `excluded.jsonl` (every dropped item with block and reason),
+`manifest.json` (config, inputs, counts per block, cluster sizes) and `run.json` (this run's seconds and model calls).
+
+Resumable from the runner: every model call goes through the shared call cache as it completes, so a killed run
+repeats the blocks without repeating a call, and a rerun of an unchanged config makes none. The manifest holds
+only what the config and inputs decide (same config, same bytes); timings and call counts go to `run.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crosstune.config import apply_overrides, config_hash, read_yaml, validate
+from crosstune.console import console
+from crosstune.data.blocks import Block, ExclusionSink, Row
+from crosstune.data.io import dumps_row
+from crosstune.data.recipes.sources import resolve_path
+from crosstune.data.xinstruct.config import XInstructConfig, load_prompt
+from crosstune.data.xinstruct.diversify import Diversify
+from crosstune.data.xinstruct.generate import CandidateChecks, Generate
+from crosstune.data.xinstruct.model import ModelHandle
+from crosstune.data.xinstruct.read import ReadSegment, passage_filters, read_documents
+from crosstune.data.xinstruct.refine import Refine
+from crosstune.data.xinstruct.write import ToSFT
+from crosstune.errors import CrosstuneError
+
+
+@dataclass
+class Plan:
+    config: XInstructConfig
+    source: str
+    base_dirs: list[Path]
+    prompts: dict[str, str] = field(default_factory=dict)
+
+
+def plan_xinstruct(path: str | Path, overrides: list[str] | None = None) -> Plan:
+    """Validate the config, its input paths and prompts before any work."""
+    cfg = validate(XInstructConfig, apply_overrides(read_yaml(path), overrides or []), str(path))
+    if not cfg.sources:
+        raise CrosstuneError(f"{path}: `sources:` is empty; expected at least one {{language, path}}")
+    here = Path(path).resolve().parent
+    base_dirs = [here, here.parent, here.parent.parent]  # configs/xinstruct/x.yaml: the repository root too
+    for s in cfg.sources:
+        for p in [s.path] + ([s.doc_ids] if s.doc_ids else []):
+            try:
+                resolve_path(p, base_dirs)
+            except CrosstuneError as e:
+                raise CrosstuneError(f"{path}: {e}") from None
+    prompts = {"generate": load_prompt(cfg.generate.prompt, base_dirs),
+               "grade": load_prompt(cfg.refine.prompt, base_dirs),
+               "rewrite": load_prompt(cfg.refine.rewrite_prompt, base_dirs),
+               "response": load_prompt(cfg.refine.response_prompt, base_dirs)}
+    for key, slot in (("generate", "{text}"), ("grade", "{response}"), ("rewrite", "{response}")):
+        if slot not in prompts[key]:
+            raise CrosstuneError(f"{path}: the {key} prompt has no {slot} slot")
+    return Plan(cfg, str(path), base_dirs, prompts)
+
+
+@contextmanager
+def _progress(label: str, total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True, disable=total == 0) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@dataclass
+class Step:
+    """One block's share of the run: wall seconds, seconds waiting on the model, and model calls."""
+
+    name: str
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    calls: int = 0
+    hits: int = 0
+
+    def to_dict(self) -> dict:
+        return {"seconds": round(self.seconds, 3), "model_seconds": round(self.model_seconds, 3),
+                "own_seconds": round(self.seconds - self.model_seconds, 3), "calls": self.calls, "hits": self.hits}
+
+
+def _run_block(steps: dict[str, Step], name: str, model: ModelHandle, blocks: list[Block], rows, sink) -> list[Row]:
+    step = steps.setdefault(name, Step(name))
+    t0, m0, c0, h0 = time.perf_counter(), model.seconds, model.calls, model.hits
+    for b in blocks:
+        rows = b.run(rows, sink)
+    rows = list(rows)
+    step.seconds += time.perf_counter() - t0
+    step.model_seconds += model.seconds - m0
+    step.calls += model.calls - c0
+    step.hits += model.hits - h0
+    return rows
+
+
+@dataclass
+class XInstructResult:
+    manifest: dict
+    run: dict
+    out_dir: Path
+    rows: list[Row]
+
+
+def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = None) -> XInstructResult:
+    cfg = plan.config
+    model = model or ModelHandle(cfg.model)
+    sink = ExclusionSink()
+    steps: dict[str, Step] = {}
+    t_start = time.perf_counter()
+
+    t0 = time.perf_counter()
+    sources, inputs = [], []
+    for spec in cfg.sources:
+        docs, info = read_documents(spec, plan.base_dirs)
+        sources.append((spec, docs))
+        inputs.append(info)
+    per_source = math.ceil(cfg.limit / len(cfg.sources)) if cfg.limit else 0
+    reader = ReadSegment(sources, cfg.segment, per_source, cfg.seed)
+    filters = passage_filters(cfg.segment, cfg.languages)
+    passages = _run_block(steps, "read", model, [reader, *filters], None, sink)
+    steps["read"].seconds = time.perf_counter() - t0  # file reading included
+    console.print(f"read: {len(passages):,} passages from {reader.stats['documents']:,} documents "
+                  f"({', '.join(cfg.languages)})")
+
+    checks = CandidateChecks(cfg.generate)
+    bs = cfg.model.batch_size
+    with _progress("generate", len(passages)) as advance:
+        gen = Generate(cfg.generate, plan.prompts["generate"], model, bs, checks, advance)
+        candidates = _run_block(steps, "generate", model, [gen], passages, sink)
+    console.print(f"generate: {len(candidates):,} candidate instructions "
+                  f"({model.calls:,} model calls, {model.hits:,} from the cache)")
+
+    with _progress("refine", len(candidates)) as advance:
+        refine = Refine(cfg.refine, plan.prompts, model, checks, bs, advance)
+        refined = _run_block(steps, "refine", model, [refine], candidates, sink)
+    console.print(f"refine: {len(refined):,} pairs kept")
+
+    div = Diversify(cfg.diversify)
+    diverse = _run_block(steps, "diversify", model, [div], refined, sink)
+    console.print(f"diversify: {len(diverse):,} rows kept from {sum(map(len, div.clusters.values())):,} clusters")
+
+    t_write = time.perf_counter()
+    writer = ToSFT(cfg.write)
+    rows = list(writer.run(diverse, sink))
+    blocks = {"read": [reader, *filters], "generate": [gen], "refine": [refine], "diversify": [div],
+              "write": [writer]}
+    manifest = {
+        "pipeline": "xinstruct", "config_hash": config_hash(cfg), "config_file": plan.source,
+        "config": cfg.model_dump(mode="json"), "model": {"backend": cfg.model.backend,
+                                                         "fingerprint": model.fingerprint},
+        "inputs": inputs,
+        "counts": {"documents": reader.stats["documents"], "passages_read": reader.n_out,
+                   "passages": len(passages), "candidates": len(candidates), "refined": len(refined),
+                   "diversified": len(diverse), "rows": len(rows),
+                   "rows_per_language": {k.split(":", 1)[1]: v for k, v in sorted(writer.stats.items())}},
+        "blocks": {name: {b.name: b.report() for b in bl} for name, bl in blocks.items()},
+        "cluster_sizes": div.clusters,
+        "exclusions": {"rows": len(sink.items), "per_reason": sink.counts()},
+    }
+    out = Path(out_dir)
+    _write(out, rows, sink, manifest)
+    steps["write"] = Step("write", seconds=time.perf_counter() - t_write)
+    run = {"seconds": round(time.perf_counter() - t_start, 3), "model_calls": model.calls,
+           "cache_hits": model.hits, "blocks": {k: v.to_dict() for k, v in steps.items()},
+           "diversify": div.seconds}
+    _atomic(out / "run.json", json.dumps(run, indent=2) + "\n")
+    return XInstructResult(manifest, run, out, rows)
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write(out: Path, rows: list[Row], sink: ExclusionSink, manifest: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic(out / "train.jsonl", "".join(dumps_row(r.example.to_dict()) + "\n" for r in rows))
+    _atomic(out / "excluded.jsonl", "".join(dumps_row(e.to_dict()) + "\n" for e in sink.items))
+    _atomic(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+
+
+def xinstruct(path: str | Path, out_dir: str | Path, overrides: list[str] | None = None) -> XInstructResult:
+    """Validate, then run. The one entry point for the CLI and Python users."""
+    return run_xinstruct(plan_xinstruct(path, overrides), out_dir)
