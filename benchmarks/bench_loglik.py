@@ -28,7 +28,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from crosstune.eval.scorers import LoglikScorer, loglik_target  # noqa: E402
+from crosstune.eval.scorers import LoglikScorer  # noqa: E402
 from crosstune.eval.tasks import load_items, load_task  # noqa: E402
 from crosstune.models.backends.hf import HFBackend  # noqa: E402
 from crosstune.models.loading import resolve_model  # noqa: E402
@@ -111,7 +111,7 @@ def main() -> None:
     items = [it[lang] for it in load_items(cfg, langs, limit=args.limit) for lang in langs]
     scorer = LoglikScorer(cfg)
     rows = [{"id": f"{it.id}|{it.language}", "prompt": it.prompt, "answer": it.answer_index,
-             "choices": [loglik_target(cfg, c)[len(args.delimiter):] for c in it.choices]} for it in items]
+             "choices": [c[len(args.delimiter):] for c in it.continuations]} for it in items]
     warm = [(r.context, r.continuation) for it in items[:2] for r in scorer.requests(it)]
     n_req = sum(len(r["choices"]) for r in rows)
     print(f"{len(items)} questions ({args.limit} items x {langs}), {n_req} option requests, "

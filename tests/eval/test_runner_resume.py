@@ -33,6 +33,9 @@ class CountingBackend:
     def __init__(self, inner):
         self.inner, self.n = inner, 0
 
+    def __getattr__(self, attr):  # tokenizer, model, fingerprint of the wrapped backend
+        return getattr(self.inner, attr)
+
     def loglikelihood(self, reqs):
         self.n += len(reqs)
         return self.inner.loglikelihood(reqs)

@@ -41,8 +41,9 @@ def test_new_benchmark_needs_only_yaml(tmp_path):
         "name: toy\n"
         f"data_files: {{en: {files['en']}, de: {files['de']}}}\n"
         "languages: {en: English, de: German}\nid_field: qid\n"
-        "fields: {question: q, choices: opts, answer: gold}\nanswer_format: index\n"
-        "default_prompt: p\nprompts:\n  p: {default: \"Q: {question}\\n{choices}\\nA:\", de: \"F: {question}\\n{choices}\\nA:\"}\n",
+        "choices: opts\nanswer: gold\nanswer_format: index\n"
+        "default_prompt: p\nprompts:\n"
+        "  p: {default: \"Q: {{ q }}\\n{{ choices | join('\\n') }}\\nA:\", de: \"F: {{ q }}\\n{{ choices | join('\\n') }}\\nA:\"}\n",
         encoding="utf-8")
     items = load_items(load_task(str(cfg_path)))
     assert [it["en"].id for it in items] == ["1", "2"]

@@ -12,11 +12,12 @@ from crosstune.console import console, out
 from crosstune.errors import CrosstuneError
 
 app = typer.Typer(help="Evaluate models language by language.", no_args_is_help=True)
-app.command("fidelity")(__import__("crosstune.cli.eval_fidelity", fromlist=["x"]).fidelity)
-app.command("judge")(__import__("crosstune.cli.eval_judge", fromlist=["x"]).judge)
 app.command("generate")(__import__("crosstune.cli.eval_generate", fromlist=["x"]).generate)
 app.command("fidelity")(__import__("crosstune.cli.eval_fidelity", fromlist=["x"]).fidelity)
 app.command("judge")(__import__("crosstune.cli.eval_judge", fromlist=["x"]).judge)
+app.command("run")(__import__("crosstune.cli.eval_run", fromlist=["x"]).run)
+app.command("tasks")(__import__("crosstune.cli.eval_run", fromlist=["x"]).tasks)
+app.command("compare")(__import__("crosstune.cli.eval_run", fromlist=["x"]).compare)
 
 MODES = ("loglik", "generate")
 
@@ -26,13 +27,9 @@ def _csv(value: Optional[str]) -> list[str]:
 
 
 def _data_overrides(pairs: list[str]) -> dict[str, str]:
-    result = {}
-    for pair in pairs:
-        task, sep, path = pair.partition("=")
-        if not sep or not task or not path:
-            raise CrosstuneError(f"--data {pair!r}: expected TASK=PATH, e.g. cross_xquad=data/cross_xquad_test.jsonl")
-        result[task] = path
-    return result
+    from crosstune.cli.eval_run import data_overrides
+
+    return data_overrides(pairs)
 
 
 @app.command("consistency")
@@ -54,6 +51,10 @@ def consistency(
     seed: int = typer.Option(0, help="Seeds the extraction fallback and the bootstrap."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Override the task's generation length."),
     chat: bool = typer.Option(True, help="Generate mode: wrap the prompt in the model's chat template."),
+    template: Optional[str] = typer.Option(None, help="Prompt template (raw, auto, chat, alpaca, gemma, llama); "
+                                                      "default raw for loglik, auto (--chat) for generate."),
+    scaffolding: Optional[str] = typer.Option(None, help="english or native prompt words (default: the task's)."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder task data paths are relative to (else $CROSSTUNE_DATA)."),
     data: list[str] = typer.Option([], help="TASK=PATH: read a task's data from PATH (repeatable)."),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 is faster on an oversubscribed "
@@ -69,26 +70,25 @@ def consistency(
 
         torch.set_num_threads(threads)
     if predictions is not None:
-        _score_file(predictions, task, out_path, extractor, seed, n_boot, _data_overrides(data))
+        _score_file(predictions, task, out_path, extractor, seed, n_boot, _data_overrides(data), data_root)
     else:
-        _evaluate(model, _csv(tasks), _csv(mode), out_path, limit, _csv(languages), prompt, batch_size, dtype,
-                  extractor, seed, max_new_tokens, chat, _data_overrides(data), n_boot)
+        from crosstune.eval.evaluate import evaluate_consistency
+
+        evaluate_consistency(model, _csv(tasks), _csv(mode), out_path, limit=limit, languages=_csv(languages) or None,
+                             prompt=prompt, batch_size=batch_size, dtype=dtype, extractor=extractor, seed=seed,
+                             max_new_tokens=max_new_tokens, chat=chat, template=template, scaffolding=scaffolding,
+                             data=_data_overrides(data), data_root=data_root, n_boot=n_boot)
 
 
-def _task(name: str, data: dict[str, str]):
-    from crosstune.eval.tasks import load_task
-
-    cfg = load_task(name)
-    return load_task(name, [f"data_files={data[cfg.name]}"]) if cfg.name in data else cfg
-
-
-def _score_file(predictions, task, out_path, extractor, seed, n_boot, data) -> None:
+def _score_file(predictions, task, out_path, extractor, seed, n_boot, data, data_root) -> None:
     from crosstune.data.io import dumps_row
+    from crosstune.eval.evaluate import task_with_data
     from crosstune.eval.predictions import score_predictions
 
     if not task:
         raise CrosstuneError("--predictions needs --task (cross_mmlu, cross_logiqa or a task .yaml)")
-    summaries, records = score_predictions(predictions, _task(task, data), extractor, seed, n_boot)
+    summaries, records = score_predictions(predictions, task_with_data(task, data), extractor, seed, n_boot,
+                                           data_root=data_root)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(summaries, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     items_path = out_path.with_name(out_path.stem + ".items.jsonl")
@@ -97,41 +97,3 @@ def _score_file(predictions, task, out_path, extractor, seed, n_boot, data) -> N
         out.print(f"{key}: acc {s['overall_acc']:.4f}  con3 {s.get('consistency_score_3', float('nan')):.4f}  "
                   f"AC3_3 {s.get('AC3_3', float('nan')):.4f}  ({s['n_items']} items)")
     console.print(f"wrote {out_path} and per-item extractions to {items_path}")
-
-
-def _evaluate(model, task_names, modes, out_dir, limit, languages, prompt, batch_size, dtype, extractor, seed,
-              max_new_tokens, chat, data, n_boot) -> None:
-    from crosstune.eval.runner import run_task
-    from crosstune.eval.scorers import GenerateScorer, LoglikScorer
-    from crosstune.eval.tasks import load_items
-    from crosstune.models.backends import build_backend
-
-    bad = [m for m in modes if m not in MODES]
-    if bad or not modes:
-        raise CrosstuneError(f"--mode {','.join(modes)}: expected loglik, generate or loglik,generate")
-    cfgs = [_task(name, data) for name in task_names]
-    loaded = [(cfg, load_items(cfg, languages or None, prompt, limit)) for cfg in cfgs]  # fail fast on bad data
-    backend = build_backend(model, dtype=dtype, batch_size=batch_size)
-    for cfg, items in loaded:
-        for m in modes:
-            scorer = LoglikScorer(cfg) if m == "loglik" else GenerateScorer(cfg, extractor, seed, chat, max_new_tokens)
-            s = run_task(backend, cfg, scorer, items, out_dir, model, prompt or cfg.default_prompt,
-                         n_boot=n_boot, seed=seed)
-            out.print(f"{cfg.name} {m}: acc {s['overall_acc']:.4f}  con3 {s.get('consistency_score_3', float('nan')):.4f}"
-                      f"  AC3_3 {s.get('AC3_3', float('nan')):.4f}  ({s['n_items']} items x {len(s['languages'])} langs)")
-    _write_index(out_dir, model)
-
-
-def _write_index(out_dir: Path, model: str) -> None:
-    """OUT/summary.json and OUT/results.md cover every task/mode run into this folder (earlier runs too)."""
-    from crosstune.report.consistency import task_table
-
-    results, tables = {}, []
-    for path in sorted(out_dir.glob("*/*/summary.json")):
-        s = json.loads(path.read_text(encoding="utf-8"))
-        results.setdefault(path.parent.parent.name, {})[path.parent.name] = s
-        tables.append(task_table(s))
-    (out_dir / "summary.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out_dir / "results.md").write_text(f"# Cross-lingual consistency: {model}\n\n" + "\n".join(tables),
-                                        encoding="utf-8")
-    console.print(f"wrote {out_dir}/summary.json, results.md and per-task folders")

@@ -37,12 +37,12 @@ def _group_rows(path: Path, task: str) -> dict[tuple[str, str], dict[str, tuple[
 
 
 def score_predictions(path: str | Path, cfg: TaskConfig, extractor: str = "seaeval", seed: int = 0,
-                      n_boot: int = 1000, eps: float = EPS) -> tuple[dict, list[dict]]:
+                      n_boot: int = 1000, eps: float = EPS, data_root=None) -> tuple[dict, list[dict]]:
     """Return ({"MODEL|EVAL_MODE": summary}, per-item extraction records)."""
     path = Path(path)
     align = EXTRACTORS[extractor]
     name_to_tag = {name: tag for tag, name in cfg.languages.items()}
-    items = {group[next(iter(group))].id: group for group in load_items(cfg)}
+    items = {group[next(iter(group))].id: group for group in load_items(cfg, data_root=data_root)}
     summaries, records = {}, []
     for (model, mode), rows in _group_rows(path, cfg.name).items():
         names = list(next(iter(rows.values()))[1]["model_prediction"])  # SeaEval's language order

@@ -1,61 +1,213 @@
-"""Two ways to answer a multiple-choice item on any backend, each a (requests, score) pair:
+"""How an item is answered on any backend, one (requests, score) pair per task kind and method:
 
-- `GenerateScorer`: SeaEval's protocol. Greedy generation, then the TiGEr heuristic (or the CrossIn fork's)
-  maps the text to a choice; its random fallback is seeded per item.
-- `LoglikScorer`: lm-eval's protocol. The option with the highest summed log-probability after the prompt.
+- `LoglikScorer` (multiple choice): lm-eval's protocol. Summed option log-probability after the prompt; also
+  lm-eval's acc_norm (divided by the option's length in characters). `loglik.select` picks the prediction.
+- `GenerateScorer` (multiple choice): SeaEval's protocol. Greedy generation, then the TiGEr heuristic (or the CrossIn
+  fork's) maps the text to an option; its random fallback is seeded per item.
+- `AnswerScorer` (generation): greedy generation, then a number (MGSM) or a short span (EM / F1) is extracted.
+- `ClozeScorer` (cloze): ranks the candidate set by log-likelihood; the full ranking is kept for RankC.
+Every prompt goes through `crosstune.models.render.render_prompt` with the run's template (`raw` sends the text as is).
+Each scored row carries `key` (what cross-lingual agreement compares: the option index, or the number) and `correct`.
 """
 
 from __future__ import annotations
 
+from crosstune.errors import CrosstuneError
+from crosstune.eval import answers
 from crosstune.eval.extract import EXTRACTORS, item_rng
-from crosstune.eval.tasks import Item, TaskConfig
+from crosstune.eval.tasks import Item, TaskConfig, extraction
+from crosstune.eval.templating import LETTERS
 from crosstune.models.backends.base import GenerateRequest, LoglikRequest, LoglikResult
 
 
-class GenerateScorer:
+class Renderer:
+    """The user text -> what the backend gets, through the one prompt renderer (training uses it too)."""
+
+    def __init__(self, template: str):
+        self.template, self.resolved, self.tok = template, template, None
+
+    def bind(self, backend) -> None:
+        from crosstune.models.render import TEMPLATES, resolve_template
+
+        if self.template not in TEMPLATES:
+            raise CrosstuneError(f"--template {self.template!r}: expected one of {', '.join(TEMPLATES)}")
+        self.tok = getattr(backend, "tok", None)
+        if self.tok is not None and self.template != "raw":
+            self.resolved = resolve_template(self.template, self.tok)
+
+    def __call__(self, text: str, for_generation: bool = False):
+        if self.template == "raw":
+            return text
+        if self.tok is None:  # a server: it applies its own chat template to messages
+            if for_generation and self.template in ("auto", "chat"):
+                return [{"role": "user", "content": text}]
+            raise CrosstuneError(f"template {self.template!r} needs the model's tokenizer; this backend has none "
+                                 "(use --template raw, or auto/chat for generation)")
+        from crosstune.models.render import render_prompt
+
+        return render_prompt([{"role": "user", "content": text}], self.resolved, self.tok)
+
+
+class _Base:
+    mode = ""
+
+    def __init__(self, cfg: TaskConfig, template: str):
+        self.cfg, self.render = cfg, Renderer(template)
+
+    def bind(self, backend) -> "_Base":
+        self.render.bind(backend)
+        return self
+
+    def settings(self) -> dict:
+        return {"template": self.render.template}
+
+
+class GenerateScorer(_Base):
     mode = "generate"
 
-    def __init__(self, cfg: TaskConfig, extractor: str = "seaeval", seed: int = 0, chat: bool = True,
-                 max_new_tokens: int | None = None):
+    def __init__(self, cfg: TaskConfig, extractor: str | None = None, seed: int = 0, chat: bool = True,
+                 max_new_tokens: int | None = None, template: str | None = None):
+        super().__init__(cfg, template or ("auto" if chat else "raw"))
+        extractor = extractor or (cfg.extract if cfg.extract in EXTRACTORS else "seaeval")
         if extractor not in EXTRACTORS:
-            raise ValueError(f"extractor {extractor!r}: expected one of {list(EXTRACTORS)}")
-        self.cfg, self.extractor, self.seed, self.chat = cfg, extractor, seed, chat
+            raise CrosstuneError(f"extractor {extractor!r}: expected one of {list(EXTRACTORS)}")
+        self.extractor, self.seed = extractor, seed
         self.max_new_tokens = max_new_tokens or cfg.generation.max_new_tokens
 
     def settings(self) -> dict:
-        return {"extractor": self.extractor, "seed": self.seed, "chat_template": self.chat,
+        return {"extractor": self.extractor, "seed": self.seed, "template": self.render.template,
                 "max_new_tokens": self.max_new_tokens, "stop": self.cfg.generation.stop}
 
     def requests(self, item: Item) -> list[GenerateRequest]:
-        prompt = [{"role": "user", "content": item.prompt}] if self.chat else item.prompt
-        return [GenerateRequest(prompt, self.max_new_tokens, tuple(self.cfg.generation.stop), 0.0, self.seed)]
+        return [GenerateRequest(self.render(item.prompt, True), self.max_new_tokens,
+                                tuple(self.cfg.generation.stop), 0.0, self.seed)]
 
     def score(self, item: Item, outputs: list[str]) -> dict:
         rng = item_rng(self.seed, self.cfg.name, item.id, item.language)
-        choice, path = EXTRACTORS[self.extractor](list(item.choices), outputs[0], rng)
-        return {"output": outputs[0], "prediction": choice, "pred_index": item.choices.index(choice),
-                "extraction": path}
+        shown = labelled(item.choices)  # the extractor reads "(X) text" labels
+        choice, path = EXTRACTORS[self.extractor](shown, outputs[0], rng)
+        idx = shown.index(choice)
+        return {"output": outputs[0], "prediction": item.choices[idx], "pred_index": idx, "extraction": path,
+                "key": idx, "correct": idx == item.answer_index}
 
 
-def loglik_target(cfg: TaskConfig, choice: str) -> str:
-    target = {"choice": choice, "label": choice[0:3], "text": choice[4:]}[cfg.loglik.target]
-    return cfg.loglik.delimiter + target
+def labelled(choices) -> list[str]:
+    """Options as SeaEval shows them: "(A) text"; already-labelled options are kept as they are."""
+    if all(c[0:3] == f"({LETTERS[i]})" for i, c in enumerate(choices)):
+        return list(choices)
+    return [f"({LETTERS[i]}) {c}" for i, c in enumerate(choices)]
 
 
-class LoglikScorer:
+def _argmax(scores: list[float]) -> int:
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))  # first maximum, as numpy's argmax
+
+
+class LoglikScorer(_Base):
     mode = "loglik"
 
-    def __init__(self, cfg: TaskConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: TaskConfig, template: str = "raw"):
+        super().__init__(cfg, template)
 
     def settings(self) -> dict:
-        return {"target": self.cfg.loglik.target, "delimiter": self.cfg.loglik.delimiter}
+        return {"continuation": self.cfg.loglik.continuation, "delimiter": self.cfg.loglik.delimiter,
+                "select": self.cfg.loglik.select, "template": self.render.template}
 
     def requests(self, item: Item) -> list[LoglikRequest]:
-        return [LoglikRequest(item.prompt, loglik_target(self.cfg, c)) for c in item.choices]
+        context = self.render(item.prompt)
+        return [LoglikRequest(context, c) for c in item.continuations]
 
     def score(self, item: Item, results: list[LoglikResult]) -> dict:
         scores = [r.logprob for r in results]
-        best = max(range(len(scores)), key=lambda i: (scores[i], -i))  # first maximum, as numpy's argmax
-        return {"logprobs": [round(s, 6) for s in scores], "prediction": item.choices[best], "pred_index": best,
-                "extraction": "loglik"}
+        norm = [s / max(len(c), 1) for s, c in zip(scores, item.continuations)]  # lm-eval acc_norm: per character
+        best, best_norm = _argmax(scores), _argmax(norm)
+        pick = best if self.cfg.loglik.select == "sum" else best_norm
+        return {"logprobs": [round(s, 6) for s in scores], "prediction": item.choices[pick], "pred_index": pick,
+                "pred_index_sum": best, "pred_index_norm": best_norm, "extraction": "loglik", "key": pick,
+                "correct": pick == item.answer_index, "correct_norm": best_norm == item.answer_index}
+
+
+class AnswerScorer(_Base):
+    """Generation tasks: a number or a short span, extracted from greedy output."""
+
+    mode = "generate"
+
+    def __init__(self, cfg: TaskConfig, template: str | None = None, max_new_tokens: int | None = None):
+        super().__init__(cfg, template or cfg.template)
+        self.kind = extraction(cfg)
+        self.max_new_tokens = max_new_tokens or cfg.generation.max_new_tokens
+
+    def settings(self) -> dict:
+        return {"extract": self.kind, "template": self.render.template, "max_new_tokens": self.max_new_tokens,
+                "stop": self.cfg.generation.stop}
+
+    def requests(self, item: Item) -> list[GenerateRequest]:
+        return [GenerateRequest(self.render(item.prompt, True), self.max_new_tokens,
+                                tuple(self.cfg.generation.stop), 0.0, 0)]
+
+    def score(self, item: Item, outputs: list[str]) -> dict:
+        out = outputs[0]
+        if self.kind == "number":
+            pred, how = answers.extract_number(out)
+            ok = any(answers.numbers_equal(pred, g) for g in item.answers)
+            return {"output": out, "prediction": pred, "extraction": how, "key": pred if pred is not None else
+                    f"none:{item.language}", "correct": ok, "pred_index": -1}
+        pred, em, f1 = answers.span_scores(out, list(item.answers), item.language)
+        # spans in different languages cannot be matched to each other: two languages agree when both are right
+        return {"output": out, "prediction": pred, "extraction": "span", "exact_match": em, "f1": round(f1, 6),
+                "key": "gold" if em else f"wrong:{item.language}", "correct": bool(em), "pred_index": -1}
+
+
+class ClozeScorer(_Base):
+    """Rank the candidates; RankC's rule (`sentence_mean`) scores the whole filled sentence by its mean token
+    log-probability (Qi et al.'s decoder-model code); `sum`/`norm` score only the candidate and what follows."""
+
+    mode = "cloze"
+
+    def __init__(self, cfg: TaskConfig, template: str | None = None):
+        super().__init__(cfg, template or cfg.template)
+        self.rank_by = cfg.cloze.rank_by
+
+    def settings(self) -> dict:
+        return {"rank_by": self.rank_by, "template": self.render.template}
+
+    def bind(self, backend) -> "ClozeScorer":
+        super().bind(backend)
+        if self.rank_by == "sentence_mean" and self.render.tok is None:
+            raise CrosstuneError("cloze.rank_by sentence_mean counts tokens with the model's tokenizer; this backend "
+                                 "has none (use rank_by: sum or norm)")
+        return self
+
+    def _sentences(self, item: Item) -> list[str]:
+        return [self.render(item.prompt) + c + item.suffix for c in item.choices]
+
+    def requests(self, item: Item) -> list[LoglikRequest]:
+        if self.rank_by == "sentence_mean":
+            return [LoglikRequest("", s) for s in self._sentences(item)]
+        context = self.render(item.prompt)
+        return [LoglikRequest(context, c + item.suffix) for c in item.choices]
+
+    def score(self, item: Item, results: list[LoglikResult]) -> dict:
+        raw = [r.logprob for r in results]
+        if self.rank_by == "sentence_mean":
+            counts = [len(self.render.tok(s, add_special_tokens=False)["input_ids"]) for s in self._sentences(item)]
+            scores = [s / max(n, 1) for s, n in zip(raw, counts)]
+        elif self.rank_by == "norm":
+            scores = [s / max(len(c + item.suffix), 1) for s, c in zip(raw, item.choices)]
+        else:
+            scores = raw
+        ranking = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+        return {"scores": [round(s, 6) for s in scores], "ranking": ranking, "prediction": item.choices[ranking[0]],
+                "pred_index": ranking[0], "extraction": self.rank_by, "key": ranking[0],
+                "correct": ranking[0] == item.answer_index}
+
+
+def build_scorer(cfg: TaskConfig, mode: str | None = None, *, template: str | None = None, extractor: str | None = None,
+                 seed: int = 0, max_new_tokens: int | None = None):
+    """The scorer a task's kind and method call for; `mode` overrides a multiple-choice task's method."""
+    if cfg.kind == "generation":
+        return AnswerScorer(cfg, template, max_new_tokens)
+    if cfg.kind == "cloze":
+        return ClozeScorer(cfg, template)
+    if (mode or cfg.method) == "generate":
+        return GenerateScorer(cfg, extractor, seed, max_new_tokens=max_new_tokens, template=template or "auto")
+    return LoglikScorer(cfg, template or cfg.template)

@@ -11,28 +11,38 @@ def _ci(summary: dict, key: str) -> str:
 
 
 def task_table(summary: dict, title: str = "") -> str:
-    """One task: headline Acc / Con3 / AC3 with 95% intervals, per-language accuracy, position bias."""
+    """One task: headline Acc / Con3 / AC3 with 95% intervals, per-language scores, position bias, RankC."""
     langs = summary["languages"]
     lines = [f"### {title or summary.get('task', '')} ({summary.get('mode', '')}, {summary['n_items']} items "
              f"x {len(langs)} languages)", ""]
     lines += ["| metric | value | 95% CI |", "|---|---|---|"]
     lines.append(f"| Accuracy | {summary['overall_acc']:.3f} |{_ci(summary, 'accuracy')} |")
+    for key, name in (("acc_norm", "Accuracy (length-normalised)"), ("exact_match", "Exact match"), ("f1", "F1"),
+                      ("rankc", "RankC")):
+        if key in summary:
+            lines.append(f"| {name} | {summary[key]:.3f} | |")
     if "consistency_score_3" in summary:
         lines.append(f"| Consistency_3 | {summary['consistency_score_3']:.3f} |{_ci(summary, 'consistency_3')} |")
         lines.append(f"| AC3_3 | {summary['AC3_3']:.3f} |{_ci(summary, 'AC3_3')} |")
         lines.append(f"| consistent and correct (s=3) | {summary['consistent_correct_3']:.3f} | |")
     s_max = len(langs)
-    lines.append(f"| Consistency_2 / _{s_max} | {summary['consistency_score_2']:.3f} / "
-                 f"{summary[f'consistency_score_{s_max}']:.3f} | |")
-    lines += ["", "| " + " | ".join(langs) + " |", "|" + "---|" * len(langs)]
-    lines.append("| " + " | ".join(f"{summary['language_acc'][lang]:.3f}" for lang in langs) + " |")
-    bias = summary["position_bias"]
-    labels = sorted(set(bias["gold"]) | set(bias["predicted"]))
-    lines += ["", "| label | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-    lines.append("| predicted | " + " | ".join(str(bias["predicted"].get(x, 0)) for x in labels) + " |")
-    lines.append("| gold | " + " | ".join(str(bias["gold"].get(x, 0)) for x in labels) + " |")
-    lines.append("| AC3_3 of always-this-label | " + " | ".join(
-        f"{bias['always_label_ac3'].get(x, 0):.3f}" for x in labels) + " |")
+    if s_max >= 2:
+        lines.append(f"| Consistency_2 / _{s_max} | {summary['consistency_score_2']:.3f} / "
+                     f"{summary[f'consistency_score_{s_max}']:.3f} | |")
+    per = summary.get("per_language", {})
+    extra = [k for k in ("acc_norm", "exact_match", "f1") if all(k in per.get(lang, {}) for lang in langs)]
+    lines += ["", "| | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
+    lines.append("| accuracy | " + " | ".join(f"{summary['language_acc'][lang]:.3f}" for lang in langs) + " |")
+    for k in extra:
+        lines.append(f"| {k} | " + " | ".join(f"{per[lang][k]:.3f}" for lang in langs) + " |")
+    bias = summary.get("position_bias")
+    if bias:
+        labels = sorted(set(bias["gold"]) | set(bias["predicted"]))
+        lines += ["", "| label | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        lines.append("| predicted | " + " | ".join(str(bias["predicted"].get(x, 0)) for x in labels) + " |")
+        lines.append("| gold | " + " | ".join(str(bias["gold"].get(x, 0)) for x in labels) + " |")
+        lines.append("| AC3_3 of always-this-label | " + " | ".join(
+            f"{bias['always_label_ac3'].get(x, 0):.3f}" for x in labels) + " |")
     if summary.get("extraction_paths"):
         lines += ["", "Extraction paths: " + ", ".join(f"{k} {v}" for k, v in summary["extraction_paths"].items())]
     return "\n".join(lines) + "\n"
@@ -68,12 +78,14 @@ def plot_language_accuracy(summary: dict, path: Path, title: str = "") -> None:
     langs = summary["languages"]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.bar(langs, [summary["language_acc"][lang] for lang in langs], color="tab:green")
-    n_choices = len(summary["position_bias"]["gold"]) or 4
-    ax.axhline(1 / n_choices, color="grey", ls="--", lw=1, label="chance")
+    if summary.get("position_bias"):
+        n_choices = len(summary["position_bias"]["gold"]) or 4
+        ax.axhline(1 / n_choices, color="grey", ls="--", lw=1, label="chance")
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     ax.set_title(title or f"{summary.get('task', '')} {summary.get('mode', '')}: accuracy per language", fontsize=9)
-    ax.legend(fontsize=8)
+    if summary.get("position_bias"):
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
@@ -81,5 +93,6 @@ def plot_language_accuracy(summary: dict, path: Path, title: str = "") -> None:
 
 def write_task_report(run_dir: Path, summary: dict) -> None:
     (run_dir / "table.md").write_text(task_table(summary), encoding="utf-8")
-    plot_position_bias(summary, run_dir / "position_bias.png")
+    if summary.get("position_bias"):
+        plot_position_bias(summary, run_dir / "position_bias.png")
     plot_language_accuracy(summary, run_dir / "language_acc.png")
