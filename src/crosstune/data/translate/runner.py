@@ -35,6 +35,8 @@ class Plan:
     source_path: Path
     engine: object
     cache: CallCache
+    rows: list[SourceRow]
+    layout: str
 
 
 def _resolve(raw: str, config_path: str, data_root: str | None) -> Path:
@@ -49,10 +51,11 @@ def _resolve(raw: str, config_path: str, data_root: str | None) -> Path:
 
 
 def plan_translate(path: str | Path, overrides: list[str] | None = None, data_root: str | None = None) -> Plan:
-    """Validate the config, find the source, build the engine and check every language pair (no model loaded
-    except a tokenizer for hf engines)."""
+    """Validate the config, read and check the source rows, build the engine and check every language pair (no
+    model loaded except a tokenizer for hf engines)."""
     cfg = validate(TranslateConfig, apply_overrides(read_yaml(path), overrides or []), str(path))
     source_path = _resolve(cfg.source.path, str(path), data_root)
+    rows, layout = read_source(cfg, source_path)
     cache = CallCache(cfg.cache)
     engine = build_engine(cfg.engine, cache)
     for lang in cfg.languages:
@@ -62,7 +65,7 @@ def plan_translate(path: str | Path, overrides: list[str] | None = None, data_ro
             engine.check_pair(cfg.source.language, lang)
         except CrosstuneError as e:
             raise CrosstuneError(f"{path}: field 'languages': {e}") from None
-    return Plan(cfg, str(path), source_path, engine, cache)
+    return Plan(cfg, str(path), source_path, engine, cache, rows, layout)
 
 
 class _Tracked:
@@ -91,7 +94,7 @@ def run_translate(plan: Plan, out_dir: str | Path) -> dict:
 
     cfg, engine = plan.config, plan.engine
     t0 = time.perf_counter()
-    rows, layout = read_source(cfg, plan.source_path)
+    rows, layout = plan.rows, plan.layout
     translator = engine if engine.cached else SegmentCache(engine, plan.cache)
     pattern = compile_spans(cfg.protect)
     src = cfg.source.language
