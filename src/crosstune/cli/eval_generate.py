@@ -26,13 +26,15 @@ def generate(
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N prompts of each prompt set."),
     decoding: str = typer.Option("greedy", help="Preset: greedy (CrossIn, 128 tokens), xinstruct (T 0.7, top-p "
                                                 "0.9, 3 samples, 2048 tokens) or lcb (T 0.3, top-p 0.75, 100 tokens)."),
-    samples: Optional[int] = typer.Option(None, min=1, help="Samples per prompt (sample k uses seed + k)."),
+    samples: Optional[int] = typer.Option(None, min=1, help="Samples per prompt (each seeded from --seed, the prompt and k)."),
     temperature: Optional[float] = typer.Option(None, min=0.0, help="0 = greedy."),
     top_p: Optional[float] = typer.Option(None, min=0.0, max=1.0),
     max_new_tokens: Optional[int] = typer.Option(None, min=1),
     seed: int = typer.Option(0),
     chat: bool = typer.Option(True, help="Render prompts with the model's chat template."),
     prompt_field: Optional[str] = typer.Option(None, help="Read the prompt from this field of each row."),
+    skip_bad_rows: bool = typer.Option(False, help="Skip prompt rows that cannot be read (recorded with the "
+                                                   "reason in OUT/skipped.jsonl) instead of stopping."),
     batch_size: int = typer.Option(16, min=1, help="Local models: prompts per batch."),
     concurrency: Optional[int] = typer.Option(None, min=1, help="HTTP backends: requests in flight "
                                                                 "(default: the spec's, else 4)."),
@@ -54,7 +56,8 @@ def generate(
         torch.set_num_threads(threads)
     s = run(model, [*prompts, *(more_prompts or [])], out_dir, decoding=settings, directive=directive,
             target_language=target_language, limit=limit, prompt_field=prompt_field, batch_size=batch_size,
-            concurrency=concurrency, dtype=dtype, cache_path=cache)
+            concurrency=concurrency, dtype=dtype, cache_path=cache, skip_bad_rows=skip_bad_rows)
     speed = f", {s['tokens_per_s']} tokens/s" if s["tokens_per_s"] else ""
     out.print(f"{s['n_rows']} rows ({s['n_items']} prompts x {s['samples']} samples) in {out_dir}: "
-              f"{s['calls']} calls, {s['cache_hits']} cache hits, {s['rows_resumed']} rows resumed{speed}")
+              f"{s['calls']} calls, {s['cache_hits']} cache hits, {s['rows_resumed']} rows resumed{speed}"
+              + (f", {s['skipped_rows']} bad rows skipped" if s["skipped_rows"] else ""))

@@ -31,7 +31,8 @@ GENERATIONS = "generations.jsonl"
 
 @dataclass(frozen=True)
 class Decoding:
-    """Decoding settings; `samples` requests per prompt, sample k seeded with `seed + k`."""
+    """Decoding settings; `samples` requests per prompt. Sample k of a prompt is seeded from (seed, language, id,
+    k), so samples of different prompts are independent and one prompt's samples never depend on the others."""
 
     max_new_tokens: int = 128
     temperature: float = 0.0  # 0 = greedy
@@ -60,14 +61,17 @@ class GenerationPlan:
     requests: list[GenerateRequest] = field(default_factory=list)
 
 
-def load_items(prompts: list[str], limit: int | None = None, prompt_field: str | None = None) -> list[PromptItem]:
-    """All prompt items of the specs, in order; a repeated (language, id) is an error naming both rows."""
+def load_items(prompts: list[str], limit: int | None = None, prompt_field: str | None = None,
+               skipped: list[dict] | None = None) -> list[PromptItem]:
+    """All prompt items of the specs, in order; a repeated (language, id) is an error naming both rows. With a
+    `skipped` list, bad rows are recorded there ({"source", "reason"}) instead of stopping the run."""
     if not prompts:
         raise CrosstuneError("no prompt sets given; pass --prompts [LANG=]FILE (repeatable)")
     items: list[PromptItem] = []
     seen: dict[tuple[str, str], str] = {}
     for spec in prompts:
-        for it in read_prompt_set(spec, prompt_field=prompt_field, limit=limit):
+        on_bad = None if skipped is None else (lambda loc, why: skipped.append({"source": loc, "reason": why}))
+        for it in read_prompt_set(spec, prompt_field=prompt_field, limit=limit, on_bad=on_bad):
             key = (it.language, it.id)
             if key in seen:
                 raise CrosstuneError(f"{it.source}: id {it.id!r} ({it.language}) repeats {seen[key]}; ids must be "
@@ -94,7 +98,7 @@ def plan_generation(items: list[PromptItem], decoding: Decoding, directive: str 
             raise CrosstuneError(f"{it.source}: a multi-turn conversation needs the chat template (drop --no-chat)")
         prompt = msgs if decoding.chat else text
         for k in range(decoding.samples):
-            seed = decoding.seed + k
+            seed = sample_seed(decoding.seed, it.language, it.id, k) if decoding.temperature > 0 else 0
             plan.rows.append({"id": it.id, "sample": k, "language": it.language, "expected_language": expected,
                               "directive": directive, "prompt": text, "index": it.index, "source": it.source,
                               "seed": seed})
@@ -102,6 +106,14 @@ def plan_generation(items: list[PromptItem], decoding: Decoding, directive: str 
                                                  stop=tuple(decoding.stop), temperature=decoding.temperature,
                                                  seed=seed, top_p=decoding.top_p if decoding.temperature > 0 else 1.0))
     return plan
+
+
+def sample_seed(seed: int, language: str, item_id: str, k: int) -> int:
+    """A stable 31-bit seed per (run seed, prompt, sample); greedy requests use 0 (the seed is irrelevant)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}|{language}|{item_id}|{k}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def _row_key(row: dict) -> tuple[str, str, int]:
@@ -147,7 +159,7 @@ def _parallelism(backend) -> int:
 
 def run_generation(backend, items: list[PromptItem], out_dir: str | Path, *, model: str, decoding: Decoding,
                    directive: str = "none", target_language: str | None = None, chunk_size: int | None = None,
-                   extra_meta: dict | None = None) -> dict:
+                   extra_meta: dict | None = None, skipped: list[dict] | None = None) -> dict:
     """Generate every (item, sample) not yet in DIR through `backend` (a `CachedBackend`); returns the summary."""
     out_dir = Path(out_dir)
     plan = plan_generation(items, decoding, directive, target_language)
@@ -156,7 +168,10 @@ def run_generation(backend, items: list[PromptItem], out_dir: str | Path, *, mod
             "target_language": normalize(target_language) if target_language else None,
             "decoding": asdict(decoding), "prompts": (extra_meta or {}).get("prompts"),
             "limit": (extra_meta or {}).get("limit"), "n_items": len(items), "n_rows": len(plan.rows)}
+    meta = json.loads(json.dumps(meta))  # as it reads back from run.json (tuples become lists)
     _check_run(out_dir, meta)
+    if skipped is not None:  # why each bad prompt row was left out (datatrove-style exclusion record)
+        (out_dir / "skipped.jsonl").write_text("".join(dumps_row(r) + "\n" for r in skipped), encoding="utf-8")
     path = out_dir / GENERATIONS
     done = {_row_key(r): r for r in _load_rows(path)}
     todo = [i for i, row in enumerate(plan.rows) if _row_key(row) not in done]
@@ -187,6 +202,7 @@ def run_generation(backend, items: list[PromptItem], out_dir: str | Path, *, mod
     _write_canonical(path, ordered)
     summary = _summary(ordered, meta, backend.calls - calls0, backend.hits - hits0, resumed,
                        (getattr(backend, "tokens_generated", 0) or 0) - tokens0, seconds)
+    summary["skipped_rows"] = len(skipped or [])
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return summary
 
@@ -239,16 +255,22 @@ def read_generations(path: str | Path) -> list[dict]:
 def generate(model: str, prompts: list[str], out_dir: str | Path, *, decoding: Decoding, directive: str = "none",
              target_language: str | None = None, limit: int | None = None, prompt_field: str | None = None,
              batch_size: int | None = None, concurrency: int | None = None, dtype: str | None = None,
-             cache_path: str | Path | None = None) -> dict:
+             cache_path: str | Path | None = None, skip_bad_rows: bool = False) -> dict:
     """`crosstune eval generate`: read the prompt sets (all of them first, so bad input fails before any call),
     build the backend for the model spec, wrap it in the call cache, run."""
     from crosstune.models.backends import build_backend, parse_spec
     from crosstune.models.cache import CachedBackend, CallCache
 
-    items = load_items(prompts, limit, prompt_field)
+    skipped: list[dict] | None = [] if skip_bad_rows else None
+    items = load_items(prompts, limit, prompt_field, skipped)
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} bad prompt row(s), e.g. {skipped[0]['source']}: "
+                      f"{skipped[0]['reason']} (all in skipped.jsonl)[/yellow]")
     plan_generation(items[:1], decoding, directive, target_language)  # validate the directive settings early
     kind = parse_spec(model).get("kind", "hf")
     overrides = {"concurrency": concurrency} if kind == "openai" else {"batch_size": batch_size, "dtype": dtype}
-    backend = CachedBackend(build_backend(model, **overrides), CallCache(cache_path))
+    # flush_every=1: every result is committed as it arrives, so a SIGKILL loses only requests still in flight
+    backend = CachedBackend(build_backend(model, **overrides), CallCache(cache_path), flush_every=1)
     return run_generation(backend, items, out_dir, model=model, decoding=decoding, directive=directive,
-                          target_language=target_language, extra_meta={"prompts": list(prompts), "limit": limit})
+                          target_language=target_language, skipped=skipped,
+                          extra_meta={"prompts": list(prompts), "limit": limit})

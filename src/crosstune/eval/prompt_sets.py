@@ -93,21 +93,56 @@ def _row_messages(row: dict, loc: str, prompt_field: str | None) -> tuple[list[t
 
 
 def read_prompt_set(spec: str, *, prompt_field: str | None = None, limit: int | None = None,
-                    id_field: str = "id") -> Iterator[PromptItem]:
-    """Prompt items of one `[LANG=]FILE` spec, in file order (at most `limit`); stops reading at the limit."""
+                    id_field: str = "id", on_bad=None) -> Iterator[PromptItem]:
+    """Prompt items of one `[LANG=]FILE` spec, in file order (at most `limit`); stops reading at the limit.
+    A bad row raises a `CrosstuneError` naming file and line, unless `on_bad(location, reason)` is given: then the
+    row is reported to it and skipped (a JSONL line that is not JSON too)."""
     lang, path = parse_prompt_spec(spec)
-    for index, (line, row) in enumerate(read_rows(path)):
+    rows = _lenient_jsonl(path, on_bad) if on_bad and str(path).endswith((".jsonl", ".jsonl.gz")) else read_rows(path)
+    for index, (line, row) in enumerate(rows):
         if limit is not None and index >= limit:
             return
+        if row is None:  # a line the lenient reader already reported
+            continue
         loc = where(path, line)
-        msgs, msg_lang = _row_messages(row, loc, prompt_field)
-        language = lang or _row_language(row, loc) or (normalize(msg_lang) if msg_lang else None)
-        if language is None:
-            raise CrosstuneError(f"{loc}: no language for this prompt; give it as LANG=FILE "
-                                 f"(e.g. --prompts en={path}) or add a 'language' field to each row")
+        try:
+            msgs, msg_lang = _row_messages(row, loc, prompt_field)
+            language = lang or _row_language(row, loc) or (normalize(msg_lang) if msg_lang else None)
+            if language is None:
+                raise CrosstuneError(f"{loc}: no language for this prompt; give it as LANG=FILE "
+                                     f"(e.g. --prompts en={path}) or add a 'language' field to each row")
+        except CrosstuneError as e:
+            if on_bad is None:
+                raise
+            on_bad(loc, str(e).removeprefix(f"{loc}: ").removeprefix(f"{loc} "))
+            continue
         rid = row.get(id_field)
         yield PromptItem(id=str(rid) if rid is not None else f"{Path(path).stem}-{index}", index=index,
                          language=language, messages=tuple(msgs), source=loc)
+
+
+def _lenient_jsonl(path: str, on_bad) -> Iterator[tuple[int, dict]]:
+    """JSONL rows; a line that is not a JSON object goes to `on_bad` and comes out as `(line, None)`, so row
+    positions (and `--limit`) still count it and parallel files stay aligned by line."""
+    import gzip
+    import json
+
+    try:
+        f = gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+    except OSError as e:
+        raise CrosstuneError(f"{path}: cannot read ({e})") from None
+    with f:
+        for line_no, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+                if not isinstance(row, dict):
+                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+            except (UnicodeDecodeError, ValueError) as e:
+                on_bad(where(path, line_no), f"not a JSON object ({e})")
+                row = None
+            yield line_no, row
 
 
 def directed_text(text: str, language: str, directive: str, target: str) -> str:

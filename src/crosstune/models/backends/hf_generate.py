@@ -85,7 +85,7 @@ class HFGenerator:
         for step in range(max_new):
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                              logits_to_keep=1, **{self.cache_arg: cache})
-            cache = out.past_key_values
+            cache = out.cache if self.cache_arg == "cache" else out.past_key_values
             logits = out.logits[:, -1].float()
             nxt = self._pick(logits, temperature, top_p, [gens[r] for r in alive.tolist()] if gens else None)
             ended = torch.isin(nxt, self.eos_ids)
