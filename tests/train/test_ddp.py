@@ -1,14 +1,17 @@
-"""Two real CPU processes (gloo, via `accelerate launch`) agree with one process on the same global batch."""
+"""Two real CPU processes (gloo, via `accelerate launch`) agree with one process on the same global batch;
+each process has its own RNG stream; an FSDP launch that accelerate cannot honour on CPU is refused."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from tests.conftest import REPO
@@ -16,11 +19,11 @@ from tests.conftest import REPO
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
-def config(tmp: Path, model: Path, data: Path, out: Path) -> Path:
+def config(tmp: Path, model: Path, data: Path, out: Path, **extra) -> Path:
     # dropout 0: dropout masks come from each process's own RNG and could not match a single process
     cfg = {"data": str(data), "output_dir": str(out), "model": {"name": str(model)}, "tokenize": {"max_length": 64},
            "batch": {"size": 2, "grad_accum": 1, "mode": "pad"}, "lora": {"dropout": 0.0},
-           "optim": {"lr": 5e-3}, "precision": "fp32", "max_steps": 4, "eval_rows": 6}
+           "optim": {"lr": 5e-3}, "precision": "fp32", "max_steps": 4, "eval_rows": 6, "save_steps": 2, **extra}
     path = tmp / f"{out.name}.yaml"
     path.write_text(json.dumps(cfg))
     return path
@@ -30,18 +33,21 @@ def log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
+def launch(config_file: str, cfg: Path, port: int) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / config_file),
+            "--main_process_port", str(port), "-m", "crosstune", "train", str(cfg)]
+
+
 def test_two_processes_match_one(tiny_model_dir, mixture_file, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     single = [sys.executable, "-m", "crosstune", "train", str(config(tmp_path, tiny_model_dir, mixture_file, one)),
               "batch.grad_accum=2"]  # 1 process x 2 micro-batches = 2 processes x 1
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-              str(REPO / "configs/accelerate/ddp_cpu.yaml"), "--main_process_port", "29517",
-              "-m", "crosstune", "train", str(config(tmp_path, tiny_model_dir, mixture_file, two))]
+    two_procs = launch("configs/accelerate/ddp_cpu.yaml", config(tmp_path, tiny_model_dir, mixture_file, two), 29517)
     r1 = subprocess.run(single, env=ENV, capture_output=True, text=True, timeout=300)
     assert r1.returncode == 0, r1.stderr[-2000:]
-    r2 = subprocess.run(launch, env=ENV, capture_output=True, text=True, timeout=300)
+    r2 = subprocess.run(two_procs, env=ENV, capture_output=True, text=True, timeout=300)
     assert r2.returncode == 0, r2.stderr[-3000:]
-    assert "x 2 proc" in r2.stderr  # really distributed, not two independent runs
+    assert "x 2 proc (MULTI_CPU)" in r2.stderr  # really distributed, not two independent runs
     a, b = log(one), log(two)
     assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3, 4]
     for x, y in zip(a, b):
@@ -53,3 +59,39 @@ def test_two_processes_match_one(tiny_model_dir, mixture_file, tmp_path):
     w1 = load_file(one / "checkpoint-4" / "trainable.safetensors")
     w2 = load_file(two / "checkpoint-4" / "trainable.safetensors")
     assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
+    # each process continues its own RNG stream (dropout masks differ between processes); both were saved
+    states = [torch.load(two / "checkpoint-4" / f"random_states_{r}.pkl", weights_only=False) for r in (0, 1)]
+    assert not torch.equal(states[0]["torch_manual_seed"], states[1]["torch_manual_seed"])
+    assert states[0]["random_state"] != states[1]["random_state"]
+
+
+def test_rank_streams_differ_with_dropout_and_resume_per_rank(tiny_model_dir, mixture_file, tmp_path):
+    # dropout > 0: the two processes draw different masks, so the run cannot equal one process bit for bit;
+    # what must hold is that each rank has its own stream and a resumed 2-process run replays it exactly
+    out = tmp_path / "drop"
+    cfg = config(tmp_path, tiny_model_dir, mixture_file, out, lora={"dropout": 0.5}, max_steps=3)
+    r = subprocess.run(launch("configs/accelerate/ddp_cpu.yaml", cfg, 29519), env=ENV, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    full = log(out)
+    shutil.rmtree(out / "checkpoint-3")
+    r = subprocess.run(launch("configs/accelerate/ddp_cpu.yaml", cfg, 29519)[:-1] + [str(cfg), "--resume"],
+                       env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "resumed from" in r.stderr
+    again = log(out)
+    assert [x["loss"] for x in again] == [x["loss"] for x in full]
+    states = [torch.load(out / "checkpoint-2" / f"random_states_{k}.pkl", weights_only=False) for k in (0, 1)]
+    assert not torch.equal(states[0]["torch_manual_seed"], states[1]["torch_manual_seed"])
+
+
+def test_fsdp_launch_on_cpu_is_refused_not_silently_ddp(tiny_model_dir, mixture_file, tmp_path):
+    fsdp = tmp_path / "fsdp.yaml"
+    fsdp.write_text((REPO / "configs/accelerate/ddp_cpu.yaml").read_text().replace(
+        "distributed_type: MULTI_GPU", "distributed_type: FSDP") + "fsdp_config:\n  fsdp_version: 2\n")
+    cmd = launch("configs/accelerate/ddp_cpu.yaml", config(tmp_path, tiny_model_dir, mixture_file, tmp_path / "f"),
+                 29521)
+    cmd[cmd.index("--config_file") + 1] = str(fsdp)
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "error: the accelerate config asks for FSDP" in r.stderr and "MULTI_CPU" in r.stderr
