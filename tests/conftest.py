@@ -19,10 +19,14 @@ SHARED_DATA = SHARED / "data"
 
 
 def shared_path(*parts: str) -> Path:
-    """A path under ../shared/data, or skip the test with the reason when it is absent (a user's clone)."""
+    """A path under ../shared/data (`CROSSTUNE_SHARED` overrides ../shared). Absent: the test skips with the
+    reason (a user's clone), or FAILS when `CROSSTUNE_REQUIRE_SHARED=1` (CI, which has the data)."""
     p = SHARED_DATA.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"needs the project's shared data at {p} (present in CI, absent in a user's clone)")
+        reason = f"needs the project's shared data at {p} (present in CI, absent in a user's clone)"
+        if os.environ.get("CROSSTUNE_REQUIRE_SHARED") == "1":
+            pytest.fail(f"CROSSTUNE_REQUIRE_SHARED=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
     return p
 
 
