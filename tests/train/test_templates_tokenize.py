@@ -42,7 +42,10 @@ def test_crossin_named_templates(tok):
     llama = render(e, "llama", tok)[0][0]
     assert llama == "[INST] <<SYS>>\nYou are a helpful assistant.\n<</SYS>>\n\nName a color.\n\n[zh][/INST]"
     alpaca = render(ex("Say hi", "hi"), "alpaca", tok)[0][0]
-    assert alpaca.endswith("### Instruction:\nSay hi\n\n### Response:\n") and "### Input" not in alpaca
+    assert alpaca.endswith("### Instruction:\nSay hi\n\n### Response:\n ") and "### Input" not in alpaca
+    # no input: CrossIn's prompt_no_input layouts (no empty input line)
+    assert render(ex("Say hi", "hi"), "gemma", tok)[0][0] == "Say hi\n"
+    assert render(ex("Say hi", "hi"), "llama", tok)[0][0].endswith("<</SYS>>\n\nSay hi[/INST]")
 
 
 def test_template_resolution(tok):

@@ -4,8 +4,9 @@ Templates (`TEMPLATES`):
 - `auto`: the tokenizer's chat template when it has one, else `alpaca`.
 - `chat`: the tokenizer's chat template (`apply_chat_template`; prompts with `add_generation_prompt=True`).
 - `raw`: inference only; the single user message as is (what CrossIn's evaluation sent, METHODS.md 1.4).
-- `alpaca`, `gemma`, `llama`: CrossIn's released `templates/*.json` (METHODS.md 1.3), `{output_lang}` always ''
-  as in its collator. `{instruction}`/`{input}` are the row's structured fields (`meta.fields`, kept by the
+- `alpaca`, `gemma`, `llama`: CrossIn's released `templates/*.json` (METHODS.md 1.3), character for character
+  (alpaca's "### Response:\n " keeps its trailing space), `{output_lang}` always '' as in its collator; the
+  target is `output + eos`. `{instruction}`/`{input}` are the row's structured fields (`meta.fields`, kept by the
   CrossIn builder and by `read_examples` for Alpaca files) when they reproduce the user text, else the user text
   is the instruction and the input is empty.
 
@@ -127,13 +128,17 @@ def _instruction_and_input(content: str, fields: dict | None) -> tuple[str, str]
 
 
 def _named_prompt(template: str, instr: str, inp: str, system: str | None) -> str:
+    """CrossIn's `Prompter.generate_prompt(instruction, input, output_lang='')`: the with-input layout exactly when
+    the input is a non-empty string (a tag-only input such as "\n[zh]" counts). A system message (not in CrossIn)
+    replaces the llama system prompt and goes before the other two."""
+    with_input = inp != ""
     if template == "llama":
-        return f"[INST] <<SYS>>\n{system or LLAMA_SYSTEM}\n<</SYS>>\n\n{instr}\n{inp}[/INST]"
+        body = f"{instr}\n{inp}" if with_input else instr
+        return f"[INST] <<SYS>>\n{system or LLAMA_SYSTEM}\n<</SYS>>\n\n{body}[/INST]"
     pre = f"{system}\n\n" if system else ""
     if template == "gemma":
-        return f"{pre}{instr}\n{inp}\n"
-    with_input = bool(inp.strip())
-    body = f"### Instruction:\n{instr}\n\n" + (f"### Input:\n{inp}\n\n" if with_input else "") + "### Response:\n"
+        return pre + (f"{instr}\n{inp}\n" if with_input else f"{instr}\n")
+    body = f"### Instruction:\n{instr}\n\n" + (f"### Input:\n{inp}\n\n" if with_input else "") + "### Response:\n "
     return pre + ALPACA_HEADER[with_input] + body
 
 

@@ -131,19 +131,20 @@ class _Ctx:
     def base(self, item: str, lang: str, k) -> Row:
         instr, inp, out = self.corpus.fields(lang, item)
         user = alpaca_user_text(instr, inp)
-        return make_row(self._id("base", k), recipe="crossin", mode="base", user=user, response=out,
-                        instruction_language=lang, response_language=lang, source_ids=[f"{lang}:{item}"],
-                        checks=(("user", user, lang), ("assistant", out, lang)))
+        return _structured(make_row(self._id("base", k), recipe="crossin", mode="base", user=user, response=out,
+                                    instruction_language=lang, response_language=lang, source_ids=[f"{lang}:{item}"],
+                                    checks=(("user", user, lang), ("assistant", out, lang))), instr, inp, "none", "")
 
     def cross(self, mode: str, i: int, src: str, tgt: str, k: int) -> Row:
         item = self.ids[i]
         instr, inp, _ = self.corpus.fields(src, item)
         out = self.corpus.fields(tgt, item)[2]
         user = marked_user_text(instr, inp, src, tgt, self.p.marking)
-        return make_row(self._id(mode, k), recipe="crossin", mode=mode, user=user, response=out,
-                        instruction_language=src, response_language=tgt,
-                        source_ids=[f"{src}:{item}", f"{tgt}:{item}"],
-                        checks=(("user", alpaca_user_text(instr, inp), src), ("assistant", out, tgt)))
+        row = make_row(self._id(mode, k), recipe="crossin", mode=mode, user=user, response=out,
+                       instruction_language=src, response_language=tgt,
+                       source_ids=[f"{src}:{item}", f"{tgt}:{item}"],
+                       checks=(("user", alpaca_user_text(instr, inp), src), ("assistant", out, tgt)))
+        return _marked(row, user, instr, inp, self.p.marking.style)
 
     def translate(self, i: int, x: str, direction: str, k: int) -> Row:
         """Instruction-translation row. With Alpaca on both sides only the instruction is translated (the
@@ -153,11 +154,13 @@ class _Ctx:
         src_text, tgt_text = (self._instruction(src, item), self._instruction(tgt, item))
         if not (self.corpus.split_fields.get(x) and self.corpus.split_fields.get(en)):
             src_text, tgt_text = self._user_text(src, item), self._user_text(tgt, item)
-        user = alpaca_user_text(self.p.translate_instruction.format(language=language_name(tgt)), src_text)
-        return make_row(self._id("translate", k), recipe="crossin", mode="translate", user=user, response=tgt_text,
-                        instruction_language=src, response_language=tgt,
-                        source_ids=[f"{src}:{item}", f"{tgt}:{item}"],
-                        checks=(("user", src_text, src), ("assistant", tgt_text, tgt)))
+        instruction = self.p.translate_instruction.format(language=language_name(tgt))
+        user = alpaca_user_text(instruction, src_text)
+        row = make_row(self._id("translate", k), recipe="crossin", mode="translate", user=user, response=tgt_text,
+                       instruction_language=src, response_language=tgt,
+                       source_ids=[f"{src}:{item}", f"{tgt}:{item}"],
+                       checks=(("user", src_text, src), ("assistant", tgt_text, tgt)))
+        return _structured(row, instruction, src_text, "none", "")
 
     def _instruction(self, lang: str, item: str) -> str:
         return self.corpus.fields(lang, item)[0]
@@ -165,6 +168,26 @@ class _Ctx:
     def _user_text(self, lang: str, item: str) -> str:
         instr, inp, _ = self.corpus.fields(lang, item)
         return alpaca_user_text(instr, inp)
+
+
+# meta fields for the named training templates (train owner): the row's structured instruction/input (with the
+# tag or directive where CrossIn's builder puts it) and output, so `gemma`/`llama`/`alpaca` render exactly what
+# CrossIn's released collator renders for the same row (crosstune.models.render).
+def _structured(row: Row, instruction: str, inp: str, directive: str, marker: str) -> Row:
+    ex = row.example
+    ex.meta["fields"] = {"instruction": instruction, "input": inp, "output": ex.response.content}
+    ex.meta["directive"], ex.meta["marker"] = directive, marker
+    return row
+
+
+def _marked(row: Row, user: str, instr: str, inp: str, style: str) -> Row:
+    """Split the marked user text back into CrossIn's fields: a tag ends the input, a directive the instruction."""
+    if style == "tag":
+        return _structured(row, instr, user[len(instr) + 2:], "tag", user[len(instr) + 2 + len(inp):])
+    if style == "directive":
+        instruction = user[:len(user) - len(inp) - 2] if inp.strip() else user
+        return _structured(row, instruction, inp, "answer_in", instruction[len(instr):])
+    return _structured(row, instr, inp, "none", "")
 
 
 RECIPE = Recipe("crossin", CrossInParams, _languages, build)
