@@ -27,6 +27,8 @@ ROWS = [
     {"instruction": "Fill in the blank: My favourite city is ____.", "input": "", "output": "My favourite city is Lisbon."},
     {"instruction": "What is the boiling point of water?", "input": "",
      "output": "Water boils at 100 degrees Celsius (212 degrees Fahrenheit) at sea level."},
+    {"instruction": "How long is the Panama Canal?", "input": "",  # the engine drops "(500 mi)": per-span fallback
+     "output": "It is approximately 800 km (500 mi) in total length and was completed in 1914."},
 ]
 
 
@@ -50,7 +52,7 @@ def test_layout_code_urls_and_numbers_survive(tmp_path, capsys):
     code, _ = run_main(["data", "translate", str(cfg), "--out", str(tmp_path / "out")], capsys)
     assert code == 0
     rows = {r["id"]: r for r in _jsonl(tmp_path / "out" / "parallel.jsonl")}
-    assert list(rows) == ["0", "1", "2", "3"]
+    assert list(rows) == ["0", "1", "2", "3", "4"]
     pt = rows["0"]["pt"]
     assert pt["instruction"] != ROWS[0]["instruction"] and pt["input"] == ""
     assert pt["output"].startswith("1. ") and "\n2. " in pt["output"] and "30" in pt["output"]
@@ -61,7 +63,9 @@ def test_layout_code_urls_and_numbers_survive(tmp_path, capsys):
         assert span in pt1["output"]
     assert "____" in rows["2"]["pt"]["instruction"]
     assert "100" in rows["3"]["pt"]["output"] and "212" in rows["3"]["pt"]["output"]
+    assert "800 km (500 mi" in rows["4"]["pt"]["output"] and "1914" in rows["4"]["pt"]["output"]
     signals = _jsonl(tmp_path / "out" / "signals.jsonl")
+    assert next(s for s in signals if s["id"] == "4")["fallbacks"] == 1
     assert all(s["spans_ok"] for s in signals) and all(s["round_trip_chrf"] > 20 for s in signals)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["signals"]["pt"]["lid"].get("pt", 0) >= 3
@@ -76,7 +80,7 @@ def test_output_feeds_a_crossin_build_without_conversion(tmp_path, capsys):
                         f"sources.0.path={par}", f"sources.1.path={par}", "filters.langid=null"], capsys)
     assert code == 0
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
-    assert manifest["corpus"]["items"] == {"en": 4, "pt": 4}
+    assert manifest["corpus"]["items"] == {"en": 5, "pt": 5}
     assert set(manifest["counts"]["per_mode"]) == {"base", "en2x", "x2en", "translate"}
     rows = _jsonl(tmp_path / "b" / "train.jsonl")
     en2x = next(r for r in rows if r["meta"]["mode"] == "en2x")

@@ -26,7 +26,10 @@ class SourceConfig(StrictModel):
     prefix: str = ""  # e.g. en_ for en_instruction/en_input/en_output columns
     id_field: str | None = None  # default: the row's `id`, else its 0-based index
 
-    _lang = field_validator("language")(classmethod(lambda cls, v: _tag(v)))
+    @field_validator("language")
+    @classmethod
+    def _lang(cls, v: str) -> str:
+        return _tag(v)
 
 
 class EngineConfig(StrictModel):
@@ -47,7 +50,7 @@ class EngineConfig(StrictModel):
 class SignalsConfig(StrictModel):
     """Per-row quality signals and the thresholds that exclude a row (None turns a threshold off)."""
 
-    langid_backend: Literal["pycld2", "lingua"] = "pycld2"
+    langid_backend: Literal["pycld2", "lingua"] = "lingua"  # restricted to source+target: "still English?"
     min_langid_confidence: float = 0.5  # below it the detection is undetermined (kept, counted)
     langid_exclude: Literal["source", "any"] = "source"  # which detected languages exclude a row
     min_length_ratio: float | None = 0.5  # output chars / source chars, over translated text

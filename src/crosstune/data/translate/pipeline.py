@@ -106,14 +106,13 @@ class TextTranslator:
 
     def _per_piece(self, units: list[Unit], source: str, target: str, progress) -> None:
         split = {id(u): pieces(u.source, self.pattern) for u in units}
-        wanted = [p.strip() for u in units for p, tr in split[id(u)] if tr and has_letters(p)]
+        wanted = [_edges(p)[1] for u in units for p, tr in split[id(u)] if tr and has_letters(p)]
         done = self._translate(wanted, source, target, progress)
         for u in units:
             parts = []
             for p, tr in split[id(u)]:
                 if tr and has_letters(p):
-                    core = p.strip()
-                    lead, trail = p[: len(p) - len(p.lstrip())], p[len(p.rstrip()):]
+                    lead, core, trail = _edges(p)
                     got = done[core]
                     u.empty = u.empty or not got.strip()
                     parts.append(lead + got + trail)
@@ -134,6 +133,19 @@ class TextTranslator:
         out = "".join(u.output if isinstance(u, Unit) else u for u in plan.parts)
         return TextResult(out, "ok", len(units), sum(u.fallback for u in units),
                           sum(len(u.source) for u in units), sum(len(u.source) for u in units if u.copied))
+
+
+_LETTERS = re.compile(r"[^\W\d_]")
+
+
+def _edges(piece: str) -> tuple[str, str, str]:
+    """(lead, core, trail): the core runs from the first to the last letter; the spaces and punctuation around it
+    (" km (" around a number) stay as they were, since engines drop or move them in fragments."""
+    letters = [m.start() for m in _LETTERS.finditer(piece)]
+    start, end = letters[0], letters[-1] + 1
+    if end < len(piece) and piece[end] in ".!?" and (end + 1 == len(piece) or piece[end + 1].isspace()):
+        end += 1  # a fragment that ends a sentence keeps its full stop inside
+    return piece[:start], piece[start:end], piece[end:]
 
 
 def _same(a: str, b: str) -> bool:

@@ -12,7 +12,8 @@ _CODE_START = re.compile(
     r"|print\(|printf\(|cout\s*<<|SELECT |INSERT |UPDATE |DELETE |CREATE |ALTER |DROP |<\?php|<!DOCTYPE|<html"
     r"|\$ |>>> |@\w+|[\w.\[\]]+\s*(=|\+=|-=|\*=|/=|==)\s*\S.*[;)\]}0-9\"']\s*$)")
 _CODE_END = re.compile(r"([{};]|\)\s*:|=>|->)\s*$")
-_CODE_CHARS = set("{}[]();=<>_/\\|&^%$#@*+`~")
+_SYMBOLS = re.compile(r"[{}\[\]();=<>_/\\|&^%$#@*+`~]")
+_BLANK = re.compile(r"_{3,}")
 
 
 def has_letters(text: str, n: int = 2) -> bool:
@@ -28,7 +29,7 @@ def is_code_line(line: str) -> bool:
         return True
     if s in ("}", "{", "};", ")", "]", "end"):
         return True
-    symbols = sum(c in _CODE_CHARS for c in re.sub(r"_{3,}", "", s))  # "____" is a blank to fill, not code
+    symbols = len(_SYMBOLS.findall(s)) - sum(len(b) for b in _BLANK.findall(s))  # "____" is a blank, not code
     words = len(re.findall(r"[A-Za-z]{3,}", s))
     return len(s) >= 4 and symbols / len(s) > 0.2 and words < 6
 

@@ -76,15 +76,16 @@ class _Tracked:
         self.inner, self.progress = inner, progress
         self.task = progress.add_task(label, total=0, rate="")
         self.t0 = time.perf_counter()
+        self.calls0, self.hits0 = inner.calls, inner.hits  # counted over the task's life
 
     def translate_iter(self, texts, source, target):
         task = self.progress.tasks[self.task]
         self.progress.update(self.task, total=task.total + len(texts))
-        calls0, hits0 = self.inner.calls, self.inner.hits
         for item in self.inner.translate_iter(texts, source, target):
             dt = time.perf_counter() - self.t0
-            self.progress.update(self.task, advance=1, rate=f"{(self.inner.calls - calls0) / dt if dt else 0:.1f} "
-                                                            f"calls/s, {self.inner.hits - hits0} cached")
+            calls = self.inner.calls - self.calls0
+            self.progress.update(self.task, advance=1, rate=f"{calls / dt if dt else 0:.1f} engine calls/s, "
+                                                            f"{self.inner.hits - self.hits0} cached")
             yield item
 
 
