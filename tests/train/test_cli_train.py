@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from crosstune.cli import main
@@ -84,7 +85,7 @@ def test_shipped_configs_validate_and_take_top_level_overrides():
     from crosstune.train.config import TrainConfig
     from tests.conftest import REPO
 
-    for name in ("lora_smollm2_cpu", "full_smollm2_cpu"):
+    for name in ("lora_smollm2_cpu", "full_smollm2_cpu", "crossin_paper"):
         cfg = load_config(TrainConfig, REPO / "configs/train" / f"{name}.yaml",
                           ["data=x.jsonl", "output_dir=o", "max_steps=10", "save_steps=5", "seed=3"])
         assert (cfg.data, cfg.output_dir, cfg.max_steps, cfg.save_steps, cfg.seed) == ("x.jsonl", "o", 10, 5, 3)
@@ -103,3 +104,24 @@ def test_training_runs_in_train_mode_so_dropout_is_active(tmp_path, capsys, tiny
         assert run(capsys, cfg(out, model, mixture_file, max_steps=1, method="full"))[0] == 0
         first[p] = json.loads((out / "out" / "log.jsonl").read_text().splitlines()[0])["loss"]
     assert first[0.0] != first[0.5]
+
+
+def test_crossin_paper_config_keeps_tied_embeddings_tied(tmp_path, capsys, tiny_model_dir, mixture_file):
+    """crossin_paper.yaml on a model with tied embeddings (the tiny Llama, like Gemma/SmolLM2): the p_proj quirk
+    leaves q_proj without an adapter, and embed_tokens/lm_head are trained as one matrix, exported tied."""
+    from tests.conftest import REPO
+
+    out = tmp_path / "out"
+    code, err = run(capsys, str(REPO / "configs/train/crossin_paper.yaml"), f"data={mixture_file}",
+                    f"output_dir={out}", f"model.name={tiny_model_dir}", "max_steps=1", "batch.grad_accum=2",
+                    "tokenize.max_length=64", "precision=fp32", "merge=true", "lora.r=4", "lora.alpha=8")
+    assert code == 0, err[-2000:]
+    assert "['p_proj'] match no module" in err and "ensure_weight_tying" not in err
+    weights = load_file(out / "checkpoint-1" / "trainable.safetensors")
+    assert not any("q_proj" in k for k in weights) and any("k_proj" in k for k in weights)
+    saved = [k for k in weights if "modules_to_save" in k]
+    assert saved == ["base_model.model.model.embed_tokens.modules_to_save.default.weight"]  # one shared matrix
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert torch.equal(merged.get_input_embeddings().weight, merged.get_output_embeddings().weight)
+    assert not torch.equal(merged.get_input_embeddings().weight, base.get_input_embeddings().weight)  # trained

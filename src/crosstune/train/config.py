@@ -25,6 +25,9 @@ class LoraSection(StrictModel):
     # CrossIn's list has the typo `p_proj` (so q_proj gets no adapter); we default to the intended list.
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     modules_to_save: list[str] = []  # CrossIn trains `embed_tokens, lm_head` in full
+    # modules_to_save on a model whose input and output embeddings are one tied matrix: true keeps them one
+    # trained matrix (peft `ensure_weight_tying`); false trains two independent copies (what CrossIn's peft did)
+    keep_tied: bool = True
 
 
 class TokenizeSection(StrictModel):

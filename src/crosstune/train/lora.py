@@ -33,9 +33,15 @@ def attach_lora(model, cfg: LoraSection):
     if cfg.modules_to_save:
         check_targets(model, cfg.modules_to_save, "lora.modules_to_save")
     present = [t for t in cfg.target_modules if any(_matches(n, t) for n, _ in model.named_modules())]
+    tie = {"ensure_weight_tying": cfg.keep_tied} if cfg.modules_to_save and _tied(model) else {}
     lcfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=present,
-                      modules_to_save=cfg.modules_to_save or None, task_type="CAUSAL_LM")
+                      modules_to_save=cfg.modules_to_save or None, task_type="CAUSAL_LM", **tie)
     return get_peft_model(model, lcfg)
+
+
+def _tied(model) -> bool:
+    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
+    return out is not None and inp.weight is out.weight
 
 
 def export(accelerator, loss_mod, tokenizer, out: Path, method: str, merge: bool) -> dict[str, str]:
