@@ -25,6 +25,17 @@ def flores_sentences(n: int = 20) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("backend", ["pycld2", "lingua"])
+def test_synthetic_sentences_are_identified(backend):
+    from tests.data.synthetic import SENTENCES
+
+    items = [(lang, s[k].format(n=7)) for s in SENTENCES for k, lang in enumerate(("en", "zh", "vi"))]
+    det = get_detector(backend, ["en", "zh", "vi", "id", "ms"])
+    preds = det.detect_many([t for _, t in items])
+    assert [same_base_language(tag, gold) for (gold, _), (tag, _) in zip(items, preds)] == [True] * len(items)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", ["pycld2", "lingua"])
 def test_real_sentences_are_identified(backend):
     items = flores_sentences()
     det = get_detector(backend, ["en", "zh", "vi", "id", "ms"])

@@ -1,4 +1,5 @@
-"""CrossIn modes on a slice of the real Alpaca en/zh and aligned vi (METHODS.md section 1.1)."""
+"""CrossIn modes on a synthetic parallel Alpaca en/zh and aligned vi (METHODS.md section 1.1); one integration
+test on a slice of the real one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 from crosstune.config import validate
 from crosstune.data.recipes.crossin import CrossInParams, build
 from crosstune.errors import CrosstuneError
-from tests.data.recipe_slices import corpus, slices  # noqa: F401  (fixtures)
+from tests.data.recipe_slices import corpus, real_corpus, real_slices, slices  # noqa: F401  (fixtures)
+from tests.data.synthetic import LOST_VI
+from tests.data.recipe_slices import N_VI
 
 
 def rows_of(params: dict, corpus, seed: int = 0):  # noqa: F811
@@ -21,10 +24,21 @@ def rows_of(params: dict, corpus, seed: int = 0):  # noqa: F811
 def test_corpus_ids_are_alpaca_row_indices(corpus):  # noqa: F811
     # the aligner gave the Vietnamese rows the English row numbers, so item i is the same task everywhere
     shared = corpus.parallel.ids(["en", "zh", "vi"])
+    assert len(shared) == N_VI and not set(map(str, LOST_VI)) & set(shared)
+    assert corpus.fields("en", "8")[0] == "Give three tips about clean water."
+    assert corpus.fields("zh", "8")[0] == "给出关于清洁的水的三个建议。"
+    assert corpus.fields("vi", "8")[0] == "Hãy đưa ra ba lời khuyên về nước sạch."
+
+
+@pytest.mark.integration
+def test_real_corpus_ids_are_alpaca_row_indices(real_corpus):  # noqa: F811
+    shared = real_corpus.parallel.ids(["en", "zh", "vi"])
     assert len(shared) >= 280
-    assert corpus.fields("en", "0")[0] == "Give three tips for staying healthy."
-    assert corpus.fields("zh", "0")[0] == "给出保持健康的三个建议。"
-    assert "sức khỏe" in corpus.fields("vi", "0")[0]
+    assert real_corpus.fields("en", "0")[0] == "Give three tips for staying healthy."
+    assert real_corpus.fields("zh", "0")[0] == "给出保持健康的三个建议。"
+    assert "sức khỏe" in real_corpus.fields("vi", "0")[0]
+    rows = rows_of({"languages": ["en", "zh", "vi"], "modes": {"en2x": 50, "x2en": 50, "translate": 50}}, real_corpus)
+    assert Counter(r.example.meta["mode"] for r in rows) == {"en2x": 50, "x2en": 50, "translate": 50}
 
 
 def test_en2x_rows_pair_english_instruction_with_target_output(corpus):  # noqa: F811

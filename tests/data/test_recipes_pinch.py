@@ -62,7 +62,7 @@ def test_rounding_is_exact(total, rounding, expected):
     assert quotas["zh"] == expected and quotas["en"] == total - expected
 
 
-def test_pinch_on_real_alpaca_slice(corpus):  # noqa: F811
+def test_pinch_on_alpaca_slice(corpus):  # noqa: F811
     rows, quotas, _ = run(build_pinch, PinchParams, {"languages": ["zh", "vi"], "percent": 10, "total": 200}, corpus)
     assert quotas == {"en": 180, "zh": 10, "vi": 10}
     langs = Counter(r.example.meta["response_language"] for r in rows)

@@ -1,8 +1,9 @@
-"""Profile an instruction file: row count, detected language and length stats of each text field."""
+"""Profile an instruction file: row count, detected language and length stats of each text field (streamed)."""
 
 from __future__ import annotations
 
 import random
+from array import array
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ class FieldProfile:
     name: str
     count: int = 0
     empty: int = 0
-    lengths: list[int] = field(default_factory=list)
+    lengths: array = field(default_factory=lambda: array("q"))  # compact: one int64 per row
     detected: Counter = field(default_factory=Counter)  # on the sample only
     declared: Counter = field(default_factory=Counter)  # per-message "language" in crosstune rows
 
@@ -67,36 +68,47 @@ def row_formats(row: dict) -> list[tuple[str, str]]:
     return found
 
 
-def _validate(path, rows: list[tuple[int, dict]]) -> None:
-    """When the first row is instruction data, every row must parse as that format (file:line errors)."""
-    for fmt, prefix in row_formats(rows[0][1]):
-        for index, (line, row) in enumerate(rows):
-            row_to_example(row, fmt, where(path, line), index=index, prefix=prefix)
-
-
 def profile(path: str | Path, sample: int = 2000, seed: int = 0, backend: str = "pycld2") -> tuple[int, list[FieldProfile]]:
-    """Count every row and measure every field; detect languages on a seeded sample of `sample` rows."""
+    """Count every row and measure every field in one streamed pass (every row is validated against the first
+    row's formats, file:line errors); detect languages on a seeded reservoir sample of `sample` rows."""
     from crosstune.data.langid import get_detector
 
-    rows = list(read_rows(path))
-    _validate(path, rows)
     rng = random.Random(seed)
-    chosen = set(rng.sample(range(len(rows)), min(sample, len(rows))))
     fields: dict[str, FieldProfile] = {}
-    texts: dict[str, list[str]] = {}
-    for i, (_, row) in enumerate(rows):
+    reservoir: list[list[tuple[str, str]]] = []  # per sampled row: (field, text) of its non-empty texts
+    formats = None
+    n = 0
+    for line, row in read_rows(path):
+        if formats is None:
+            formats = row_formats(row)
+        for fmt, prefix in formats:
+            row_to_example(row, fmt, where(path, line), index=n, prefix=prefix)
+        texts = []
         for name, text, declared in _text_fields(row):
-            prof = fields.setdefault(name, FieldProfile(name))
+            prof = fields.get(name)
+            if prof is None:
+                prof = fields[name] = FieldProfile(name)
             prof.count += 1
             prof.lengths.append(len(text))
             if not text.strip():
                 prof.empty += 1
-            elif i in chosen:
-                texts.setdefault(name, []).append(text)
+            else:
+                texts.append((name, text))
             if declared:
-                prof.declared[declared] += 1
+                prof.declared[str(declared)] += 1
+        if n < sample:  # reservoir sampling (algorithm R): a uniform sample without knowing n in advance
+            reservoir.append(texts)
+        else:
+            j = rng.randrange(n + 1)
+            if j < sample:
+                reservoir[j] = texts
+        n += 1
+    by_field: dict[str, list[str]] = {}
+    for texts in reservoir:
+        for name, text in texts:
+            by_field.setdefault(name, []).append(text)
     detector = get_detector(backend)
-    for name, batch in texts.items():
+    for name, batch in by_field.items():
         for tag, _ in detector.detect_many(batch):
             fields[name].detected[tag or "unknown"] += 1
-    return len(rows), list(fields.values())
+    return n, list(fields.values())

@@ -138,9 +138,7 @@ def parse_json(text: str, loc: str, what: str = "row") -> Any:
 
 
 def _not_a_row(loc: str, value: Any) -> CrosstuneError:
-    kind = {list: "a JSON array", str: "a string", int: "a number", float: "a number", bool: "true/false",
-            type(None): "null"}.get(type(value), type(value).__name__)
-    return CrosstuneError(f"{loc}: expected a JSON object (one row), got {kind}")
+    return CrosstuneError(f"{loc}: expected a JSON object (one row), got {_kind(value)}")
 
 
 def _decode_error(path: Path, line: int | None, exc: UnicodeDecodeError) -> CrosstuneError:
@@ -217,7 +215,7 @@ def _read_json(path: Path) -> Iterator[tuple[int, dict]]:
                 raise _not_a_row(f"{path} field '{key}' row {i + 1}", row)
             yield i + 1, row
         return
-    raise CrosstuneError(f"{path}: expected a JSON array of rows, got {type(data).__name__}")
+    raise CrosstuneError(f"{path}: expected a JSON array of rows, got {_kind(data)}")
 
 
 def _looks_like_jsonl(text: str) -> bool:
@@ -321,11 +319,13 @@ def _read_parquet(path: Path) -> Iterator[tuple[int, dict]]:
     while True:
         try:
             batch = next(batches, None)
-        except Exception as e:
-            raise CrosstuneError(f"{path}: row {line + 1} onwards unreadable ({e}); is the file corrupt?") from None
-        if batch is None:
+            rows = batch.to_pylist() if batch is not None else None
+        except Exception as e:  # corrupt pages, bad UTF-8 in a string column, ...
+            raise CrosstuneError(f"{path}: rows {line + 1}-{line + 4096} unreadable ({type(e).__name__}: "
+                                 f"{str(e)[:200]}); is the file corrupt?") from None
+        if rows is None:
             break
-        for row in batch.to_pylist():
+        for row in rows:
             line += 1
             yield line, row
 
@@ -435,7 +435,7 @@ def _text(row: dict, key: str, loc: str, required: bool = True) -> str:
         return ""
     value = row[key]
     if not isinstance(value, str):
-        raise CrosstuneError(f"{loc} field '{key}': expected a string, got {type(value).__name__}")
+        raise CrosstuneError(f"{loc} field '{key}': expected a string, got {_kind(value)}")
     return value
 
 
@@ -445,22 +445,41 @@ def alpaca_user_text(instruction: str, inp: str) -> str:
 
 def _messages_from_list(items: Any, loc: str, role_key: str, text_key: str, roles: dict | None) -> list[Message]:
     if not isinstance(items, list) or not items:
-        raise CrosstuneError(f"{loc}: expected a non-empty list of messages")
+        raise CrosstuneError(f"{loc}: expected a non-empty list of messages, got {_kind(items)}")
     out = []
     for j, m in enumerate(items):
         if not isinstance(m, dict) or role_key not in m or text_key not in m:
             raise CrosstuneError(f"{loc} message {j}: expected an object with '{role_key}' and '{text_key}'")
-        role = roles.get(m[role_key]) if roles else m[role_key]
+        raw_role = m[role_key]
+        role = (roles.get(raw_role) if roles else raw_role) if isinstance(raw_role, str) else None
         if role not in ("system", "user", "assistant"):
-            raise CrosstuneError(f"{loc} message {j}: unknown role {m[role_key]!r}")
+            raise CrosstuneError(f"{loc} message {j} field '{role_key}': unknown role {raw_role!r}")
+        text = m[text_key]
+        if not isinstance(text, str):
+            raise CrosstuneError(f"{loc} message {j} field '{text_key}': expected a string, got {_kind(text)}")
         lang = m.get("language")
+        if lang is not None and not isinstance(lang, str):
+            raise CrosstuneError(f"{loc} message {j} field 'language': expected a language code, got {_kind(lang)}")
         if lang:
             try:
                 lang = normalize(lang)
             except CrosstuneError as e:
                 raise CrosstuneError(f"{loc} message {j} field 'language': {e}") from None
-        out.append(Message(role, str(m[text_key]), lang or None))
+        out.append(Message(role, text, lang or None))
     return out
+
+
+def _require_pair(ex: Example, loc: str) -> Example:
+    """An instruction example needs a user turn and an assistant turn after it."""
+    last = next((i for i in range(len(ex.messages) - 1, -1, -1) if ex.messages[i].role == "assistant"), -1)
+    if last < 0 or not any(m.role == "user" for m in ex.messages[:last]):
+        raise CrosstuneError(f"{loc}: expected a user message followed by an assistant message")
+    return ex
+
+
+def _kind(value: Any) -> str:
+    return {list: "a JSON array", dict: "an object", str: "a string", int: "a number", float: "a number",
+            bool: "true/false", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def row_to_example(row: dict, fmt: str, loc: str, *, index: int, language: str | None = None,
@@ -475,7 +494,7 @@ def row_to_example(row: dict, fmt: str, loc: str, *, index: int, language: str |
             m.language = m.language or language
         meta = row.get("meta") or {}
         if not isinstance(meta, dict):
-            raise CrosstuneError(f"{loc} field 'meta': expected an object, got {type(meta).__name__}")
+            raise CrosstuneError(f"{loc} field 'meta': expected an object, got {_kind(meta)}")
         return Example(id=str(row["id"]), messages=msgs, source=row.get("source"), meta=dict(meta))
     if fmt == "alpaca":
         instr = _text(row, f"{prefix}instruction", loc)
@@ -519,8 +538,8 @@ def read_examples(path: str | Path, fmt: str = "auto", *, language: str | None =
                 chosen = detect_format(row, prefix)
             except CrosstuneError as e:
                 raise CrosstuneError(f"{loc}: {e}") from None
-        yield row_to_example(row, chosen, loc, index=index, language=lang, prefix="" if nested else prefix,
-                             source=str(path), id_field=id_field)
+        yield _require_pair(row_to_example(row, chosen, loc, index=index, language=lang,
+                                           prefix="" if nested else prefix, source=str(path), id_field=id_field), loc)
 
 
 def example_to_row(ex: Example, fmt: str) -> dict:
