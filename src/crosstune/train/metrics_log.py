@@ -67,7 +67,9 @@ class MetricsLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+                # purge_step: events a killed run wrote after its checkpoint are dropped, as in log.jsonl
+                self.tb = SummaryWriter(str(out_dir / "tensorboard"),
+                                        purge_step=None if resume_step is None else resume_step + 1)
             except ImportError:
                 pass
         if use_wandb:
