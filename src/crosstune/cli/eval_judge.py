@@ -16,7 +16,8 @@ def judge(
     a: Path = typer.Option(..., "--a", help="Generation run A (the model under test)."),
     b: list[str] = typer.Option(..., "--b", help="Generation run B (the reference); LANG=DIR (repeatable) gives a "
                                                  "language its own reference model (Pinch's IF_L)."),
-    protocol: str = typer.Option(..., help="pinch (side-by-side, both orders) or xinstruct (0-10 scores, both orders)."),
+    protocol: str = typer.Option(..., help="pinch (side-by-side, both orders) or xinstruct (0-10 scores, both "
+                                           "orders)."),
     out_dir: Path = typer.Option(..., "--out", help="Output folder: items.jsonl, summary.json, results.md."),
     prompt: Optional[Path] = typer.Option(None, help="Judge prompt file ({lang}, {instruction}, {output1}, "
                                                      "{output2}; optional [system]/[user] blocks)."),
@@ -24,6 +25,8 @@ def judge(
                                           "language is not English), on, off. Both scores are always reported."),
     lid: str = typer.Option("fasttext", help="Language ID for the gate (as in crosstune eval fidelity)."),
     cache: Optional[Path] = typer.Option(None, help="Call cache file (default $CROSSTUNE_CACHE/calls.sqlite)."),
+    max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Judge answer length (default: the "
+                                                 "protocol's, 256 for xinstruct as the reference, 16 for pinch)."),
     n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:
@@ -31,7 +34,7 @@ def judge(
     from crosstune.eval.judge import run_judge
 
     s = run_judge(judge_model, str(a), list(b), protocol, out_dir, prompt_file=prompt, gate_mode=gate, lid=lid,
-                  cache_path=cache, n_boot=n_boot, seed=seed)
+                  cache_path=cache, n_boot=n_boot, seed=seed, max_new_tokens=max_new_tokens)
     for lang, r in list(s["per_language"].items()) + [("all", s["overall"])]:
         u, g = r["ungated"], r["gated"]
         out.print(f"{lang:>6}  score {u['score']}  gated {g['score']}  (n {u['n']}, W/T/L {u['win']}/{u['tie']}/"

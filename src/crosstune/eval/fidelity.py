@@ -87,17 +87,17 @@ def supported_languages(detector) -> set[str] | None:
     return None
 
 
-def check_supported(rows: list[dict], detector) -> None:
+def check_supported(rows: list[dict], detector, source: str = "rows") -> None:
     """Fail before any work when an expected language is one the LID backend cannot return (all would be misses)."""
     known = supported_languages(detector)
     if known is None:
         return
     first: dict[str, tuple[str, int]] = {}
     counts: Counter = Counter()
-    for row in rows:
+    for n, row in enumerate(rows, 1):
         lang = lcpr.base_language(_expected(row))
         if lang not in known:
-            first.setdefault(lang, row.get("_where", f"id {row.get('id')!r}"))
+            first.setdefault(lang, f"{source} row {n}, id {row.get('id')!r}")
             counts[lang] += 1
     if first:
         bad = "; ".join(f"{lang!r} ({counts[lang]} rows, first at {where})" for lang, where in first.items())
@@ -109,7 +109,7 @@ def check_supported(rows: list[dict], detector) -> None:
 def _expected(row: dict) -> str:
     expected = row.get("expected_language") or row.get("language")
     if not expected:
-        raise CrosstuneError(f"{row.get('_where', 'row')} id {row.get('id')!r}: no expected_language and no "
+        raise CrosstuneError(f"generation row id {row.get('id')!r}: no expected_language and no "
                              "language; fidelity needs the language the response should be in")
     return expected
 
@@ -196,33 +196,9 @@ def _as_check(item: dict) -> lcpr.ResponseCheck:
 
 def load_generations(path: str | Path) -> list[dict]:
     """Generation rows from a run folder or its generations.jsonl (`crosstune.eval.generation.read_generations`)."""
-    try:
-        from crosstune.eval.generation import read_generations
-    except ImportError:  # until issue 8 part A lands: the documented row format, read here
-        return _read_jsonl(path)
-    return list(read_generations(path))
+    from crosstune.eval.generation import read_generations
 
-
-def _read_jsonl(path) -> list[dict]:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "generations.jsonl"
-    if not p.is_file():
-        raise CrosstuneError(f"{p}: no such file (expected a generation run folder or its generations.jsonl)")
-    rows = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise CrosstuneError(f"{p}:{n}: not JSON; expected generation rows from `crosstune eval generate`") from None
-        if not isinstance(row, dict) or "response" not in row:
-            raise CrosstuneError(f"{p}:{n}: no 'response' field; expected generation rows from `crosstune eval "
-                                 "generate` (id, sample, language, expected_language, prompt, response, ...)")
-        row["_where"] = f"{p}:{n}"
-        rows.append(row)
-    return rows
+    return read_generations(path)
 
 
 def run_fidelity(path: str | Path, out_dir: str | Path, lid: str = DEFAULT_LID, threshold: float = lcpr.THRESHOLD,
@@ -236,7 +212,7 @@ def run_fidelity(path: str | Path, out_dir: str | Path, lid: str = DEFAULT_LID, 
     if not rows:
         raise CrosstuneError(f"{path}: no generation rows to check")
     detector = build_detector(lid)
-    check_supported(rows, detector)
+    check_supported(rows, detector, str(path))
     items = check_rows(rows, detector, threshold=threshold, min_tokens=min_tokens)
     summary = summarize(items, lid, n_boot, seed, threshold, min_tokens)
     summary["source"] = str(path)

@@ -97,16 +97,17 @@ def judge_identity(spec: str, backend) -> str:
     return model_fingerprint(resolve_model(cfg["model"]))
 
 
-def build_requests(pairs, protocol: jp.Protocol, prompt: jp.Prompt) -> list[GenerateRequest]:
+def build_requests(pairs, protocol: jp.Protocol, prompt: jp.Prompt, max_new_tokens: int | None = None
+                   ) -> list[GenerateRequest]:
     from crosstune.languages import language_name
 
-    requests = []
+    requests, n_new = [], max_new_tokens or protocol.max_new_tokens
     for a, b in pairs:
         lang = language_name(a.get("expected_language") or a["language"])
         for order in ORDERS:
             first, second = (a, b) if order == "ab" else (b, a)
             messages = prompt.render(lang, a["prompt"], first["response"], second["response"])
-            requests.append(GenerateRequest(prompt=messages, max_new_tokens=protocol.max_new_tokens,
+            requests.append(GenerateRequest(prompt=messages, max_new_tokens=n_new,
                                             temperature=0.0, seed=0))
     return requests
 
@@ -228,7 +229,7 @@ def summarize(items, protocol: str, gate_on: bool, n_boot: int = 1000, seed: int
 
 def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Path, *, prompt_file=None,
               gate_mode: str = "auto", lid: str = "fasttext", cache_path=None, n_boot: int = 1000,
-              seed: int = 0) -> dict:
+              seed: int = 0, max_new_tokens: int | None = None) -> dict:
     """Join A and B, judge every pair in both orders, write items.jsonl, summary.json and results.md."""
     from crosstune.console import console
     from crosstune.data.io import dumps_row
@@ -252,13 +253,14 @@ def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Pa
         want = ra.get("expected_language") or ra["language"]
         in_lang.append(tuple(lcpr.check_response(r["response"], want, detector).detected == lcpr.base_language(want)
                              for r in (ra, rb)))
-    requests = build_requests(pairs, proto, prompt)
+    requests = build_requests(pairs, proto, prompt, max_new_tokens)
     raw_backend = build_backend(judge)
     backend = CachedBackend(raw_backend, CallCache(cache_path), fingerprint=judge_identity(judge, raw_backend))
     raw = call_judge(backend, requests)
     items = judge_pairs(pairs, raw, proto, in_lang)
     summary = summarize(items, protocol, gate_on, n_boot, seed)
     summary.update({"judge": judge, "a": str(a), "b": list(b), "prompt": prompt.source, "lid": lid,
+                    "max_new_tokens": max_new_tokens or proto.max_new_tokens,
                     "calls": backend.calls, "cache_hits": backend.hits,
                     "prompts_differ": sum(pa["prompt"] != pb["prompt"] for pa, pb in pairs)})
     out = Path(out_dir)

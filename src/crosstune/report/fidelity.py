@@ -14,7 +14,8 @@ def _f(value, digits: int = 3) -> str:
 def fidelity_table(summary: dict, title: str = "") -> str:
     """Per expected language: n, expected_rate [95% CI], LPR, WPR, LCPR, most frequent wrong label; then misses."""
     lines = [f"### {title or 'Response-language fidelity'} (LID {summary['lid']}, {summary['n_responses']} responses)",
-             "", "| language | n | expected rate [95% CI] | LPR | WPR | LCPR | top miss |", "|---|---|---|---|---|---|---|"]
+             "", "| language | n | expected rate [95% CI] | LPR | WPR | LCPR | top miss |",
+             "|---|---|---|---|---|---|---|"]
     rows = list(summary["per_language"].items()) + [("**all**", summary["overall"])]
     for lang, s in rows:
         ci = s.get("expected_rate_95")
