@@ -25,6 +25,14 @@ def test_split_keeps_every_character_and_the_layout():
     assert "print('Keep me. Untranslated.')" in kept and "x = foo(3);" in kept and "\n   - " in kept
 
 
+def test_code_lines_and_the_indented_block_after_them_are_kept():
+    text = ("Here is the function:\ndef lcm(a, b):\n  if a > b:\n    greater = a\n  return greater\n\n"
+            "print(lcm(15, 18))\n# Output: 90\nIt returns the least common multiple.")
+    pieces_ = split_text(text)
+    assert "".join(p.text for p in pieces_) == text
+    assert [p.text for p in pieces_ if p.translate] == ["Here is the function:", "It returns the least common multiple."]
+
+
 def test_fit_splits_at_clauses_then_words_and_refuses_an_unbreakable_word():
     s = "This is long, very long; and longer still with words"
     out = fit(s, 20, len)

