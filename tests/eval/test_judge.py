@@ -173,6 +173,8 @@ def test_join_errors_name_missing_rows_and_per_language_references(tmp_path):
     pairs = join_runs(str(a), [f"es={b_es}", f"ru={b_ru}"])  # a reference model per language (IF_L)
     assert [(x["id"], x["language"], y["model"]) for x, y in pairs] == [("q1", "es", "Bes"), ("q1", "ru", "Bru"),
                                                                         ("q2", "es", "Bes")]
+    assert [(x["id"], x["language"]) for x, _ in join_runs(str(a), [f"es={b_es}", f"ru={b_ru}"], limit=1)] == [
+        ("q1", "es"), ("q1", "ru")]
     (tmp_path / "junk.jsonl").write_text('{"text": "not a generation row"}\n')
     with pytest.raises(CrosstuneError, match="junk.jsonl:1"):
         join_runs(str(tmp_path / "junk.jsonl"), [str(b)])

@@ -27,6 +27,7 @@ def judge(
     cache: Optional[Path] = typer.Option(None, help="Call cache file (default $CROSSTUNE_CACHE/calls.sqlite)."),
     max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Judge answer length (default: the "
                                                  "protocol's, 256 for xinstruct as the reference, 16 for pinch)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N pairs of each language."),
     n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:
@@ -34,7 +35,7 @@ def judge(
     from crosstune.eval.judge import run_judge
 
     s = run_judge(judge_model, str(a), list(b), protocol, out_dir, prompt_file=prompt, gate_mode=gate, lid=lid,
-                  cache_path=cache, n_boot=n_boot, seed=seed, max_new_tokens=max_new_tokens)
+                  cache_path=cache, n_boot=n_boot, seed=seed, max_new_tokens=max_new_tokens, limit=limit)
     for lang, r in list(s["per_language"].items()) + [("all", s["overall"])]:
         u, g = r["ungated"], r["gated"]
         out.print(f"{lang:>6}  score {u['score']}  gated {g['score']}  (n {u['n']}, W/T/L {u['win']}/{u['tie']}/"

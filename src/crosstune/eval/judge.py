@@ -65,8 +65,9 @@ def load_b(specs: list[str]) -> tuple[dict, list[str]]:
     return rows, sources
 
 
-def join_runs(a_path: str, b_specs: list[str]) -> list[tuple[dict, dict]]:
-    """Pairs (A row, B row) on (id, language, sample); any row without a partner is an error naming it."""
+def join_runs(a_path: str, b_specs: list[str], limit: int | None = None) -> list[tuple[dict, dict]]:
+    """Pairs (A row, B row) on (id, language, sample); any row without a partner is an error naming it.
+    `limit`: only the first N pairs of each language (in key order)."""
     a = _index(load_generations(a_path), str(a_path))
     b, _ = load_b(b_specs)
     only_a, only_b = set(a) - set(b), set(b) - set(a)
@@ -78,7 +79,12 @@ def join_runs(a_path: str, b_specs: list[str]) -> list[tuple[dict, dict]]:
             parts.append(f"in B ({', '.join(b_specs)}) but not in A: {_describe(only_b)}")
         raise CrosstuneError("the runs do not cover the same prompts; " + "; ".join(parts) +
                              ". Generate both with the same --prompts/--limit/--samples.")
-    return [(a[k], b[k]) for k in sorted(a)]
+    pairs, per_lang = [], Counter()
+    for k in sorted(a):
+        per_lang[k[1]] += 1
+        if limit is None or per_lang[k[1]] <= limit:
+            pairs.append((a[k], b[k]))
+    return pairs
 
 
 def judge_identity(spec: str, backend) -> str:
@@ -229,7 +235,7 @@ def summarize(items, protocol: str, gate_on: bool, n_boot: int = 1000, seed: int
 
 def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Path, *, prompt_file=None,
               gate_mode: str = "auto", lid: str = "fasttext", cache_path=None, n_boot: int = 1000,
-              seed: int = 0, max_new_tokens: int | None = None) -> dict:
+              seed: int = 0, max_new_tokens: int | None = None, limit: int | None = None) -> dict:
     """Join A and B, judge every pair in both orders, write items.jsonl, summary.json and results.md."""
     from crosstune.console import console
     from crosstune.data.io import dumps_row
@@ -242,7 +248,7 @@ def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Pa
     prompt = jp.load_prompt(protocol, prompt_file)
     if gate_mode not in ("auto", "on", "off"):
         raise CrosstuneError(f"--gate {gate_mode!r}: expected auto, on or off")
-    pairs = join_runs(a, b)
+    pairs = join_runs(a, b, limit)
     if not pairs:
         raise CrosstuneError(f"{a}: no generation rows to judge")
     cross = any(lcpr.base_language(p[0].get("expected_language") or p[0]["language"]) != "en" for p in pairs)

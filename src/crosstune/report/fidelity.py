@@ -91,7 +91,10 @@ def plot_confusion(summary: dict, path: str | Path, title: str = "") -> None:
         if c in rows:
             i = rows.index(c)
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=1.2))
-    ax.set_title(title or "Response language: expected x detected", fontsize=10, pad=28)
+    extra = sum(c not in rows for c in cols)
+    if extra:  # detected languages that were never expected sit right of this line
+        ax.axvline(len(cols) - extra - 0.5, color="#555555", linewidth=0.8, linestyle="--")
+    ax.set_title(title or "Response language: expected x detected", fontsize=10, pad=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
