@@ -91,6 +91,18 @@ class LmEvalRunner:
         return {s["doc_id"]: [float(r[0]) for r in s["filtered_resps"]] for s in res["samples"][self.name]}
 
 
+def matmul_peak(threads: int, n: int = 2048, reps: int = 3) -> float:
+    """Best-of-`reps` fp32 GFLOP/s of an n^3 matmul with the run's thread count (this CPU's practical peak)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = 0.0
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
@@ -120,6 +132,8 @@ def main() -> None:
     model_path = resolve_model(args.model)
     ours = HFBackend(model_path, dtype=args.dtype, batch_size=args.batch_size)
     ours.loglikelihood([r for it in items[:2] for r in scorer.requests(it)])  # warm-up
+    ours.loglik_stats.update(tokens=0, head_positions=0)
+    n_params = sum(p.numel() for p in ours.model.parameters())
     tmp = tempfile.TemporaryDirectory()
     lmeval = LmEvalRunner(model_path, Path(tmp.name), rows, warm, args)
     # Interleave the two in rounds over the same items, so both see the same (shared, noisy) machine load.
@@ -143,6 +157,8 @@ def main() -> None:
         print(f"  round {start // step + 1}: {len(ids)} questions; crosstune {ours_wall:.1f} s, "
               f"lm-eval {lmeval.lm.wall:.1f} s so far", flush=True)
     tmp.cleanup()
+    peak = matmul_peak(torch.get_num_threads())
+    flops = 2 * n_params * ours.loglik_stats["tokens"]  # 2 x params per forwarded token
     lm_wall, lm_cpu = lmeval.lm.wall, lmeval.lm.cpu
     n = len(items)
     print(f"crosstune: {ours_wall:.1f} s wall ({ours_cpu:.1f} s CPU), {n / ours_wall:.2f} questions/s", flush=True)
@@ -163,9 +179,17 @@ def main() -> None:
               "crosstune_qps": round(n / ours_wall, 3), "lmeval_qps": round(n / lm_wall, 3),
               "speedup_wall": round(lm_wall / ours_wall, 2), "speedup_cpu": round(lm_cpu / ours_cpu, 2),
               "same_choice": agree, "agreement": round(agree / len(items), 4),
-              "max_abs_logprob_diff": round(diff, 5), "acc_crosstune": round(acc_ours, 4), "acc_lmeval": round(acc_lm, 4)}
+              "max_abs_logprob_diff": round(diff, 5), "acc_crosstune": round(acc_ours, 4), "acc_lmeval": round(acc_lm, 4),
+              "params": n_params, "forwarded_tokens": ours.loglik_stats["tokens"],
+              "head_positions": ours.loglik_stats["head_positions"],
+              "crosstune_gflops_wall": round(flops / ours_wall / 1e9, 2), "crosstune_gflops_cpu": round(flops / ours_cpu / 1e9, 2),
+              "matmul_peak_gflops": round(peak, 2),
+              "peak_share_wall": round(flops / ours_wall / 1e9 / peak, 3), "peak_share_cpu": round(flops / ours_cpu / 1e9 / peak, 3)}
     print(f"speed-up {result['speedup_wall']}x wall, {result['speedup_cpu']}x CPU; same chosen option on {agree}/{len(items)} "
           f"({100 * agree / len(items):.1f}%); max |logprob diff| {diff:.2e}; acc {acc_ours:.3f} vs {acc_lm:.3f}")
+    print(f"scorer: {result['crosstune_gflops_wall']} GFLOP/s wall ({result['crosstune_gflops_cpu']} per CPU second) = "
+          f"{100 * result['peak_share_wall']:.0f}% ({100 * result['peak_share_cpu']:.0f}% CPU) of this CPU's measured "
+          f"fp32 matmul peak {result['matmul_peak_gflops']} GFLOP/s ({torch.get_num_threads()} threads, 2048^3)")
     print(json.dumps(result))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -69,3 +69,56 @@ def test_position_bias_histogram_per_language():
     pb = position_bias(preds, GOLD[:2], LANGS)
     assert pb["predicted"] == {"(A)": 2, "(B)": 4}
     assert pb["predicted_per_language"]["zh"] == {"(B)": 2}
+
+
+# ---- index-based metrics, agreement, RankC ------------------------------------------------------------------
+
+from crosstune.eval.metrics import agreement_matrix, rankc, rankc_pair, rankc_weights, summarize_keys  # noqa: E402
+
+
+def test_agreement_matrix_and_interface_names():
+    keys = [{"en": 0, "zh": 0, "es": 1}, {"en": 2, "zh": 1, "es": 2}]
+    correct = [{"en": True, "zh": True, "es": False}, {"en": False, "zh": True, "es": False}]
+    s = summarize_keys(keys, correct, ["en", "zh", "es"], n_boot=20)
+    assert agreement_matrix(keys, ["en", "zh", "es"])["en"] == {"en": 1.0, "zh": 0.5, "es": 0.5}
+    assert s["per_language"]["zh"]["accuracy"] == 1.0 and s["accuracy"] == 0.5
+    assert s["consistency_3"] == s["consistency_score_3"] == 0.0 and s["ac3_3"] == s["AC3_3"] == 0.0
+
+
+def test_rankc_by_hand():
+    w = rankc_weights(3)  # e^2, e^1, e^0 normalised
+    assert w[0] > w[1] > w[2] and abs(w.sum() - 1) < 1e-12
+    # identical rankings: P@j = 1 for all j
+    assert abs(rankc_pair([2, 0, 1], [2, 0, 1]) - 1.0) < 1e-12
+    # top-1 differs, top-2 sets equal, top-3 always equal: P@1 = 0, P@2 = 1, P@3 = 1
+    assert abs(rankc_pair([0, 1, 2], [1, 0, 2]) - (w[1] + w[2])) < 1e-12
+    r = rankc([{"en": [0, 1, 2], "de": [1, 0, 2], "fr": [0, 1, 2]}], ["en", "de", "fr"])
+    assert abs(r["rankc_pairs"]["en,fr"] - 1.0) < 1e-12 and abs(r["rankc"] - (2 * (w[1] + w[2]) + 1) / 3) < 1e-12
+
+
+@pytest.mark.integration
+def test_index_metrics_equal_seaeval_string_metrics_on_real_predictions():
+    """Regression: the option-index path gives SeaEval's numbers (labels p[0:3]) on all 6 models' real outputs."""
+    from crosstune.eval.predictions import score_predictions
+    from crosstune.eval.tasks import load_items, load_task
+    from tests.conftest import shared_path
+
+    preds_file = shared_path("seaeval_model_predictions", "seaeval_v0.1_cross_predictions_p1.jsonl.gz")
+    for task in ("cross_mmlu", "cross_logiqa"):
+        cfg = load_task(task)
+        tags = {name: tag for tag, name in cfg.languages.items()}
+        items = {g["en"].id: g for g in load_items(cfg)}
+        string_form, records = score_predictions(preds_file, cfg, n_boot=50)
+        by_key: dict = {}
+        for r in records:
+            by_key.setdefault(f"{r['model']}|{r['eval_mode']}", {}).setdefault(r["id"], {})[r["language"]] = r
+        for key, summary in string_form.items():
+            langs = summary["languages"]
+            rows = list(by_key[key].items())
+            keys = [{lang: items[i][tags[lang]].choices.index(rs[lang]["prediction"]) for lang in langs} for i, rs in rows]
+            correct = [{lang: keys[n][lang] == items[i][tags[lang]].answer_index for lang in langs}
+                       for n, (i, rs) in enumerate(rows)]
+            by_index = summarize_keys(keys, correct, langs, n_boot=50)
+            for m in ("overall_acc", "language_acc", "consistency_score_2", "consistency_score_3", "AC3_3",
+                      "detailed_consistency_score", "consistent_correct_3", "bootstrap_95"):
+                assert by_index[m] == summary[m], (task, key, m)

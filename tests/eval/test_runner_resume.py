@@ -77,3 +77,62 @@ def test_generate_run_records_extraction(toy_task, backend, tmp_path):
     assert sum(s["extraction_paths"].values()) == 6
     with pytest.raises(CrosstuneError, match="different settings"):  # a changed setting cannot mix into old results
         run_task(backend, cfg, GenerateScorer(cfg, max_new_tokens=5), items[:2], tmp_path, "tiny", "crossin_p1")
+
+
+def test_half_written_last_line_is_dropped_on_resume(toy_task, backend, tmp_path):
+    cfg, items = toy_task
+    first = run_task(backend, cfg, LoglikScorer(cfg), items, tmp_path, "tiny", "crossin_p1", n_boot=20)
+    pred = tmp_path / "toy" / "loglik" / "predictions.jsonl"
+    lines = pred.read_text().splitlines()
+    pred.write_text("\n".join(lines[:7]) + "\n" + lines[7][:25])  # killed in the middle of writing row 8
+    counting = CountingBackend(backend)
+    again = run_task(counting, cfg, LoglikScorer(cfg), items, tmp_path, "tiny", "crossin_p1", n_boot=20)
+    assert counting.n == 8 * 4 and again == first
+    bad = pred.read_text().splitlines()
+    pred.write_text("\n".join(bad[:3] + ["{broken"] + bad[3:]) + "\n")  # damage in the middle is an error
+    with pytest.raises(CrosstuneError, match=r"predictions.jsonl:4: malformed prediction row"):
+        run_task(backend, cfg, LoglikScorer(cfg), items, tmp_path, "tiny", "crossin_p1", n_boot=20)
+
+
+def test_run_identity_is_recorded_and_a_changed_template_is_refused(toy_task, backend, tmp_path):
+    cfg, items = toy_task
+    run_task(backend, cfg, LoglikScorer(cfg), items[:2], tmp_path, "tiny", "crossin_p1", n_boot=20)
+    meta = json.loads((tmp_path / "toy/loglik/run.json").read_text())
+    ident = meta["identity"]
+    assert ident["model_fingerprint"].startswith("sha256:") and ident["dtype"] == "float32"
+    assert ident["template"] == "raw" and ident["task_config"].startswith("sha256:")
+    assert list(ident["data_files"]) == ["toy.jsonl"]
+    with pytest.raises(CrosstuneError, match=r"changed: identity.template: 'raw' -> 'chat', scorer.template"):
+        run_task(backend, cfg, LoglikScorer(cfg, "chat"), items[:2], tmp_path, "tiny", "crossin_p1")
+
+
+def test_training_template_reaches_the_model(toy_task, backend, tmp_path):
+    from crosstune.models.render import render_prompt
+
+    cfg, items = toy_task
+    scorer = LoglikScorer(cfg, "chat").bind(backend)
+    req = scorer.requests(items[0]["en"])[0]
+    assert req.context == render_prompt([{"role": "user", "content": items[0]["en"].prompt}], "chat", backend.tok)
+    assert req.context.startswith("<|im_start|>user\n") and req.context.endswith("<|im_start|>assistant\n")
+    assert LoglikScorer(cfg).bind(backend).requests(items[0]["en"])[0].context == items[0]["en"].prompt
+
+
+@pytest.mark.integration
+def test_real_cross_mmlu_summary_equals_seaeval_string_metrics(backend, tmp_path):
+    """Regression on real data: the runner's index-based summary equals SeaEval's label-prefix formulas."""
+    from crosstune.eval.metrics import summarize
+    from tests.conftest import shared_path
+
+    shared_path("seaeval_cross_mmlu")
+    cfg = load_task("cross_mmlu")
+    items = load_items(cfg, ["en", "zh", "es", "vi"], limit=6)
+    s = run_task(backend, cfg, LoglikScorer(cfg), items, tmp_path, "tiny", "crossin_p1", n_boot=50)
+    rows = {(r["id"], r["language"]): r for r in map(json.loads, (tmp_path / "cross_mmlu/loglik/predictions.jsonl")
+                                                     .read_text().splitlines())}
+    langs = ["en", "zh", "es", "vi"]
+    preds = [{lang: rows[(it[lang].id, lang)]["prediction"] for lang in langs} for it in items]
+    golds = [{lang: it[lang].answer for lang in langs} for it in items]
+    old = summarize(preds, golds, langs, n_boot=50)
+    for key in ("overall_acc", "language_acc", "consistency_score_3", "AC3_3", "detailed_consistency_score",
+                "consistent_correct_3", "bootstrap_95", "position_bias"):
+        assert s[key] == old[key], key

@@ -72,3 +72,132 @@ def test_unknown_task_and_missing_data_are_clear():
         load_task("nope")
     with pytest.raises(CrosstuneError, match="--data cross_xquad=PATH"):
         load_items(load_task("cross_xquad", ["data_files=/nonexistent/x.jsonl"]))
+
+
+# ---- the new schema: layouts, literals, kinds, and errors that name file, line and field ---------------------
+
+def _task(tmp_path, body: str, name: str = "t.yaml"):
+    p = tmp_path / name
+    p.write_text(body, encoding="utf-8")
+    return load_task(str(p))
+
+
+MC = ("name: mc\nkind: multiple_choice\nchoices: \"[a, b, c]\"\nanswer: gold\n"
+      "default_prompt: p\nprompts: {p: \"{{ L.q }} {{ q }}\\n{% for c in choices %}{{ letters[loop.index0] }}. {{ c }}\\n{% endfor %}\"}\n"
+      "literals: {en: {q: 'Q:'}, de: {q: 'F:'}}\n")
+
+
+def _rows(tmp_path, name, rows):
+    p = tmp_path / name
+    p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return p
+
+
+def test_long_layout_separate_choice_fields_letter_answers_and_scaffolding(tmp_path):
+    _rows(tmp_path, "long.jsonl", [
+        {"id": 1, "lang": "en", "q": "Sky?", "a": "blue", "b": "red", "c": "green", "gold": "A"},
+        {"id": 1, "lang": "de", "q": "Himmel?", "a": "blau", "b": "rot", "c": "grün", "gold": "(A)"},
+        {"id": 2, "lang": "de", "q": "Gras?", "a": "blau", "b": "rot", "c": "grün", "gold": 2},
+        {"id": 2, "lang": "en", "q": "Grass?", "a": "blue", "b": "red", "c": "green", "gold": "green"}])
+    cfg = _task(tmp_path, MC + "data_files: long.jsonl\nlayout: long\nlanguage_field: lang\nlanguages: {en: en, de: de}\n")
+    items = load_items(cfg)
+    assert [it["de"].answer_index for it in items] == [0, 2]
+    assert items[0]["de"].prompt == "Q: Himmel?\nA. blau\nB. rot\nC. grün\n"  # English scaffolding by default
+    native = load_items(cfg, scaffolding="native")
+    assert native[0]["de"].prompt.startswith("F: Himmel?")
+    assert native[1]["en"].continuations == ("blue", "red", "green")
+
+
+def test_per_language_files_joined_on_line_number_tsv(tmp_path):
+    (tmp_path / "d_en.tsv").write_text("2+2?\t4\n3+3?\t6\n", encoding="utf-8")
+    (tmp_path / "d_zh.tsv").write_text("二加二？\t4\n三加三？\t6\n", encoding="utf-8")
+    cfg = _task(tmp_path, "name: g\nkind: generation\nextract: number\ndata_files: d_{key}.tsv\ncolumns: [q, n]\n"
+                          "id_field: null\nlanguages: {en: en, zh: zh}\nanswer: n\ndefault_prompt: p\nprompts: {p: '{{ q }}'}\n")
+    items = load_items(cfg)
+    assert [it["zh"].id for it in items] == ["1", "2"] and items[1]["zh"].prompt == "三加三？"
+    assert items[1]["en"].answers == ("6",)
+
+
+def _bad(tmp_path, rows, extra="", langs="{en: en, de: de}"):
+    _rows(tmp_path, "d.jsonl", rows)
+    return _task(tmp_path, MC + f"data_files: d.jsonl\nlayout: long\nlanguage_field: lang\nlanguages: {langs}\n" + extra)
+
+
+def test_template_with_a_missing_field_names_file_line_field(tmp_path):
+    cfg = _bad(tmp_path, [{"id": 1, "lang": "en", "a": "x", "b": "y", "c": "z", "gold": 0}], langs="{en: en}")
+    with pytest.raises(CrosstuneError, match=r"d.jsonl:1 field 'prompts.p': the template refers to 'q'"):
+        load_items(cfg)
+
+
+def test_choices_not_a_list(tmp_path):
+    _rows(tmp_path, "d.jsonl", [{"id": 1, "lang": "en", "q": "?", "opts": "a b c", "gold": 0}])
+    cfg = _task(tmp_path, MC.replace('choices: "[a, b, c]"', "choices: opts") +
+                "data_files: d.jsonl\nlayout: long\nlanguage_field: lang\nlanguages: {en: en}\n")
+    with pytest.raises(CrosstuneError, match=r"d.jsonl:1 field 'choices': expected a list"):
+        load_items(cfg)
+
+
+def test_answer_outside_the_choices(tmp_path):
+    cfg = _bad(tmp_path, [{"id": 1, "lang": "en", "q": "?", "a": "x", "b": "y", "c": "z", "gold": 7}], langs="{en: en}")
+    with pytest.raises(CrosstuneError, match=r"d.jsonl:1 field 'answer': answer 7 does not match the choices"):
+        load_items(cfg)
+
+
+def test_languages_with_different_item_counts(tmp_path):
+    (tmp_path / "d_en.tsv").write_text("a\t1\nb\t2\n", encoding="utf-8")
+    (tmp_path / "d_de.tsv").write_text("a\t1\n", encoding="utf-8")
+    cfg = _task(tmp_path, "name: g\nkind: generation\ndata_files: d_{key}.tsv\ncolumns: [q, n]\nid_field: null\n"
+                          "languages: {en: en, de: de}\nanswer: n\ndefault_prompt: p\nprompts: {p: '{{ q }}'}\n")
+    with pytest.raises(CrosstuneError, match=r"different item counts: en 2 \(.*d_en.tsv\), de 1 \(.*d_de.tsv\)"):
+        load_items(cfg)
+
+
+def test_candidate_set_without_the_gold(tmp_path):
+    _rows(tmp_path, "d.jsonl", [{"id": 1, "lang": "en", "s": "Paris is in", "cands": ["Spain", "Italy"], "gold": "France"}])
+    cfg = _task(tmp_path, "name: c\nkind: cloze\ndata_files: d.jsonl\nlayout: long\nlanguage_field: lang\n"
+                          "languages: {en: en}\nanswer: gold\ncloze: {candidates: cands}\ndefault_prompt: p\n"
+                          "prompts: {p: '{{ s }} '}\n")
+    with pytest.raises(CrosstuneError, match=r"d.jsonl:1 field 'cloze.candidates': the gold answer 'France' is not in"):
+        load_items(cfg)
+
+
+def test_options_must_be_parallel(tmp_path):
+    cfg = _bad(tmp_path, [{"id": 1, "lang": "en", "q": "?", "a": "x", "b": "y", "c": "z", "gold": 0},
+                          {"id": 1, "lang": "de", "q": "?", "a": "x", "b": "y", "c": "z", "gold": 1}])
+    with pytest.raises(CrosstuneError, match=r"d.jsonl:1 .*gold option indices differ between languages"):
+        load_items(cfg)
+
+
+def test_sandbox_blocks_python_internals(tmp_path):
+    _rows(tmp_path, "d.jsonl", [{"id": 1, "lang": "en", "q": "?", "gold": "x"}])
+    cfg = _task(tmp_path, "name: g\nkind: generation\ndata_files: d.jsonl\nlayout: long\nlanguage_field: lang\n"
+                          "languages: {en: en}\nanswer: gold\ndefault_prompt: p\n"
+                          "prompts: {p: \"{{ q.__class__.__mro__ }}\"}\n")
+    with pytest.raises(CrosstuneError, match="field 'prompts.p'"):
+        load_items(cfg)
+
+
+def test_data_root_and_task_relative_paths(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    _rows(tmp_path / "sub", "d.jsonl", [{"id": 1, "lang": "en", "q": "?", "a": "x", "b": "y", "c": "z", "gold": 0}])
+    body = MC + "data_files: sub/d.jsonl\nlayout: long\nlanguage_field: lang\nlanguages: {en: en}\n"
+    elsewhere = tmp_path / "cfg"
+    elsewhere.mkdir()
+    cfg = _task(elsewhere, body)
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("CROSSTUNE_DATA", raising=False)
+    with pytest.raises(CrosstuneError, match="no data root is set"):
+        load_items(cfg)
+    assert len(load_items(cfg, data_root=tmp_path)) == 1
+    monkeypatch.setenv("CROSSTUNE_DATA", str(tmp_path))
+    assert len(load_items(cfg)) == 1
+
+
+def test_shipped_tasks_load_with_every_language():
+    shared_path("mgsm")
+    mgsm = load_items(load_task("mgsm"), limit=3)
+    assert len(mgsm[0]) == 11 and mgsm[2]["zh"].prompt.count("问题：") == 9  # 8 native exemplars + the question
+    en = load_items(load_task("mgsm"), ["zh"], limit=1, scaffolding="english")[0]["zh"].prompt
+    assert en.startswith("Question: Roger")  # English exemplars and words, Chinese question
+    xq = load_items(load_task("xquad"), ["en", "zh", "es", "vi"], limit=2)
+    assert xq[0]["vi"].answers and xq[0]["en"].id == xq[0]["vi"].id

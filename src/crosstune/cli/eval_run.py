@@ -75,7 +75,7 @@ def tasks() -> None:
         cfg = load_task(name)
         kind = cfg.kind + (f"/{cfg.method}" if cfg.kind == "multiple_choice" else f"/{cfg.extract or 'span'}"
                            if cfg.kind == "generation" else "")
-        out.print(f"{name}\t{kind}\t{','.join(cfg.languages)}", highlight=False, soft_wrap=True)
+        out.print(f"{name:<14} {kind:<26} {','.join(cfg.languages)}", highlight=False, soft_wrap=True)
 
 
 def compare(

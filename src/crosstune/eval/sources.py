@@ -77,7 +77,8 @@ def _read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> It
 
 def _read_squad(path: Path) -> Iterator[tuple[int, dict]]:
     """SQuAD v1.1 JSON -> one row per question: id, title, context, question, answers (list of {text,
-    answer_start}), answer_texts, paragraph_answers (the first answer of each question in the paragraph)."""
+    answer_start}), answer_texts, paragraph_answers (the first answer of each question in the paragraph),
+    paragraph_index, question_index (this question's position in paragraph_answers)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -89,13 +90,13 @@ def _read_squad(path: Path) -> Iterator[tuple[int, dict]]:
         for p_index, para in enumerate(article.get("paragraphs", [])):
             qas = para.get("qas", [])
             siblings = [qa["answers"][0]["text"] if qa.get("answers") else "" for qa in qas]
-            for qa in qas:
+            for q_index, qa in enumerate(qas):
                 n += 1
                 answers = qa.get("answers", [])
                 yield n, {"id": qa.get("id"), "title": article.get("title", ""), "context": para.get("context", ""),
                           "question": qa.get("question", ""), "answers": answers,
                           "answer_texts": [a.get("text", "") for a in answers], "paragraph_answers": siblings,
-                          "paragraph_index": p_index}
+                          "paragraph_index": p_index, "question_index": q_index}
 
 
 def join_rows(cfg, languages: list[str], root=None) -> Iterator[tuple[str, dict[str, Located]]]:

@@ -3,8 +3,12 @@ and batched left-padded generation.
 
 Log-likelihood follows lm-evaluation-harness exactly in what it computes (trailing context whitespace moves into
 the continuation; the continuation is `enc(context + continuation)[len(enc(context)):]`; sum of log-probs; greedy
-flag), so chosen options agree with lm-eval. It is faster because each distinct context runs once, with only the
-last position's logits: one-token options are read off that position, longer options run on the cached prefix.
+flag), so chosen options agree with lm-eval. It is faster because each distinct context runs once: a context and
+all its options are packed into one row ([context | option 1 | option 2 | ...], each option attending to the
+context and to itself only, through a 4D mask and restarted position ids), and the vocabulary head runs only on
+the positions whose next token is scored (the context's last token and each option's inputs). Models whose head
+is not a plain linear layer (logit soft-capping, scaling) use the two-pass path: the context once with its KV cache,
+then the options on copies of it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class HFBackend:
         self.max_length = int(getattr(self.model.config, "max_position_embeddings", 4096) or 4096)
         self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
         self._spec, self._dtype = (None if model_obj is not None else model), dtype  # for `fingerprint`
+        self.loglik_stats = {"tokens": 0, "head_positions": 0}  # work done by the packed scorer (benchmarks)
 
     # ---- log-likelihood -------------------------------------------------------------------------------
     def _encode(self, text: str) -> list[int]:
@@ -57,12 +62,74 @@ class HFBackend:
         for i, r in enumerate(requests):
             ctx, cont = self._encode_pair(r.context, r.continuation)
             by_context[ctx].append((i, cont))
-        contexts = sorted(by_context, key=len, reverse=True)  # similar lengths share a batch: little padding
         results: list[LoglikResult | None] = [None] * len(requests)
+        if self._packable():
+            def packed_len(c):  # the context plus every option's input tokens
+                return len(c) + sum(len(cont) - 1 for _, cont in by_context[c])
+
+            contexts = sorted(by_context, key=packed_len, reverse=True)
+            for batch in _token_batches(contexts, self.batch_size, MAX_BATCH_TOKENS, packed_len):
+                for i, res in self._score_packed(batch, [by_context[c] for c in batch]):
+                    results[i] = res
+            return results  # type: ignore[return-value]
+        contexts = sorted(by_context, key=len, reverse=True)  # similar lengths share a batch: little padding
         for batch in _token_batches(contexts, self.batch_size, MAX_BATCH_TOKENS):
             for i, res in self._score_batch(batch, [by_context[c] for c in batch]):
                 results[i] = res
         return results  # type: ignore[return-value]
+
+    def _packable(self) -> bool:
+        """A plain linear head after the decoder, and an attention that takes a 4D boolean mask."""
+        if getattr(self, "_packed_ok", None) is None:
+            cfg = self.model.config
+            head = self.model.get_output_embeddings()
+            self._packed_ok = (isinstance(head, torch.nn.Linear) and not getattr(cfg, "final_logit_softcapping", None)
+                               and getattr(cfg, "logit_scale", None) in (None, 1, 1.0)
+                               and getattr(cfg, "_attn_implementation", "sdpa") in ("sdpa", "eager")
+                               and not getattr(cfg, "is_encoder_decoder", False))
+        return self._packed_ok
+
+    def _score_packed(self, contexts, options):
+        """One forward per batch of rows [context | option inputs ...]; head only on scored positions."""
+        rows, segs, poss, sel, targets, owners = [], [], [], [], [], []
+        for b, (ctx, opts) in enumerate(zip(contexts, options)):
+            toks, seg, pos = list(ctx), [0] * len(ctx), list(range(len(ctx)))
+            for j, (i, cont) in enumerate(opts, 1):
+                start = len(toks)
+                inputs = cont[:-1]  # the last token is only a target, never an input
+                toks += inputs
+                seg += [j] * len(inputs)
+                pos += range(len(ctx), len(ctx) + len(inputs))
+                # scored positions: the context's last token predicts cont[0], each input predicts the next token
+                sel.append([(b, len(ctx) - 1)] + [(b, start + k) for k in range(len(inputs))])
+                targets.append(cont)
+                owners.append(i)
+            rows.append(toks)
+            segs.append(seg)
+            poss.append(pos)
+        n = max(len(r) for r in rows)
+        ids = torch.tensor([r + [self.pad_id] * (n - len(r)) for r in rows])
+        seg = torch.tensor([s + [-1] * (n - len(s)) for s in segs])
+        pos = torch.tensor([p + [0] * (n - len(p)) for p in poss])
+        idx = torch.arange(n)
+        causal = idx.unsqueeze(1) >= idx.unsqueeze(0)  # (q, k): k <= q
+        sq, sk = seg.unsqueeze(2), seg.unsqueeze(1)
+        mask = causal & (sk != -1) & ((sk == 0) | (sk == sq))  # the context, or the query's own option
+        mask |= torch.eye(n, dtype=torch.bool).unsqueeze(0) & (sq == -1)  # padding attends to itself (no NaN rows)
+        hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask.unsqueeze(1), position_ids=pos,
+                                          use_cache=False).last_hidden_state
+        flat = [p for s in sel for p in s]
+        at = torch.tensor(flat)
+        self.loglik_stats["tokens"] += sum(len(r) for r in rows)  # forwarded (unpadded) tokens
+        self.loglik_stats["head_positions"] += len(flat)
+        logp = torch.log_softmax(self.model.get_output_embeddings()(hidden[at[:, 0], at[:, 1]]).float(), dim=-1)
+        k = 0
+        for i, cont, s in zip(owners, targets, sel):
+            block = logp[k:k + len(s)]
+            tgt = torch.tensor(cont)
+            k += len(s)
+            yield i, LoglikResult(float(block.gather(-1, tgt.unsqueeze(-1)).sum()),
+                                  bool((block.argmax(-1) == tgt).all()))
 
     def _score_batch(self, contexts, options):
         ids, mask = self._left_pad([list(c) for c in contexts])
