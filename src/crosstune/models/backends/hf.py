@@ -91,17 +91,19 @@ class HFBackend:
 
     def _score_packed(self, contexts, options):
         """One forward per batch of rows [context | option inputs ...]; head only on scored positions."""
-        rows, segs, poss, sel, targets, owners = [], [], [], [], [], []
+        rows, segs, poss, flat, sel, targets, owners = [], [], [], [], [], [], []
         for b, (ctx, opts) in enumerate(zip(contexts, options)):
             toks, seg, pos = list(ctx), [0] * len(ctx), list(range(len(ctx)))
+            last = len(flat)  # the context's last token predicts every option's first token: one head row
+            flat.append((b, len(ctx) - 1))
             for j, (i, cont) in enumerate(opts, 1):
                 start = len(toks)
                 inputs = cont[:-1]  # the last token is only a target, never an input
                 toks += inputs
                 seg += [j] * len(inputs)
                 pos += range(len(ctx), len(ctx) + len(inputs))
-                # scored positions: the context's last token predicts cont[0], each input predicts the next token
-                sel.append([(b, len(ctx) - 1)] + [(b, start + k) for k in range(len(inputs))])
+                sel.append([last] + list(range(len(flat), len(flat) + len(inputs))))
+                flat += [(b, start + k) for k in range(len(inputs))]  # each input predicts the next token
                 targets.append(cont)
                 owners.append(i)
             rows.append(toks)
@@ -118,16 +120,13 @@ class HFBackend:
         mask |= torch.eye(n, dtype=torch.bool).unsqueeze(0) & (sq == -1)  # padding attends to itself (no NaN rows)
         hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask.unsqueeze(1), position_ids=pos,
                                           use_cache=False).last_hidden_state
-        flat = [p for s in sel for p in s]
         at = torch.tensor(flat)
         self.loglik_stats["tokens"] += sum(len(r) for r in rows)  # forwarded (unpadded) tokens
         self.loglik_stats["head_positions"] += len(flat)
         logp = torch.log_softmax(self.model.get_output_embeddings()(hidden[at[:, 0], at[:, 1]]).float(), dim=-1)
-        k = 0
         for i, cont, s in zip(owners, targets, sel):
-            block = logp[k:k + len(s)]
+            block = logp[torch.tensor(s)]
             tgt = torch.tensor(cont)
-            k += len(s)
             yield i, LoglikResult(float(block.gather(-1, tgt.unsqueeze(-1)).sum()),
                                   bool((block.argmax(-1) == tgt).all()))
 
