@@ -124,3 +124,14 @@ def test_crossin_on_full_alpaca_en_zh(tmp_path):
     assert set(m["counts"]["per_mode"]) == {"base", "en2x", "x2en", "x2x", "translate"}
     assert m["filters"]["langid"]["user:agreement"] >= 0.98
     assert m["filters"]["langid"]["assistant:agreement"] >= 0.98
+
+
+def test_encode_row_matches_the_generic_encoder():
+    from crosstune.data.build import encode_row
+    from crosstune.data.io import dumps_row
+    from crosstune.data.schema import Example, Message
+
+    ex = Example("crossin-en2x-3", [Message("user", 'Say "hi"\n\n[zh]', "en"), Message("assistant", "你好\u2028", None)],
+                 meta={"recipe": "crossin", "source_ids": ["en:3", "zh:3"], "fields": {"instruction": "é"}})
+    row = {"id": ex.id, "messages": [m.to_dict() for m in ex.messages], "meta": ex.meta}
+    assert encode_row(ex) == (dumps_row(row) + "\n").encode("utf-8")

@@ -97,3 +97,12 @@ def test_unknown_language_and_format(tmp_path):
         list(read_examples(p, "csv"))
     with pytest.raises(CrosstuneError, match="unknown file type"):
         list(read_examples(tmp_path / "a.txt" if (tmp_path / "a.txt").write_text("x") else None))
+
+
+def test_dumps_row_is_the_canonical_encoder_output():
+    from crosstune.data.io import _ROW_ENCODER, dumps_row
+
+    rows = [{"id": "1", "x": [1, 2.5, None, True, {"a": "é\n\"\\"}], "nested": {"k": 1e300, "z": -0.0}},
+            {"messages": [{"role": "user", "content": "中文\u2028\x01", "language": None}], "meta": {}}]
+    for row in rows:
+        assert dumps_row(row) == _ROW_ENCODER.encode(row) == json.dumps(row, ensure_ascii=False)

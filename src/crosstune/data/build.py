@@ -208,10 +208,15 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
     return BuildResult(manifest, timings, out)
 
 
+_STR = json.encoder.encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) itself uses
+
+
 def encode_row(ex) -> bytes:
-    """One output line of `train.jsonl`: `{"id", "messages", "meta"}` as canonical JSON."""
-    return (dumps_row({"id": ex.id, "messages": [m.to_dict() for m in ex.messages], "meta": ex.meta}) + "\n"
-            ).encode("utf-8")
+    """One output line of `train.jsonl`: `{"id", "messages", "meta"}`, the same bytes as `dumps_row` of that dict
+    (checked in tests) but assembled around the C string encoder: no per-row dicts for the messages."""
+    msgs = ", ".join(f'{{"role": {_STR(m.role)}, "content": {_STR(m.content)}, '
+                     f'"language": {"null" if m.language is None else _STR(m.language)}}}' for m in ex.messages)
+    return f'{{"id": {_STR(ex.id)}, "messages": [{msgs}], "meta": {dumps_row(ex.meta)}}}\n'.encode("utf-8")
 
 
 def _params(params) -> dict:

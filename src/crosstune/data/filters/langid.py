@@ -1,6 +1,6 @@
 """Language-ID filter: each checked side must be detected as its declared language.
 
-Texts are detected once (memoized by a 128-bit digest of the text, so the memo costs ~100 bytes per distinct
+Texts are detected once (memoized by a 128-bit digest of the text in a `DigestMap`, about 25 bytes per distinct
 text however long; a bounded text-keyed front cache skips the digest for texts seen recently): CrossIn reuses
 each source text across modes. Detections below
 `min_confidence`, or with no answer (numbers, code, very short text), count as undetermined and are kept unless
@@ -15,7 +15,8 @@ from typing import Literal
 from crosstune.config import StrictModel
 from crosstune.data.blocks import BatchFilter, Row
 from crosstune.data.langid import get_detector, same_base_language
-from crosstune.data.filters.dedup import text_digest
+from crosstune.data.digests import DigestMap
+from crosstune.data.digests import digest as text_digest
 from crosstune.languages import normalize
 
 Side = Literal["user", "assistant"]
@@ -39,9 +40,10 @@ class LangIdFilter(BatchFilter):
         super().__init__()
         self.cfg = cfg
         self.detector = get_detector(cfg.backend, languages if cfg.restrict and len(languages) > 1 else None)
-        self.memo: dict[int, tuple[str | None, float]] = {}  # text digest -> detection
+        self.memo = DigestMap()  # text digest -> index into `results`
+        self.results: list[tuple[str | None, float]] = []  # each distinct (tag, confidence) once
+        self._codes: dict[tuple, int] = {}
         self.front: dict[str, tuple[str | None, float]] = {}  # recent texts -> detection (bounded)
-        self._interned: dict[tuple, tuple] = {}  # one tuple object per distinct (tag, confidence)
         self.seconds = 0.0  # time spent in the detector, reported apart from the build
         self.sides = set(cfg.sides)
         self.min_confidence = cfg.min_confidence
@@ -51,31 +53,33 @@ class LangIdFilter(BatchFilter):
     FRONT_SIZE = 100_000
 
     def prepare(self, batch: list[Row]) -> None:
-        front, memo = self.front, self.memo
+        front = self.front
         if len(front) > self.FRONT_SIZE:
             front.clear()
-        todo: dict[int, str] = {}
-        pending: list[tuple[str, int]] = []
-        for row in batch:
-            for side, t, _ in row.checks:
-                if side in self.sides and t not in front:
-                    key = text_digest(t)
-                    found = memo.get(key)
-                    if found is not None:
-                        front[t] = found
-                    else:
-                        todo.setdefault(key, t)
-                        pending.append((t, key))
+        texts = list(dict.fromkeys(t for row in batch for side, t, _ in row.checks
+                                   if side in self.sides and t not in front))
+        if not texts:
+            return
+        keys = [text_digest(t) for t in texts]
+        codes = self.memo.get_many(keys)
+        todo = {k: t for k, t, c in zip(keys, texts, codes) if c is None}  # distinct by digest
         if todo:
             t0 = time.perf_counter()
             found = self.detector.detect_many(list(todo.values()))
             self.seconds += time.perf_counter() - t0
-            interned = self._interned
+            new = {}
             for key, res in zip(todo, found):
-                memo[key] = interned.setdefault(res, res)
+                code = self._codes.get(res)
+                if code is None:
+                    code = self._codes[res] = len(self.results)
+                    self.results.append(res)
+                self.memo.put(key, code)
+                new[key] = code
             self.stats["texts_detected"] += len(todo)
-        for t, key in pending:
-            front[t] = memo[key]
+            codes = [new[k] if c is None else c for k, c in zip(keys, codes)]
+        results = self.results
+        for t, c in zip(texts, codes):
+            front[t] = results[c]
 
     def _agrees(self, detected: str, declared: str) -> bool:
         return same_base_language(detected, declared) or detected in self.accept.get(declared, ())

@@ -25,7 +25,8 @@ class LengthFilter(Filter):
         for m in row.example.messages:
             if m.role not in self.cfg.sides:
                 continue
-            n = len(m.content.strip())
+            c = m.content
+            n = len(c) if c and not (c[0].isspace() or c[-1].isspace()) else len(c.strip())
             if n < self.cfg.min_chars:
                 return "too_short", f"{m.role}: {n} chars < {self.cfg.min_chars}"
             if n > self.cfg.max_chars:
