@@ -98,8 +98,10 @@ def main() -> None:
                   f"{len(segs) / t:.1f} seg/s ({t:.2f} s, {run['engine_calls']} engine calls incl. fallbacks); "
                   f"cached rerun {t2:.3f} s")
         raw, ct, rerun = statistics.median(raw_t), statistics.median(ct_t), statistics.median(rerun_t)
+        ratios = [a / b for a, b in zip(raw_t, ct_t)]
         print(f"raw engine        {len(segs) / raw:8.1f} segments/s (median of {args.repeats})")
-        print(f"crosstune e2e     {len(segs) / ct:8.1f} segments/s  -> {raw / ct:.2f}x the raw engine (goal >= 0.9x)")
+        print(f"crosstune e2e     {len(segs) / ct:8.1f} segments/s  -> {raw / ct:.2f}x the raw engine (goal >= 0.9x); "
+              f"per repeat {', '.join(f'{r:.2f}x' for r in ratios)}, median {statistics.median(ratios):.2f}x")
         print(f"cached rerun      {rerun:8.3f} s vs first run {ct:.2f} s -> {ct / rerun:.0f}x faster (goal >= 50x)")
         print(f"engine calls: {runs[-1]['engine_calls']} for {len(segs)} segments "
               f"({runs[-1]['engine_calls'] - len(segs)} per-span fallback calls)")

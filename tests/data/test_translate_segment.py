@@ -53,6 +53,11 @@ def test_mask_unmask_round_trip_and_sentinel_checks():
     assert mask("already XX1XX here", PATTERN) is None  # sentinel-like source text: per-piece handling
 
 
+def test_placeholders_with_spaces_are_protected():
+    m = mask("Unlock your radiance with {Brand Name} in {0} days.", PATTERN)
+    assert m.spans == ["{Brand Name}", "{0}"]
+
+
 def test_placeholder_rules_leave_percentages_and_currency_alone():
     m = mask("Save 20% during sales and pay $5 or $10 for a ____ ticket.", PATTERN)
     assert m.spans == ["____"]
