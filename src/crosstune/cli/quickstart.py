@@ -1,18 +1,22 @@
-"""`crosstune quickstart`: the main job on the embedded default model."""
+"""`crosstune quickstart`: the main job on the embedded default model and demo data (no outside files)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 
-def quickstart(out_dir: Path = typer.Option(Path("runs/quickstart"), "--out", help="where everything is written"),
-               data_root: Path = typer.Option(Path("../shared/data"), help="folder with the shared data sets"),
-               steps: int = typer.Option(12, min=1, help="LoRA steps"),
-               limit: int = typer.Option(30, min=1, help="Cross-MMLU items per language"),
-               seed: int = typer.Option(0)) -> None:
-    """Data -> train -> eval on the default model: a small CrossIn mixture, a short LoRA run, Cross-MMLU scores."""
+def quickstart(out_dir: Path = typer.Option(Path("runs/quickstart"), "--out", help="where everything is written; "
+                                            "running again resumes and reruns nothing done"),
+               steps: Optional[int] = typer.Option(None, min=1, help="LoRA steps (default: the experiment's 60)"),
+               prompt_limit: Optional[int] = typer.Option(None, min=1, help="fidelity prompts per language "
+                                                                            "(default: all 13)"),
+               mc_limit: Optional[int] = typer.Option(None, min=1, help="multiple-choice items (default: all 47)"),
+               data_root: Optional[Path] = typer.Option(None, help="a data root, only to mention the real-data "
+                                                                   "experiment; the quickstart uses the demo set")) -> None:
+    """CrossIn mixture -> LoRA -> before/after evaluation -> report, on the embedded demo data (crosstune/demo)."""
     from crosstune.quickstart import run
 
-    run(out_dir, data_root, steps=steps, limit=limit, seed=seed)
+    run(out_dir, steps=steps, prompt_limit=prompt_limit, mc_limit=mc_limit, data_root=data_root)

@@ -74,7 +74,7 @@ class GenerationSuite(StrictModel):
     kind: Literal["generation"]
     prompts: list[str]  # [LANG=]FILE specs, as `crosstune eval generate --prompts`
     runs: list[GenerationRun] = [GenerationRun()]
-    limit: int | None = Field(None, gt=0)  # prompts per file
+    limit: int | None = Field(None, gt=0)  # prompts per language (the first ones)
     max_new_tokens: int = Field(64, gt=0)
     batch_size: int = Field(16, gt=0)
     lid: str = "pycld2"

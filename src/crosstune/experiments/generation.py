@@ -22,10 +22,15 @@ def _items(suite, run, data_root: Path | None, where: str):
     from crosstune.languages import normalize
 
     try:
-        items = load_items(expand_placeholders(list(suite.prompts), data_root), suite.limit)
-        if run.languages:
-            keep = {normalize(x) for x in run.languages}
-            items = [it for it in items if it.language in keep]
+        items = load_items(expand_placeholders(list(suite.prompts), data_root))
+        keep = {normalize(x) for x in run.languages} if run.languages else {it.language for it in items}
+        seen: dict[str, int] = {}
+        picked = []
+        for it in items:  # the first `limit` prompts of each language
+            if it.language in keep and (suite.limit is None or seen.get(it.language, 0) < suite.limit):
+                seen[it.language] = seen.get(it.language, 0) + 1
+                picked.append(it)
+        items = picked
     except CrosstuneError as e:
         raise CrosstuneError(f"{where}: {e}") from None
     if not items:

@@ -182,11 +182,14 @@ def _check_suite(name: str, suite, data_root: Path | None) -> dict:
         loaded = {}
         for task in suite.tasks:
             try:
-                cfg = load_task(task, [f"data_files={json.dumps(files[task])}"] if task in files else None)
+                cfg = load_task(expand_placeholders(task, data_root),
+                                [f"data_files={json.dumps(files[task])}"] if task in files else None)
                 items = load_items(cfg, suite.languages, suite.prompt, suite.limit, data_root=data_root)
             except CrosstuneError as e:
                 raise CrosstuneError(f"eval.{name}: {e}") from None
-            loaded[task] = (cfg, items)
+            if cfg.name in loaded:
+                raise CrosstuneError(f"eval.{name}: two tasks are named {cfg.name!r}")
+            loaded[cfg.name] = (cfg, items)
         return {"tasks": loaded}
     if isinstance(suite, GenerationSuite):
         from crosstune.experiments.generation import check_generation_suite
@@ -204,8 +207,10 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
         if t.eval_data and t.eval_data not in exp.data:
             raise CrosstuneError(f"{src}: train.{tname}.eval_data {t.eval_data!r} is not a data entry "
                                  f"({', '.join(exp.data) or 'none'})")
-    arm_specs = exp.arms if exp.arms is not None else [
-        type("A", (), {"name": None, "data": d, "train": t})() for d in exp.data for t in exp.train]
+    held_out = {t.eval_data for t in exp.train.values() if t.eval_data}
+    arm_specs = exp.arms if exp.arms is not None else [  # default: every training mixture x every config
+        type("A", (), {"name": None, "data": d, "train": t})() for d in exp.data if d not in held_out
+        for t in exp.train]
     for a in arm_specs:
         if a.data not in exp.data:
             raise CrosstuneError(f"{src}: arm {a.name!r}: data {a.data!r} is not a data entry ({', '.join(exp.data)})")
@@ -254,7 +259,7 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
             tstage = add(Stage("train", f"train/{dv}+{tv}", {"config": hashed}, deps, payload={"config": cfg}))
             params = {**dparams, **tparams}
             if a.name is None:  # the product of entries: name arms by their variants
-                name = dv if len(exp.train) == 1 else f"{dv}+{tv}"
+                name = dv if len(exp.train) == 1 and not tparams else f"{dv}+{tv}"
             elif params:
                 name = a.name + "[" + ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items()) + "]"
             else:

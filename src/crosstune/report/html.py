@@ -1,13 +1,199 @@
-"""The experiment report: DIR/report/index.html (self-contained page, PNG plots beside it) and report.md."""
+"""The experiment report: DIR/report/index.html (one page, inline CSS, PNG plots beside it) and report.md.
+
+Reads only the experiment folder (results.jsonl, results_meta.json and the stage folders they name), so the
+report of a finished or half-finished run can be rebuilt at any time: `python -m crosstune.report.html DIR`.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import sys
+import time
 from pathlib import Path
+
+import numpy as np
+
+from crosstune.report import plots
+from crosstune.report.tables import (Report, failure_rows, fidelity_rows, heldout_rows, language_rows, load_report,
+                                     main_rows, markdown_table, read_jsonl, significance, significance_rows, wilson)
+
+
+def _slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", "_".join(parts)).strip("_").lower()
+
+
+def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
+    figs: list[dict] = []
+
+    def add(path: Path, title: str, caption: str) -> None:
+        figs.append({"file": path.name, "title": title, "caption": caption})
+
+    for suite, task in rep.tasks:
+        series, panels = [], []
+        for arm in rep.arms:
+            t = rep.task(arm, suite, task)
+            if not t:
+                continue
+            series.append((arm["arm"], {lang: (acc, *wilson(acc, t["n_items"])) for lang, acc in
+                                        t["language_acc"].items()}))
+            ag = t.get("agreement") or {}
+            if ag:
+                langs = list(ag)
+                panels.append((arm["arm"], langs, langs, np.array([[ag[a][b] for b in langs] for a in langs])))
+        if series:
+            n = rep.task(next(a for a in rep.arms if rep.task(a, suite, task)), suite, task)["n_items"]
+            add(plots.grouped_bars(series, fig_dir / f"acc_{_slug(suite, task)}.png",
+                                   f"{task}: accuracy per language ({n} items, 95% Wilson intervals)", "accuracy",
+                                   chance=0.25),
+                f"{task}: accuracy per language", "Bars: share of items answered correctly in each language; "
+                "whiskers: 95% intervals; dashed: chance with 4 options.")
+        if panels:
+            add(plots.heatmaps(panels, fig_dir / f"agreement_{_slug(suite, task)}.png",
+                               f"{task}: answer agreement between languages", "share of items with the same answer"),
+                f"{task}: answer agreement", "Each cell: share of items on which the two languages chose the same "
+                "option (right or wrong). High agreement with low accuracy means position bias, not knowledge.")
+    for suite, label in rep.generations:
+        series, panels = [], []
+        for arm in rep.arms:
+            g = rep.generation(arm, suite, label)
+            if not g:
+                continue
+            series.append((arm["arm"], {lang: (v["rate"], *(v.get("ci95") or (v["rate"], v["rate"])))
+                                        for lang, v in g["per_language"].items() if v.get("rate") is not None}))
+            conf = g.get("confusion") or {}
+            if conf:
+                expected = list(conf)
+                detected = sorted({d for row in conf.values() for d in row}, key=lambda d: (
+                    d not in expected, expected.index(d) if d in expected else 0, str(d)))
+                m = np.array([[conf[e].get(d, 0) / max(1, sum(conf[e].values())) for d in detected]
+                              for e in expected])
+                panels.append((arm["arm"], expected, [str(d) for d in detected], m))
+        if series:
+            add(plots.grouped_bars(series, fig_dir / f"fidelity_{_slug(suite, label)}.png",
+                                   f"{suite} ({label}): responses in the expected language", "share of responses"),
+                f"{suite}: response-language fidelity ({label})", "Share of responses whose detected language is the "
+                "expected one (the prompt's own, or the language a tag/directive asks for); whiskers: 95% bootstrap.")
+        if panels:
+            add(plots.heatmaps(panels, fig_dir / f"confusion_{_slug(suite, label)}.png",
+                               f"{suite} ({label}): detected response language", "share of the row",
+                               xlabel="detected", ylabel="expected", cmap="magma"),
+                f"{suite}: response-language confusion ({label})", "Rows: the language the response should be in; "
+                "columns: the language detected (None: no confident detection). The diagonal is fidelity.")
+    sweep = rep.meta.get("sweep") or {}
+    for param, values in sweep.items():
+        if len(values) < 2:
+            continue
+        series: dict[str, list] = {}
+        for arm in rep.arms:
+            if param not in arm["params"] or not isinstance(arm["params"][param], (int, float)):
+                continue
+            x = float(arm["params"][param])
+            for suite, task in rep.tasks:
+                t = rep.task(arm, suite, task)
+                if t:
+                    ci = (t.get("ci95") or {}).get("accuracy") or [None, None]
+                    series.setdefault(f"{task} Acc", []).append((x, t["acc"], *ci))
+                    if t.get("ac3") is not None:
+                        ci3 = (t.get("ci95") or {}).get("AC3_3") or [None, None]
+                        series.setdefault(f"{task} AC3", []).append((x, t["ac3"], *ci3))
+            for suite, label in rep.generations:
+                g = rep.generation(arm, suite, label)
+                if g and g.get("overall") is not None:
+                    ci = g.get("overall_ci95") or [None, None]
+                    series.setdefault(f"fidelity {label}", []).append((x, g["overall"], *ci))
+        if series:
+            short = param.rsplit(".", 1)[-1]
+            add(plots.sweep_curves(short, series, fig_dir / f"sweep_{_slug(param)}.png",
+                                   f"metrics vs {short}", log_x=max(values) / max(min(v for v in values if v) or 1,
+                                                                                  1e-9) > 20),
+                f"sweep over {param}", "Each point is one arm; bands: 95% intervals.")
+    panels = []
+    for arm in rep.arms:
+        tr = rep.train(arm)
+        if tr and tr.get("log"):
+            log = read_jsonl(rep.out_dir / tr["log"])
+            if log:
+                panels.append((arm["arm"], log))
+    if panels:
+        add(plots.loss_curves(panels, fig_dir / "train_loss.png"), "training loss by response language",
+            "Mean token cross-entropy on response tokens, per logging window, overall and by response language.")
+    series = []
+    before_done = False
+    for arm in rep.arms:
+        tr = rep.train(arm)
+        if not tr or not tr.get("eval_loss_by_language"):
+            continue
+        if not before_done and tr.get("initial_eval_loss_by_language"):
+            series.append(("before tuning", {k: (v, v, v) for k, v in tr["initial_eval_loss_by_language"].items()}))
+            before_done = True
+        series.append((arm["arm"], {k: (v, v, v) for k, v in tr["eval_loss_by_language"].items()}))
+    if series:
+        top = max(v[0] for _, d in series for v in d.values())
+        add(plots.grouped_bars(series, fig_dir / "heldout_loss.png", "held-out loss per response language",
+                               "mean token cross-entropy", ylim=(0, 1.15 * top)),
+            "held-out loss per language", "The same held-out rows for every arm, before tuning and after; lower is "
+            "better.")
+    if sig:
+        rows = [(f"{s['arm']} · {s['task']}", s["delta"], s["ci95"][0], s["ci95"][1], s["p"]) for s in sig]
+        add(plots.forest(rows, fig_dir / "significance.png", f"each arm vs {rep.baseline}",
+                         "difference in accuracy (paired by item)"),
+            f"significance vs {rep.baseline}", "Points: accuracy difference (mean over languages, paired by item); "
+            "lines: 95% bootstrap intervals; filled: p < 0.05 in a paired sign-flip test.")
+    return figs
+
+
+def _tables(rep: Report, sig: list[dict]) -> list[dict]:
+    tables = [{"title": "Results", "head": (t := main_rows(rep))[0], "rows": t[1]}]
+    for suite, task in rep.tasks:
+        h, r = language_rows(rep, suite, task)
+        tables.append({"title": f"{task}: accuracy per language", "head": h, "rows": r})
+    for suite, label in rep.generations:
+        h, r = fidelity_rows(rep, suite, label)
+        tables.append({"title": f"{suite} ({label}): share of responses in the expected language", "head": h,
+                       "rows": r})
+    h, r = heldout_rows(rep)
+    if r:
+        tables.append({"title": "held-out loss per language (before → after tuning)", "head": h, "rows": r})
+    if sig:
+        h, r = significance_rows(sig)
+        tables.append({"title": f"significance vs {rep.baseline}", "head": h, "rows": r})
+    return tables
 
 
 def write_report(out_dir: str | Path) -> Path:
+    """Build DIR/report/{index.html, report.md, *.png} from the experiment folder."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
     out_dir = Path(out_dir)
-    rep = out_dir / "report"
-    rep.mkdir(parents=True, exist_ok=True)
-    (rep / "index.html").write_text("<html><body>report pending</body></html>\n", encoding="utf-8")
-    return rep / "index.html"
+    rep = load_report(out_dir)
+    fig_dir = out_dir / "report"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for old in fig_dir.glob("*.png"):
+        old.unlink()
+    sig = significance(rep)
+    figs = _figures(rep, fig_dir, sig)
+    tables = _tables(rep, sig)
+    fh, fr = failure_rows(rep)
+    ctx = {"meta": rep.meta, "n_arms": len(rep.arms), "figures": figs, "tables": tables,
+           "failures": {"head": fh, "rows": fr}, "baseline": rep.baseline,
+           "generated": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+           "statuses": {s: sum(a["status"] == s for a in rep.arms) for s in ("ok", "failed", "skipped")}}
+    env = Environment(loader=PackageLoader("crosstune.report", "templates"), autoescape=select_autoescape())
+    html = env.get_template("report.html.jinja").render(**ctx)
+    (fig_dir / "index.html").write_text(html, encoding="utf-8")
+    md = [f"# {rep.meta['experiment']}", "", rep.meta.get("description") or "", "",
+          f"Model: `{rep.meta.get('model')}`; baseline: **{rep.baseline}**; arms: {len(rep.arms)}.", ""]
+    for t in tables:
+        md += [f"## {t['title']}", "", markdown_table(t["head"], t["rows"])]
+    if fr:
+        md += ["## Failed or skipped stages", "", markdown_table(fh, fr)]
+    for f in figs:
+        md += [f"## {f['title']}", "", f"![{f['title']}]({f['file']})", "", f["caption"], ""]
+    (fig_dir / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    (fig_dir / "significance.json").write_text(json.dumps(sig, indent=1) + "\n", encoding="utf-8")
+    return fig_dir / "index.html"
+
+
+if __name__ == "__main__":
+    print(write_report(sys.argv[1]))

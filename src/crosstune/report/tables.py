@@ -1,0 +1,208 @@
+"""Report data from an experiment folder: arms, per-language numbers with intervals, paired significance against
+the baseline, and the Markdown tables (the HTML page renders the same rows)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion p over n trials."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def paired_test(diffs: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Mean of per-item differences, its 95% bootstrap interval (items resampled) and a two-sided sign-flip
+    permutation p-value (items' differences flipped at random under H0: no difference)."""
+    diffs = np.asarray(diffs, dtype=float)
+    n = len(diffs)
+    if n == 0:
+        return {"delta": None, "ci95": None, "p": None, "n": 0}
+    rng = np.random.default_rng(seed)
+    boot = diffs[rng.integers(0, n, size=(n_boot, n))].mean(1)
+    obs = abs(diffs.mean())
+    flips = rng.choice([-1.0, 1.0], size=(n_boot, n))
+    null = np.abs((flips * diffs).mean(1))
+    p = (1 + int((null >= obs - 1e-12).sum())) / (n_boot + 1)
+    return {"delta": float(diffs.mean()), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "p": float(p), "n": n}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+@dataclass
+class Report:
+    out_dir: Path
+    meta: dict
+    arms: list[dict]  # results.jsonl records
+    baseline: str
+    tasks: list[tuple[str, str]] = field(default_factory=list)  # (suite, task)
+    generations: list[tuple[str, str]] = field(default_factory=list)  # (suite, condition label)
+
+    def stage(self, arm: dict, name: str) -> dict:
+        return arm["stages"].get(name, {})
+
+    def eval_result(self, arm: dict, suite: str) -> dict:
+        name = arm["eval_stages"].get(suite)
+        return (self.stage(arm, name).get("result") or {}) if name else {}
+
+    def task(self, arm: dict, suite: str, task: str) -> dict | None:
+        return self.eval_result(arm, suite).get("tasks", {}).get(task)
+
+    def generation(self, arm: dict, suite: str, label: str) -> dict | None:
+        return self.eval_result(arm, suite).get("runs", {}).get(label)
+
+    def train(self, arm: dict) -> dict | None:
+        return self.stage(arm, arm["model_stage"]).get("result") if arm.get("model_stage") else None
+
+    def predictions(self, arm: dict, suite: str, task: str) -> dict[tuple[str, str], bool]:
+        t = self.task(arm, suite, task)
+        if not t or not t.get("per_item"):
+            return {}
+        return {(r["id"], r["language"]): bool(r["correct"]) for r in read_jsonl(self.out_dir / t["per_item"])}
+
+
+def load_report(out_dir: Path) -> Report:
+    meta = json.loads((out_dir / "results_meta.json").read_text(encoding="utf-8"))
+    arms = read_jsonl(out_dir / "results.jsonl")
+    rep = Report(out_dir, meta, arms, meta.get("baseline", ""))
+    for arm in arms:
+        for suite in arm["eval_stages"]:
+            res = rep.eval_result(arm, suite)
+            rep.tasks += [(suite, t) for t in res.get("tasks", {}) if (suite, t) not in rep.tasks]
+            rep.generations += [(suite, g) for g in res.get("runs", {}) if (suite, g) not in rep.generations]
+    return rep
+
+
+def significance(rep: Report, n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """Each arm vs the baseline on each task: per-item accuracy (mean over languages) differences, paired."""
+    base = next((a for a in rep.arms if a["arm"] == rep.baseline), None)
+    out = []
+    if base is None:
+        return out
+    for suite, task in rep.tasks:
+        b = rep.predictions(base, suite, task)
+        if not b:
+            continue
+        for arm in rep.arms:
+            if arm["arm"] == rep.baseline:
+                continue
+            a = rep.predictions(arm, suite, task)
+            keys = sorted(set(a) & set(b))
+            if not keys:
+                continue
+            items = sorted({k[0] for k in keys})
+            per_item = {i: [] for i in items}
+            for k in keys:
+                per_item[k[0]].append(float(a[k]) - float(b[k]))
+            res = paired_test(np.array([np.mean(v) for v in per_item.values()]), n_boot, seed)
+            out.append({"suite": suite, "task": task, "arm": arm["arm"], "baseline": rep.baseline, **res})
+    return out
+
+
+def _f(x, nd: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def _ci(ci) -> str:
+    return f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+
+
+def main_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
+    """One row per arm: status, training, held-out loss, per task Acc/Con3/AC3 (95% CI), fidelity per condition."""
+    head = ["arm", *rep.meta.get("sweep", {}).keys(), "status", "rows", "steps", "train loss", "held-out loss"]
+    head += [f"{t} {m}" for _, t in rep.tasks for m in ("Acc", "Con3", "AC3")]
+    head += [f"fidelity {g}" for _, g in rep.generations]
+    rows = []
+    for arm in rep.arms:
+        tr = rep.train(arm) or {}
+        r = [arm["arm"] + (" (baseline)" if arm["arm"] == rep.baseline else "")]
+        r += [str(arm["params"].get(k, "")) for k in rep.meta.get("sweep", {})]
+        r += [arm["status"], str(arm.get("train_rows", "") or ""), str(tr.get("steps", "") or ""),
+              _f(tr.get("final_loss")), _f(tr.get("eval_loss"))]
+        for suite, task in rep.tasks:
+            t = rep.task(arm, suite, task) or {}
+            ci = t.get("ci95", {})
+            r += [_f(t.get("acc")) + _ci(ci.get("accuracy")), _f(t.get("con3")) + _ci(ci.get("consistency_3")),
+                  _f(t.get("ac3")) + _ci(ci.get("AC3_3"))]
+        for suite, g in rep.generations:
+            gen = rep.generation(arm, suite, g) or {}
+            r.append(_f(gen.get("overall")) + _ci(gen.get("overall_ci95")))
+        rows.append(r)
+    return head, rows
+
+
+def language_rows(rep: Report, suite: str, task: str) -> tuple[list[str], list[list[str]]]:
+    langs: list[str] = []
+    for arm in rep.arms:
+        langs += [x for x in (rep.task(arm, suite, task) or {}).get("languages", []) if x not in langs]
+    rows = []
+    for arm in rep.arms:
+        t = rep.task(arm, suite, task)
+        if t:
+            rows.append([arm["arm"], *[_f(t["language_acc"].get(x)) for x in langs]])
+    return ["arm", *langs], rows
+
+
+def fidelity_rows(rep: Report, suite: str, label: str) -> tuple[list[str], list[list[str]]]:
+    langs: list[str] = []
+    for arm in rep.arms:
+        langs += [x for x in ((rep.generation(arm, suite, label) or {}).get("per_language") or {}) if x not in langs]
+    rows = []
+    for arm in rep.arms:
+        g = rep.generation(arm, suite, label)
+        if g:
+            rows.append([arm["arm"], *[_f((g["per_language"].get(x) or {}).get("rate"), 2) for x in langs]])
+    return ["arm", *[f"{x}" for x in langs]], rows
+
+
+def heldout_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
+    langs: list[str] = []
+    for arm in rep.arms:
+        tr = rep.train(arm) or {}
+        langs += [x for x in tr.get("eval_loss_by_language", {}) if x not in langs]
+    rows = []
+    for arm in rep.arms:
+        tr = rep.train(arm)
+        if tr and tr.get("eval_loss_by_language"):
+            before, after = tr.get("initial_eval_loss_by_language", {}), tr["eval_loss_by_language"]
+            rows.append([arm["arm"], *[f"{_f(before.get(x))} → {_f(after.get(x))}" for x in langs]])
+    return ["arm", *langs], rows
+
+
+def significance_rows(sig: list[dict]) -> tuple[list[str], list[list[str]]]:
+    head = ["task", "arm", "Δ accuracy vs baseline", "95% CI", "p (paired, sign-flip)", "items"]
+    rows = [[f"{s['task']}", s["arm"], f"{s['delta']:+.3f}", _ci(s["ci95"]).strip(),
+             f"{s['p']:.3f}" + (" *" if s["p"] < 0.05 else ""), str(s["n"])] for s in sig]
+    return head, rows
+
+
+def failure_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
+    rows = []
+    seen = set()
+    for arm in rep.arms:
+        for name, st in arm["stages"].items():
+            if st["status"] != "ok" and name not in seen:
+                seen.add(name)
+                rows.append([name, st["status"], st.get("error", ""), st.get("dir", "")])
+    return ["stage", "status", "error", "folder"], rows
+
+
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in r] for r in rows]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |"
+                                                                               for r in esc)]) + "\n"
