@@ -63,6 +63,7 @@ class ModelConfig(StrictModel):
     cache: str | None = None  # SQLite call cache; None = $CROSSTUNE_CACHE/calls.sqlite
     batch_size: int = Field(16, ge=1)  # passages per backend call batch (results are cached as they arrive)
     chat: bool = True  # send each prompt as one user message (the model's chat template); False = raw completion
+    judge: str | None = None  # another backend for grading and rewriting (a tuned backward model only writes)
 
 
 class GenerateConfig(StrictModel):

@@ -75,6 +75,7 @@ def cluster_pick(x: np.ndarray, k: int, per_cluster: int, seed: int) -> tuple[np
     from sklearn.cluster import KMeans
 
     n = len(x)
+    k = min(k, len(np.unique(x.round(5), axis=0)))  # identical instructions cannot fill more clusters
     if k >= n:
         return np.arange(n), np.ones(n, dtype=bool)
     km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(x)
@@ -117,7 +118,7 @@ class Diversify(Block):
         for key, idx in groups.items():
             k = choose_k(len(idx), self.cfg)
             labels, picked = cluster_pick(x[idx], k, self.cfg.per_cluster, self.cfg.seed)
-            self.clusters[key] = sorted(np.bincount(labels, minlength=k).tolist(), reverse=True)
+            self.clusters[key] = sorted(np.bincount(labels).tolist(), reverse=True)
             for j, i in enumerate(idx):
                 rows[i].example.meta["cluster"] = f"{key}:{int(labels[j])}"
                 keep[i] = picked[j]
@@ -135,5 +136,4 @@ class Diversify(Block):
         out = super().report()
         out["k"] = {key: len(sizes) for key, sizes in self.clusters.items()}
         out["cluster_sizes"] = self.clusters
-        out.update({k: round(v, 3) for k, v in self.seconds.items()})
-        return out
+        return out  # seconds go to run.json (`self.seconds`): the manifest holds only what the inputs decide

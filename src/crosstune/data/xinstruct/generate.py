@@ -84,6 +84,7 @@ class Generate(Block):
         self.cfg, self.template, self.model, self.batch_size = cfg, template, model, batch_size
         self.check = checks or CandidateChecks(cfg)
         self.progress = progress  # callable(n) advancing a progress bar, or None
+        self.records: list[dict] = []  # every candidate: raw answer, parsed instruction, why it was dropped
 
     def requests(self, row: Row):
         prompt = fill(self.template, text=row.example.response.content)
@@ -109,6 +110,8 @@ class Generate(Block):
             text = parse_instruction(raw)
             cid = f"{row.example.id}/c{j}"
             verdict = self.check(text, passage.content, seen)
+            self.records.append({"id": cid, "language": passage.language, "raw": raw, "instruction": text,
+                                 "dropped": verdict[0] if verdict else None})
             if verdict is not None:
                 reason, detail = verdict
                 self.stats[f"dropped:{reason}"] += 1

@@ -32,7 +32,8 @@ class ModelHandle:
         self.cfg = cfg
         self.fingerprint = cfg.fingerprint if cfg.fingerprint != "auto" else fingerprint_for(cfg.backend)
         self.cache = CallCache(cfg.cache)
-        self.cached = CachedBackend(_LazyBackend(cfg.backend), self.cache, fingerprint=self.fingerprint)
+        self.cached = CachedBackend(_LazyBackend(cfg.backend), self.cache, fingerprint=self.fingerprint,
+                                    flush_every=1)  # model calls take seconds: keep every one at once
         self.seconds = 0.0  # wall time inside generate() calls (cache lookups included; tiny beside misses)
 
     @property

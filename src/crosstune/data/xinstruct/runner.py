@@ -1,6 +1,7 @@
 """Run the X-Instruction pipeline: read+segment -> generate -> refine -> diversify -> write, and the outputs
 `train.jsonl` (the `data build` row format), `excluded.jsonl` (every dropped item with block and reason),
-`manifest.json` (config, inputs, counts per block, cluster sizes) and `run.json` (this run's seconds and model calls).
+`manifest.json` (config, inputs, counts per block, cluster sizes), `candidates.jsonl` (every generated instruction,
+raw and parsed, with its drop reason) and `run.json` (this run's seconds and model calls).
 
 Resumable from the runner: every model call goes through the shared call cache as it completes, so a killed run
 repeats the blocks without repeating a call, and a rerun of an unchanged config makes none. The manifest holds
@@ -112,6 +113,8 @@ class XInstructResult:
 def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = None) -> XInstructResult:
     cfg = plan.config
     model = model or ModelHandle(cfg.model)
+    judge = ModelHandle(cfg.model.model_copy(update={"backend": cfg.model.judge, "fingerprint": "auto"})) \
+        if cfg.model.judge else model
     sink = ExclusionSink()
     steps: dict[str, Step] = {}
     t_start = time.perf_counter()
@@ -139,8 +142,8 @@ def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = N
                   f"({model.calls:,} model calls, {model.hits:,} from the cache)")
 
     with _progress("refine", len(candidates)) as advance:
-        refine = Refine(cfg.refine, plan.prompts, model, checks, bs, advance)
-        refined = _run_block(steps, "refine", model, [refine], candidates, sink)
+        refine = Refine(cfg.refine, plan.prompts, judge, checks, bs, advance)
+        refined = _run_block(steps, "refine", judge, [refine], candidates, sink)
     console.print(f"refine: {len(refined):,} pairs kept")
 
     div = Diversify(cfg.diversify)
@@ -155,7 +158,8 @@ def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = N
     manifest = {
         "pipeline": "xinstruct", "config_hash": config_hash(cfg), "config_file": plan.source,
         "config": cfg.model_dump(mode="json"), "model": {"backend": cfg.model.backend,
-                                                         "fingerprint": model.fingerprint},
+                                                         "fingerprint": model.fingerprint,
+                                                         "judge_fingerprint": judge.fingerprint},
         "inputs": inputs,
         "counts": {"documents": reader.stats["documents"], "passages_read": reader.n_out,
                    "passages": len(passages), "candidates": len(candidates), "refined": len(refined),
@@ -167,9 +171,11 @@ def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = N
     }
     out = Path(out_dir)
     _write(out, rows, sink, manifest)
+    _atomic(out / "candidates.jsonl", "".join(dumps_row(r) + "\n" for r in gen.records))
     steps["write"] = Step("write", seconds=time.perf_counter() - t_write)
-    run = {"seconds": round(time.perf_counter() - t_start, 3), "model_calls": model.calls,
-           "cache_hits": model.hits, "blocks": {k: v.to_dict() for k, v in steps.items()},
+    handles = [model] + ([judge] if judge is not model else [])
+    run = {"seconds": round(time.perf_counter() - t_start, 3), "model_calls": sum(h.calls for h in handles),
+           "cache_hits": sum(h.hits for h in handles), "blocks": {k: v.to_dict() for k, v in steps.items()},
            "diversify": div.seconds}
     _atomic(out / "run.json", json.dumps(run, indent=2) + "\n")
     return XInstructResult(manifest, run, out, rows)
