@@ -112,3 +112,14 @@ def test_fingerprint_is_the_weights_hash_plus_dtype(backend, tiny_model_dir):
 
     assert backend.fingerprint == f"{model_fingerprint(tiny_model_dir)}:float32"
     assert build_backend(str(tiny_model_dir), dtype="bfloat16").fingerprint.endswith(":bfloat16")
+
+
+@pytest.mark.integration
+def test_batched_greedy_equals_hf_generate_on_the_default_model(default_model_dir):
+    torch.set_num_threads(1)
+    real = build_backend(str(default_model_dir), batch_size=4)
+    prompts = [[{"role": "user", "content": q}] for q in
+               ["What is the capital of France? Answer in Chinese.", "Nenne drei Farben.", "如何学习一门新语言？",
+                "Write one sentence about the sea, please, in a calm and friendly tone."]]
+    assert real.generate([GenerateRequest(p, max_new_tokens=12) for p in prompts]) == \
+        [hf_generate_one(real, p, 12) for p in prompts]
