@@ -23,7 +23,7 @@ def run(capsys, *args) -> tuple[int, str]:
 
 def cfg(tmp_path: Path, model, data, **extra) -> str:
     c = {"data": str(data), "output_dir": str(tmp_path / "out"), "model": {"name": str(model)},
-         "tokenize": {"max_length": 64}, "batch": {"size": 2}, "precision": "fp32", "max_steps": 2, **extra}
+         "tokenize": {"max_length": 160}, "batch": {"size": 2}, "precision": "fp32", "max_steps": 2, **extra}
     p = tmp_path / "c.yaml"
     p.write_text(json.dumps(c))
     return str(p)
@@ -114,7 +114,7 @@ def test_crossin_paper_config_keeps_tied_embeddings_tied(tmp_path, capsys, tiny_
     out = tmp_path / "out"
     code, err = run(capsys, str(REPO / "configs/train/crossin_paper.yaml"), f"data={mixture_file}",
                     f"output_dir={out}", f"model.name={tiny_model_dir}", "max_steps=1", "batch.grad_accum=2",
-                    "tokenize.max_length=64", "precision=fp32", "merge=true", "lora.r=4", "lora.alpha=8")
+                    "tokenize.max_length=160", "precision=fp32", "merge=true", "lora.r=4", "lora.alpha=8")
     assert code == 0, err[-2000:]
     assert "['p_proj'] match no module" in err and "ensure_weight_tying" not in err
     weights = load_file(out / "checkpoint-1" / "trainable.safetensors")

@@ -21,7 +21,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM
 
 def config(tmp: Path, model: Path, data: Path, out: Path, **extra) -> Path:
     # dropout 0: dropout masks come from each process's own RNG and could not match a single process
-    cfg = {"data": str(data), "output_dir": str(out), "model": {"name": str(model)}, "tokenize": {"max_length": 64},
+    cfg = {"data": str(data), "output_dir": str(out), "model": {"name": str(model)}, "tokenize": {"max_length": 160},
            "batch": {"size": 2, "grad_accum": 1, "mode": "pad"}, "lora": {"dropout": 0.0},
            "optim": {"lr": 5e-3}, "precision": "fp32", "max_steps": 4, "eval_rows": 6, "save_steps": 2, **extra}
     path = tmp / f"{out.name}.yaml"

@@ -21,7 +21,7 @@ TIMING = ("seconds", "tokens_per_s")  # wall-clock fields, the only ones allowed
 
 def write_config(path: Path, model: Path, data: Path, out: Path, **extra) -> Path:
     cfg = {"data": str(data), "output_dir": str(out), "model": {"name": str(model)},
-           "tokenize": {"max_length": 64}, "batch": {"size": 2, "grad_accum": 2, "mode": "pack"},
+           "tokenize": {"max_length": 160}, "batch": {"size": 2, "grad_accum": 2, "mode": "pack"},
            "optim": {"lr": 5e-3}, "precision": "fp32", "max_steps": 20, "save_steps": 4, "eval_rows": 6,
            "lora": {"dropout": 0.1}, "log": {"every": 3, "eval_every": 9}, **extra}
     path.write_text(json.dumps(cfg))  # JSON is YAML
