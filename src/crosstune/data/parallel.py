@@ -1,9 +1,9 @@
 """A parallel corpus: the same items in several languages, keyed by id, validated precisely, stored compactly.
 
 Each language keeps only (instruction, input, output) per item, in a `FieldStore`: decoded strings in memory
-while small, spilled to a temporary file (UTF-8 plus offsets) once it passes `SPILL_CHARS`, so a corpus of
-millions of rows costs a few bytes per item of RAM besides its id. Ids are shared across languages through one
-table (`id -> int`) and a position array per language.
+while small, spilled to a temporary file (UTF-8 plus offsets) once it passes `SPILL_CHARS`. Ids are shared
+across languages through one compact table (id digest -> int in a `DigestMap`, the id strings in a `StringList`)
+and a position array per language, so a corpus of millions of rows costs about 50 bytes of RAM per item.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from crosstune.data.digests import DigestMap, StringList, digest
 from crosstune.data.schema import Example
 from crosstune.errors import CrosstuneError
 
@@ -71,7 +72,7 @@ class FieldStore:
         """Done appending: flush the file and open the bounded read cache."""
         if self._file is not None:
             self._file.flush()
-            self.get = lru_cache(maxsize=1 << 15)(self._read)  # type: ignore[method-assign]
+            self.get = lru_cache(maxsize=1 << 12)(self._read)  # type: ignore[method-assign]
 
     def get(self, i: int) -> Fields:
         return self._rows[i]  # type: ignore[index]
@@ -133,8 +134,8 @@ class ParallelCorpus:
 
     def __init__(self, spill_chars: int = SPILL_CHARS):
         self.spill_chars = spill_chars
-        self._gid: dict[str, int] = {}
-        self._ids: list[str] = []
+        self._gid = DigestMap()  # digest of an id -> its int
+        self._ids = StringList()  # int -> id
         self.stores: dict[str, FieldStore] = {}
         self._order: dict[str, array] = {}
         self._seen: dict[str, bytearray] = {}
@@ -148,10 +149,11 @@ class ParallelCorpus:
             self._order[lang], self._seen[lang] = array("q"), bytearray()
             self.report.languages.append(lang)
             self.report.duplicates[lang], self.report.empty[lang] = [], []
-        g = self._gid.get(item_id)
+        key = digest(item_id)
+        g = self._gid.get(key)
         if g is None:
-            g = self._gid[item_id] = len(self._ids)
-            self._ids.append(item_id)
+            g = self._ids.append(item_id)
+            self._gid.put(key, g)
         seen = self._seen[lang]
         if g >= len(seen):
             seen.extend(bytes(max(g + 1 - len(seen), len(seen))))
@@ -186,7 +188,7 @@ class ParallelCorpus:
         return {lang: _Ids(self, lang) for lang in self.stores}
 
     def position(self, lang: str, item_id: str) -> int | None:
-        g = self._gid.get(item_id)
+        g = self._gid.get(digest(item_id))
         if g is None:
             return None
         p = int(self._pos[lang][g])
@@ -198,15 +200,16 @@ class ParallelCorpus:
             raise KeyError(f"{lang}:{item_id}")
         return self.stores[lang].get(p)
 
-    def ids(self, langs: Iterable[str] | None = None) -> list[str]:
-        """Ids present in every given language, in the first language's order."""
+    def ids(self, langs: Iterable[str] | None = None) -> Sequence[str]:
+        """Ids present in every given language, in the first language's order: a list while the texts are in
+        memory, else a compact view (`IdView`) that decodes on access."""
         langs = list(langs or self.languages)
         order = np.frombuffer(self._order[langs[0]], dtype=np.int64)
         keep = np.ones(len(order), dtype=bool)
         for lang in langs[1:]:
             keep &= self._pos[lang][order] >= 0
-        ids = self._ids
-        return [ids[g] for g in order[keep].tolist()]
+        view = IdView(order[keep], self._ids)
+        return list(view) if all(self.stores[lang].in_memory for lang in langs) else view
 
     def require(self, langs: Iterable[str]) -> None:
         missing = [lang for lang in langs if lang not in self.stores]
@@ -239,6 +242,27 @@ class ParallelCorpus:
                                     prefix=src.get("prefix", ""), id_field=src.get("id_field")):
                 corpus.add(lang, ex.id, example_fields(ex), is_empty(ex))
         return corpus.finish()
+
+
+class IdView(Sequence):
+    """A sequence of ids by position, decoded from the shared `StringList` on access."""
+
+    def __init__(self, gids: np.ndarray, ids: StringList):
+        self._g, self._ids = gids, ids
+
+    def __len__(self) -> int:
+        return len(self._g)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._ids[int(g)] for g in self._g[i]]
+        return self._ids[int(self._g[i])]
+
+    def __iter__(self) -> Iterator[str]:
+        ids = self._ids
+        for start in range(0, len(self._g), 1 << 16):  # in chunks: no n-sized list of ints
+            for g in self._g[start:start + (1 << 16)].tolist():
+                yield ids[g]
 
 
 def example_fields(ex: Example) -> Fields:

@@ -7,7 +7,7 @@ temperature sampling (p_l proportional to n_l^(1/T); T=1 is proportional, large 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from pydantic import field_validator, model_validator
@@ -58,9 +58,10 @@ class MultilingualParams(StrictModel):
         return self
 
 
-def _items(corpus: Corpus, lang: str) -> list[str]:
+def _items(corpus: Corpus, lang: str) -> Sequence[str]:
+    """Every item of one language in file order (a compact view for a corpus spilled to disk)."""
     corpus.parallel.require([lang])
-    return list(corpus.parallel.items[lang])
+    return corpus.parallel.ids([lang])
 
 
 def _pool(ids: list[str], n: int, replace: bool, rng) -> Iterator[str]:
