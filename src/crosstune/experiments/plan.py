@@ -267,6 +267,12 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
             arm = ArmPlan(name, dv, tv, params, {"data": a.data, "train": a.train}, tstage.name)
             add_evals(arm, {"train": tstage.key}, [tstage.name])
             arms.append(arm)
+    # run order: data, then every training stage, then the evaluations suite by suite (in file order), so a
+    # partial run already compares every arm on the first suites
+    suite_rank = {n: i for i, n in enumerate(exp.eval)}
+    kind_rank = {"data": 0, "train": 1, "eval": 2}
+    order = sorted(stages.values(), key=lambda st: (kind_rank[st.kind], suite_rank.get(st.settings.get("suite"), -1)))
+    stages = {st.name: st for st in order}
     names = [a.name for a in arms]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
