@@ -142,6 +142,7 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
     log: list[str] = []
     inputs: list[dict] = []
     rng = np.random.default_rng(cfg.seed)
+    corpus = data = None
     if recipe.uses_sources:
         corpus = load_corpus(cfg.sources, plan.base_dirs)
         inputs = corpus.inputs
@@ -180,6 +181,11 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
                 timings["langid_s"] = getattr(block, "seconds", 0.0)
             if isinstance(block, Quota) and block.shortfall():
                 log.append(f"budget not met after filtering (kept/wanted): {block.shortfall()}")
+        reports = {b.name: b.report() for b in blocks}
+        # the filters' state (dedup keys, language-ID memo) and the corpus are done with: free them before the
+        # shuffle allocates its arrays, so the peak is the larger of the two phases, not their sum
+        blocks = block = stream = rows_iter = None  # noqa: F841
+        corpus = data = _release(corpus if recipe.uses_sources else None)
 
         t2 = time.perf_counter()
         order = np.random.default_rng(cfg.seed).permutation(len(spool)) if cfg.shuffle else None
@@ -187,7 +193,7 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
         manifest = {
             "recipe": cfg.name, "seed": cfg.seed, "config_hash": config_hash(cfg), "config_file": plan.source,
             "config": cfg.model_dump(mode="json"), "inputs": inputs, "corpus": corpus_info, "log": log,
-            "counts": counts.to_dict(), "filters": {b.name: b.report() for b in blocks},
+            "counts": counts.to_dict(), "filters": reports,
             "exclusions": {"rows": sink.n, "per_reason": sink.counts()},
             "params": _params(plan.params),
         }
@@ -203,9 +209,13 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
             path.unlink(missing_ok=True)
         raise
     finally:
-        if recipe.uses_sources:
-            corpus.parallel.close()
+        _release(corpus if recipe.uses_sources else None)
     return BuildResult(manifest, timings, out)
+
+
+def _release(corpus) -> None:
+    if corpus is not None:
+        corpus.parallel.close()
 
 
 _STR = json.encoder.encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) itself uses
