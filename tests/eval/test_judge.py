@@ -111,6 +111,14 @@ def test_pinch_position_biased_judge_gives_ties_and_shows_its_bias(judge_server,
     u, pb = s["overall"]["ungated"], s["position_bias"]
     assert (u["score"], u["tie"]) == (50.0, 8)
     assert (pb["flip_rate"], pb["first_share"], pb["favours"]) == (1.0, 1.0, "first")
+    assert pb["p_value"] == pytest.approx(2 / 2 ** 16, rel=1e-2)  # 16 of 16 verdicts for the first position
+
+
+def test_binomial_p():
+    from crosstune.eval.judge import binomial_p
+
+    assert binomial_p(5, 10) == 1.0 and binomial_p(0, 0) is None
+    assert binomial_p(9, 10) == pytest.approx(22 / 1024) and binomial_p(1, 10) == pytest.approx(22 / 1024)
 
 
 def test_xinstruct_scores_are_averaged_over_orders(judge_server, runs, tmp_path):

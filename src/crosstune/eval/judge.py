@@ -182,6 +182,16 @@ def _scores(items, key: str, n_boot: int, seed: int) -> dict:
             "win": c["win"], "tie": c["tie"], "loss": c["loss"]}
 
 
+def binomial_p(k: int, n: int) -> float | None:
+    """Two-sided exact binomial test of k successes in n against p = 0.5 (no position preference)."""
+    if n == 0:
+        return None
+    from math import comb
+
+    ref = comb(n, k)
+    return min(1.0, sum(comb(n, i) for i in range(n + 1) if comb(n, i) <= ref) / 2 ** n)
+
+
 def position_bias(items) -> dict:
     """How often the verdict flips with the order, and which displayed position the judge prefers."""
     pos = Counter(o["preferred_position"] for it in items for o in it["orders"].values() if o["preferred_position"])
@@ -191,6 +201,7 @@ def position_bias(items) -> dict:
     favours = None if share is None else "first" if share > 0.5 else "second" if share < 0.5 else "neither"
     return {"verdicts": sum(pos.values()), "first": pos["first"], "second": pos["second"], "tie": pos["tie"],
             "first_share": round(share, 4) if share is not None else None, "favours": favours,
+            "p_value": (float(f"{p:.3g}") if (p := binomial_p(pos["first"], decided)) is not None else None),
             "pairs_both_parsed": len(flips), "flips": sum(flips),
             "flip_rate": round(sum(flips) / len(flips), 4) if flips else None}
 

@@ -126,7 +126,8 @@ def judge_table(summary: dict) -> str:
     lines += ["", f"Parse failures: {pf['failed']} of {pf['verdicts']} verdicts (ab {pf['per_order']['ab']}, "
               f"ba {pf['per_order']['ba']}); {pf['pairs_excluded']} pairs without both verdicts leave the ungated "
               "score.", f"Position bias: the judge preferred the first-shown answer in {pb['first']} and the second "
-              f"in {pb['second']} of its decided verdicts (favours {pb['favours']}); the verdict flipped with the "
+              f"in {pb['second']} of its decided verdicts (favours {pb['favours']}, two-sided binomial p = "
+              f"{pb.get('p_value')}); the verdict flipped with the "
               f"order in {pb['flips']} of {pb['pairs_both_parsed']} pairs.",
               f"Judge calls: {summary['calls']} sent, {summary['cache_hits']} from the cache."]
     if pf["reasons"]:
