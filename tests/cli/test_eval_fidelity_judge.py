@@ -48,6 +48,11 @@ def test_judge_cli_names_missing_rows(tmp_path, capsys):
     code, cap = run_main(["eval", "judge", "--judge", "openai:x@http://127.0.0.1:9/v1", "--a", str(a.parent),
                           "--b", str(a.parent), "--protocol", "mtbench", "--out", str(tmp_path / "j")], capsys)
     assert code == 2 and "--protocol 'mtbench'" in cap.err
+    code, cap = run_main(["eval", "judge", "--judge", "openai:x@http://127.0.0.1:9/v1", "--a", str(a.parent),
+                          "--b", str(a.parent), "--protocol", "pinch", "--out", str(tmp_path / "j"),
+                          "--cache", str(tmp_path / "c.sqlite")], capsys)  # nothing listens on port 9
+    assert code == 2 and "judge requests 1..4 of 4 did not all come back" in cap.err and "rerun the same command" in cap.err
+    assert "Traceback" not in cap.err
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from crosstune.errors import CrosstuneError
 from crosstune.eval import judge_protocols as jp
-from crosstune.eval.fidelity import bootstrap_ci, build_detector, load_generations
+from crosstune.eval.fidelity import bootstrap_ci, build_detector, check_supported, load_generations
 from crosstune.models.backends import GenerateRequest
 
 ORDERS = ("ab", "ba")
@@ -128,12 +128,13 @@ def call_judge(backend, requests: list[GenerateRequest]) -> list[str]:
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("judging", total=len(requests))
         for i in range(0, len(requests), CHUNK):
+            before = backend.calls
             try:
                 results += backend.generate(requests[i:i + CHUNK])
             except CrosstuneError as e:
-                raise CrosstuneError(f"{e}; judge request {i + 1}..{min(i + CHUNK, len(requests))} of "
-                                     f"{len(requests)} failed; {backend.calls + backend.hits} answers are cached, "
-                                     "rerun the same command to resume") from None
+                raise CrosstuneError(f"{e}; judge requests {i + 1}..{min(i + CHUNK, len(requests))} of "
+                                     f"{len(requests)} did not all come back; {len(results) + backend.calls - before} answers "
+                                     "are cached, rerun the same command to resume") from None
             bar.update(task, advance=len(requests[i:i + CHUNK]))
     return results
 
@@ -265,8 +266,18 @@ def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Pa
     cross = any(lcpr.base_language(p[0].get("expected_language") or p[0]["language"]) != "en" for p in pairs)
     gate_on = gate_mode == "on" or (gate_mode == "auto" and cross)
     detector = build_detector(lid)
+    gate_note = None
+    try:
+        check_supported([ra for ra, _ in pairs], detector, str(a))
+    except CrosstuneError as e:
+        if gate_on:
+            raise CrosstuneError(f"language gate: {e}; or --gate off") from None
+        gate_note = f"gate not computed: {e}"
     in_lang = []
     for ra, rb in pairs:
+        if gate_note:
+            in_lang.append((True, True))
+            continue
         want = ra.get("expected_language") or ra["language"]
         in_lang.append(tuple(lcpr.check_response(r["response"], want, detector).detected == lcpr.base_language(want)
                              for r in (ra, rb)))
@@ -279,7 +290,7 @@ def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Pa
     summary.update({"judge": judge, "a": str(a), "b": list(b), "prompt": prompt.source, "lid": lid,
                     "max_new_tokens": max_new_tokens or proto.max_new_tokens,
                     "calls": backend.calls, "cache_hits": backend.hits,
-                    "prompts_differ": sum(pa["prompt"] != pb["prompt"] for pa, pb in pairs)})
+                    "prompts_differ": sum(pa["prompt"] != pb["prompt"] for pa, pb in pairs), "gate_note": gate_note})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "items.jsonl").write_text("".join(dumps_row(it) + "\n" for it in items), encoding="utf-8")
