@@ -99,7 +99,8 @@ def test_sigkill_mid_run_then_resume_makes_no_repeated_calls(tmp_path, llama_ser
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     stored = _cached_results(cache)
-    rows_before = len(read_generations(tmp_path / "run")) if (tmp_path / "run" / "generations.jsonl").exists() else 0
+    out_file = tmp_path / "run" / "generations.jsonl"
+    rows_before = len(read_generations(out_file)) if out_file.exists() and out_file.stat().st_size else 0
     assert 5 <= stored < n and proc.returncode == -signal.SIGKILL
     calls_first = _server_calls(llama_server) - server_before
     assert stored <= calls_first <= stored + 1  # at most the one request in flight at the kill was lost
