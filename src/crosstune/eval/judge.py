@@ -132,9 +132,10 @@ def call_judge(backend, requests: list[GenerateRequest]) -> list[str]:
             try:
                 results += backend.generate(requests[i:i + CHUNK])
             except CrosstuneError as e:
+                cached = len(results) + backend.calls - before
                 raise CrosstuneError(f"{e}; judge requests {i + 1}..{min(i + CHUNK, len(requests))} of "
-                                     f"{len(requests)} did not all come back; {len(results) + backend.calls - before} answers "
-                                     "are cached, rerun the same command to resume") from None
+                                     f"{len(requests)} did not all come back; {cached} answers are cached, rerun the "
+                                     "same command to resume") from None
             bar.update(task, advance=len(requests[i:i + CHUNK]))
     return results
 
