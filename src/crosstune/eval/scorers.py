@@ -118,7 +118,8 @@ class LoglikScorer(_Base):
 
     def score(self, item: Item, results: list[LoglikResult]) -> dict:
         scores = [r.logprob for r in results]
-        norm = [s / max(len(c), 1) for s, c in zip(scores, item.continuations)]  # lm-eval acc_norm: per character
+        cut = len(self.cfg.loglik.delimiter)  # lm-eval acc_norm: per character of the option, delimiter excluded
+        norm = [s / max(len(c) - cut, 1) for s, c in zip(scores, item.continuations)]
         best, best_norm = _argmax(scores), _argmax(norm)
         pick = best if self.cfg.loglik.select == "sum" else best_norm
         return {"logprobs": [round(s, 6) for s in scores], "prediction": item.choices[pick], "pred_index": pick,

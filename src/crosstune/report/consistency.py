@@ -35,6 +35,11 @@ def task_table(summary: dict, title: str = "") -> str:
     lines.append("| accuracy | " + " | ".join(f"{summary['language_acc'][lang]:.3f}" for lang in langs) + " |")
     for k in extra:
         lines.append(f"| {k} | " + " | ".join(f"{per[lang][k]:.3f}" for lang in langs) + " |")
+    agree = summary.get("agreement")
+    if agree and len(langs) >= 2:
+        lines += ["", "Answer agreement (share of items with the same answer in both languages):", "",
+                  "| | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
+        lines += [f"| {a} | " + " | ".join(f"{agree[a][b]:.2f}" for b in langs) + " |" for a in langs]
     bias = summary.get("position_bias")
     if bias:
         labels = sorted(set(bias["gold"]) | set(bias["predicted"]))
