@@ -111,7 +111,7 @@ def run_translate(plan: Plan, out_dir: str | Path) -> dict:
         for lang in cfg.languages if r.missing else ():
             excluded.append({"id": r.id, "language": lang, "reason": "missing_field",
                              "detail": f"line {r.line}: no {', '.join(cfg.source.prefix + f for f in r.missing)}"})
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=False, refresh_per_second=4) as progress:
         for lang in cfg.languages:
             tt = TextTranslator(_Tracked(translator, progress, f"{src}->{lang}"), engine.limit,
                                 engine.measure, pattern, cfg.segment == "sentence", cfg.keep_code)
