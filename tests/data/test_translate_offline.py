@@ -121,3 +121,24 @@ def test_sigkill_then_resume_sends_each_segment_once(tmp_path, capsys):
     assert again["engine_calls"] == 0 and again["cache_hits"] == total
     assert (tmp_path / "out" / "parallel.jsonl").read_bytes() == (tmp_path / "out2" / "parallel.jsonl").read_bytes()
     assert (tmp_path / "out" / "manifest.json").read_bytes() == (tmp_path / "out2" / "manifest.json").read_bytes()
+
+
+def test_chat_rows_translate_the_chosen_roles(tmp_path):
+    from crosstune.data.translate import translate
+
+    src = tmp_path / "chat.jsonl"
+    rows = [{"id": "a", "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                                     {"role": "user", "content": "What is the capital of France?"},
+                                     {"role": "assistant", "content": "The capital of France is Paris."}]}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(f"source: {{path: {src}}}\nfields: [user, assistant]\nlanguages: [pt]\n"
+                   f"cache: {tmp_path / 'c.sqlite'}\n", encoding="utf-8")
+    translate(cfg, tmp_path / "out")
+    out = _jsonl(tmp_path / "out" / "parallel.jsonl")[0]
+    assert out["id"] == "a" and out["en"] == {"messages": [{k: m[k] for k in ("role", "content")}
+                                                          for m in rows[0]["messages"]]}
+    pt = out["pt"]["messages"]
+    assert [m["role"] for m in pt] == ["system", "user", "assistant"]
+    assert pt[0]["content"] == "You are a helpful assistant."  # not among the fields: copied
+    assert "França" in pt[1]["content"] and "Paris" in pt[2]["content"] and pt[2]["content"] != rows[0]["messages"][2]["content"]

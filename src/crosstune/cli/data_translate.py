@@ -11,7 +11,7 @@ from crosstune.console import console, out
 
 def translate(
     path: str = typer.Argument(..., help="Translate config YAML, e.g. configs/translate/alpaca_pt_offline.yaml."),
-    overrides: Optional[list[str]] = typer.Argument(None, help="Overrides like limit=500 languages=[pt]."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Overrides like limit=500 engine.batch_size=32."),
     out_dir: str = typer.Option(..., "--out", help="Output folder for parallel.jsonl, manifest.json, excluded.jsonl."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder that relative data paths start from."),
 ) -> None:
