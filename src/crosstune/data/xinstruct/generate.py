@@ -15,8 +15,8 @@ from crosstune.data.schema import Example, Message
 from crosstune.data.xinstruct.config import GenerateConfig, fill
 from crosstune.data.xinstruct.model import ModelHandle
 
-_LABEL = re.compile(r"^\s*(?:#+\s*)?(?:english\s+)?(?:improved\s+english\s+)?(?:instruction|prompt|question)\s*[:：]\s*",
-                    re.IGNORECASE)
+_LABEL = re.compile(r"^\s*(?:#+\s*)?(?:improved\s+)?(?:english\s*)?(?:instruction|prompt|question)?\s*[:：]\s*",
+                    re.IGNORECASE)  # "Instruction:", "### English Instruction:", "English:", ":"
 _SPACE = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[\W_]+")
 

@@ -56,6 +56,7 @@ class Refine(Block):
         self.cfg, self.prompts, self.model, self.checks = cfg, prompts, model, checks
         self.batch_size, self.progress = batch_size, progress
         self.grades_per_round: list[dict[str, int]] = []
+        self.records: list[dict] = []  # every grader answer: row, round, raw text, parsed grade or off-format reason
 
     # ---- model calls ---------------------------------------------------------------------------------------
     def _judge(self, rows: list[Row]) -> list[str]:
@@ -98,6 +99,8 @@ class Refine(Block):
             counts = {g: 0 for g in GRADES}
             for row, raw in zip(pending, self._judge(pending)):
                 grade, problem = parse_grade(raw)
+                self.records.append({"id": row.example.id, "round": rnd, "raw": raw, "grade": grade,
+                                     "off_format": problem})
                 row.example.meta.setdefault("grades", []).append(grade or f"off_format:{problem}")
                 if grade:
                     counts[grade] += 1

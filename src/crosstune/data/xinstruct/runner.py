@@ -1,7 +1,8 @@
 """Run the X-Instruction pipeline: read+segment -> generate -> refine -> diversify -> write, and the outputs
 `train.jsonl` (the `data build` row format), `excluded.jsonl` (every dropped item with block and reason),
 `manifest.json` (config, inputs, counts per block, cluster sizes), `candidates.jsonl` (every generated instruction,
-raw and parsed, with its drop reason) and `run.json` (this run's seconds and model calls).
+raw and parsed, with its drop reason), `grades.jsonl` (every grader answer) and `run.json` (this run's seconds and
+model calls).
 
 Resumable from the runner: every model call goes through the shared call cache as it completes, so a killed run
 repeats the blocks without repeating a call, and a rerun of an unchanged config makes none. The manifest holds
@@ -172,6 +173,7 @@ def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = N
     out = Path(out_dir)
     _write(out, rows, sink, manifest)
     _atomic(out / "candidates.jsonl", "".join(dumps_row(r) + "\n" for r in gen.records))
+    _atomic(out / "grades.jsonl", "".join(dumps_row(r) + "\n" for r in refine.records))
     steps["write"] = Step("write", seconds=time.perf_counter() - t_write)
     handles = [model] + ([judge] if judge is not model else [])
     run = {"seconds": round(time.perf_counter() - t_start, 3), "model_calls": sum(h.calls for h in handles),

@@ -1,0 +1,171 @@
+"""Benchmark: the X-Instruction pipeline's own cost (reading, segmenting, filtering, parsing, embedding, clustering,
+writing) against its model calls, measured in the same run.
+
+    python benchmarks/bench_xinstruct.py --server openai:GGUF@http://127.0.0.1:8917/v1 [--model-passages 16]
+        [--passages 1000] [--instructions 10000] [--out runs/bench_xinstruct]
+
+1. The peer: the whole pipeline on `--model-passages` XQuAD passages with generation and grading on the real
+   llama.cpp server (a fresh call cache): model seconds per passage for generate and refine.
+2. Our own cost on `--passages` passages: read+segment+filter XQuAD contexts in 11 languages, parse and check the
+   server's real candidate answers (cycled to 3 per passage), parse its real grader answers, embed+cluster, write
+   1,000 SFT rows; every step on real text. Printed as seconds and as a ratio to the model seconds the same
+   passages would need (from 1).
+3. Embedding + k-means of `--instructions` English instructions (Alpaca), against the 3-minute budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import tempfile
+import time
+from itertools import cycle, islice
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from crosstune.data.blocks import ExclusionSink, Row  # noqa: E402
+from crosstune.data.schema import Example, Message  # noqa: E402
+from crosstune.data.xinstruct.config import DiversifyConfig, GenerateConfig, SegmentConfig, SourceSpec, WriteConfig  # noqa: E402,E501
+from crosstune.data.xinstruct.diversify import Diversify  # noqa: E402
+from crosstune.data.xinstruct.generate import CandidateChecks, parse_instruction  # noqa: E402
+from crosstune.data.xinstruct.read import ReadSegment, passage_filters, read_documents  # noqa: E402
+from crosstune.data.xinstruct.refine import parse_grade  # noqa: E402
+from crosstune.data.xinstruct.runner import _write, plan_xinstruct, run_xinstruct  # noqa: E402
+from crosstune.data.xinstruct.write import ToSFT  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+XQUAD = ["ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh"]
+
+
+def model_peer(server: str, n: int, out: Path) -> dict:
+    cfg = REPO / "configs" / "xinstruct" / "xquad_demo.yaml"
+    plan = plan_xinstruct(cfg, [f"limit={n}", f"model.backend={server}", f"model.cache={out / 'calls.sqlite'}",
+                                "segment.max_chars=700", "generate.max_new_tokens=40"])
+    res = run_xinstruct(plan, out / "peer")
+    return {"passages": res.manifest["counts"]["passages"], "run": res.run}
+
+
+def own_cost(n: int, peer_dir: Path, out: Path) -> dict:
+    t: dict[str, float] = {}
+    seg = SegmentConfig()
+    t0 = time.perf_counter()
+    per = -(-n // len(XQUAD))
+    sources = []
+    for lang in XQUAD:
+        spec = SourceSpec(language=lang, path=str(DATA / "xquad" / f"xquad.{lang}.json"))
+        sources.append((spec, read_documents(spec, [])[0]))
+    sink = ExclusionSink()
+    stream = None
+    for b in [ReadSegment(sources, seg, per), *passage_filters(seg, XQUAD)]:
+        stream = b.run(stream, sink)
+    passages = list(islice(stream, n))
+    t["read_segment_filter"] = time.perf_counter() - t0
+
+    cands = [json.loads(x)["raw"] for x in (peer_dir / "candidates.jsonl").read_text().splitlines()]
+    grades = [json.loads(x)["raw"] for x in (peer_dir / "grades.jsonl").read_text().splitlines()] or ["good"]
+    check = CandidateChecks(GenerateConfig())
+    t0 = time.perf_counter()
+    raws = cycle(cands)
+    kept = 0
+    for row in passages:
+        seen: set[str] = set()
+        for raw in islice(raws, 3):
+            text = parse_instruction(raw)
+            if check(text, row.example.response.content, seen) is None:
+                seen.add(text.lower())
+                kept += 1
+    t["generate_parse_check"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for raw in islice(cycle(grades), 3 * n):
+        parse_grade(raw)
+    t["refine_parse"] = time.perf_counter() - t0
+
+    instructions = _alpaca(n)
+    rows = [Row(Example(id=f"{r.example.id}/c0", messages=[Message("user", ins, "en"), r.example.messages[0]],
+                        meta=dict(r.example.meta))) for r, ins in zip(passages, instructions)]
+    div = Diversify(DiversifyConfig(keep_fraction=0.5))
+    picked = list(div.run(rows, ExclusionSink()))
+    t["embed"], t["cluster"] = div.seconds["embed_s"], div.seconds["cluster_s"]
+    t0 = time.perf_counter()
+    final = list(ToSFT(WriteConfig()).run(picked, ExclusionSink()))
+    _write(out / "own", final, sink, {"bench": True})
+    t["write"] = time.perf_counter() - t0
+    return {"passages": len(passages), "candidates_checked": 3 * len(passages), "kept": kept,
+            "rows_written": len(final), "seconds": {k: round(v, 3) for k, v in t.items()},
+            "total_s": round(sum(t.values()), 3)}
+
+
+def _alpaca(n: int) -> list[str]:
+    path = DATA / "alpaca_chinese_parallel" / "alpaca_en_zh_52k_v3.jsonl.gz"
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            ins = json.loads(line)["en_instruction"]
+            if ins not in out[-50:]:
+                out.append(ins)
+            if len(out) >= n:
+                break
+    return out
+
+
+def embed_cluster(n: int) -> dict:
+    instructions = _alpaca(n)
+    rows = [Row(Example(id=str(i), messages=[Message("user", s, "en"), Message("assistant", "x", "en")]))
+            for i, s in enumerate(instructions)]
+    div = Diversify(DiversifyConfig(keep_fraction=0.2, by_language=False))
+    t0 = time.perf_counter()
+    kept = list(div.run(rows, ExclusionSink()))
+    total = time.perf_counter() - t0
+    return {"instructions": len(rows), "k": div.report()["k"]["all"], "kept": len(kept),
+            "embed_s": round(div.seconds["embed_s"], 1), "cluster_s": round(div.seconds["cluster_s"], 1),
+            "total_s": round(total, 1), "budget_s": 180, "within_budget": total < 180}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--server", required=True, help="openai:MODEL@URL of a running llama.cpp server")
+    ap.add_argument("--model-passages", type=int, default=16)
+    ap.add_argument("--passages", type=int, default=1000)
+    ap.add_argument("--instructions", type=int, default=10000)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--peer-dir", default=None, help="use a finished `crosstune data xinstruct` run on the server "
+                                                     "as the peer instead of running one")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["peer", "own", "embed"])
+    a = ap.parse_args()
+    out = Path(a.out or tempfile.mkdtemp(prefix="bench_xinstruct_"))
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict = {}
+    peer_dir = Path(a.peer_dir) if a.peer_dir else out / "peer"
+    if "peer" not in a.skip and not a.peer_dir:
+        result["peer"] = model_peer(a.server, a.model_passages, out)
+        print(json.dumps(result["peer"], indent=1))
+    if "own" not in a.skip:
+        peer = json.loads((peer_dir / "run.json").read_text())
+        npass = json.loads((peer_dir / "manifest.json").read_text())["counts"]["passages"]
+        # seconds per model call of the calls this run made, times every request the passages needed
+        # (a resumed run answered some from the cache)
+        blocks = [peer["blocks"][b] for b in ("generate", "refine")]
+        per_call = sum(b["model_seconds"] for b in blocks) / max(1, sum(b["calls"] for b in blocks))
+        model_s = per_call * sum(b["calls"] + b["hits"] for b in blocks)
+        result["peer_used"] = {"dir": str(peer_dir), "passages": npass, "s_per_call": round(per_call, 2),
+                               "requests": sum(b["calls"] + b["hits"] for b in blocks),
+                               "block_seconds": peer["blocks"]}
+        own = own_cost(a.passages, peer_dir, out)
+        own["model_s_per_passage"] = round(model_s / npass, 2)
+        own["model_s_for_same_passages"] = round(model_s / npass * own["passages"], 1)
+        own["own_over_model"] = round(own["total_s"] / own["model_s_for_same_passages"], 5)
+        result["own"] = own
+        print(json.dumps(own, indent=1))
+    if "embed" not in a.skip:
+        result["embed"] = embed_cluster(a.instructions)
+        print(json.dumps(result["embed"], indent=1))
+    (out / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"results: {out / 'bench.json'}")
+
+
+if __name__ == "__main__":
+    main()
