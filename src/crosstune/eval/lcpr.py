@@ -156,7 +156,9 @@ class ResponseCheck:
     word_error: bool | None  # None: not checked (line error, or no WPR for this language)
     lines: list[dict] = field(default_factory=list)  # {"text", "language", "confidence", "ok"} per judged line
     english: list[str] = field(default_factory=list)
-    reason: str | None = None  # why it failed: empty, no-evidence, wrong-language, unknown-line, english-words
+    # why it failed: empty, no-evidence (nothing left after cleaning), low-confidence (no line reaches the threshold),
+    # wrong-language, unknown-line (some line below the threshold), english-words
+    reason: str | None = None
 
 
 def check_response(text: str, expected: str, detector, min_tokens: int = MIN_TOKENS, threshold: float = THRESHOLD,
@@ -183,7 +185,7 @@ def check_response(text: str, expected: str, detector, min_tokens: int = MIN_TOK
     line_error = not all(r["ok"] for r in rows)
     check = ResponseCheck(want, detected, round(conf, 4), line_error, None, rows)
     if line_error:
-        check.reason = "no-evidence" if detected == UNKNOWN and all(r["language"] == UNKNOWN for r in rows) \
+        check.reason = "low-confidence" if detected == UNKNOWN and all(r["language"] == UNKNOWN for r in rows) \
             else "wrong-language" if any(r["language"] not in (want, UNKNOWN) for r in rows) else "unknown-line"
     elif wpr_method(want):
         check.english = [w for x in lines for w in english_words(x, want, en_min_zipf, margin)]
