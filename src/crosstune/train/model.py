@@ -19,13 +19,25 @@ def build_tokenizer(cfg: TrainConfig):
 def build_model(cfg: TrainConfig, verbose: bool = True):
     model = load_model(cfg.model.name, dtype="float32", trust_remote_code=cfg.model.trust_remote_code)
     model.config.use_cache = False
+    attn = attention_for(cfg)
+    if attn:
+        model.set_attn_implementation(attn)
     if cfg.method == "lora":
         model = attach_lora(model, cfg.lora)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     if verbose:
-        console.print(f"model: {type(_hf(model)).__name__}, {cfg.method}, trainable {trainable:,} of {total:,} params")
+        console.print(f"model: {type(_hf(model)).__name__}, {cfg.method}, trainable {trainable:,} of {total:,} params, "
+                      f"attention {_hf(model).config._attn_implementation}")
     return model
+
+
+def attention_for(cfg: TrainConfig) -> str | None:
+    """The attention implementation to set, or None to keep the model's default."""
+    name = cfg.model.attn_implementation
+    if name != "auto":
+        return name
+    return "eager" if not torch.cuda.is_available() and cfg.tokenize.max_length <= 512 else None
 
 
 def _hf(model):
