@@ -123,3 +123,9 @@ def test_batched_greedy_equals_hf_generate_on_the_default_model(default_model_di
                 "Write one sentence about the sea, please, in a calm and friendly tone."]]
     assert real.generate([GenerateRequest(p, max_new_tokens=12) for p in prompts]) == \
         [hf_generate_one(real, p, 12) for p in prompts]
+
+
+def test_equal_length_prompts_prefill_as_one_batch_with_the_same_result(backend):
+    prompts = ["abcd", "wxyz", "1234"]  # equal lengths: the padded-batch prefill path
+    reqs = [GenerateRequest(p, max_new_tokens=8) for p in prompts]
+    assert backend.generate(reqs) == [hf_generate_one(backend, p, 8) for p in prompts]

@@ -1,5 +1,6 @@
-"""Batched generation for local transformers models: left-padded batches of similar length decoded together on
-the KV cache, finished rows dropped from the batch as they end.
+"""Batched generation for local transformers models: batches decoded together on a left-padded KV cache,
+finished rows dropped from the batch (and the cache) as they end. Prompts of similar length prefill as one padded
+batch; prompts of unequal length prefill one by one (no compute spent on padding) and their caches are joined.
 
 Greedy decoding gives the same tokens as `model.generate` one prompt at a time (tested on a tiny model, asserted
 on the default model in `benchmarks/bench_generate.py`). Sampling draws each row from its own `torch.Generator`
@@ -18,9 +19,11 @@ import torch
 from crosstune.models.backends.base import GenerateRequest, truncate_at_stop
 
 MAX_BATCH_TOKENS = 8192  # padded prompt + new tokens per batch: long prompts get smaller batches
-# A row joins a batch while its prompt + new tokens is at least this share of the batch's longest. Lower than
-# log-likelihood's 0.8: decoding steps dominate, and on a CPU a 16-row step costs a fraction of 16 one-row steps.
-MIN_FILL = 0.5
+# A row joins a batch while its prompt + new tokens is at least this share of the batch's longest. Far below
+# log-likelihood's 0.8: prompts of unequal length prefill one by one (no padding compute), and decoding steps,
+# where a 16-row step costs a fraction of 16 one-row steps on a CPU, dominate.
+MIN_FILL = 0.25
+PAD_TOLERANCE = 1.25  # padded/real prompt tokens up to which prompts prefill as one batch (else one by one)
 
 
 class HFGenerator:
@@ -75,21 +78,15 @@ class HFGenerator:
                      top_p: float = 1.0, seeds: list[int] | None = None) -> list[str]:
         """Decode a batch on the KV cache; a row leaves the batch at an end-of-sequence token or a stop string."""
         n = len(seqs)
-        width = max(len(s) for s in seqs)
-        ids = torch.tensor([[self.pad_id] * (width - len(s)) + s for s in seqs])
-        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
-        gens = None
-        if temperature > 0:
-            gens = [torch.Generator().manual_seed(int(s)) for s in (seeds or [0] * n)]
+        gens = [torch.Generator().manual_seed(int(s)) for s in (seeds or [0] * n)] if temperature > 0 else None
         new: list[list[int]] = [[] for _ in range(n)]
         alive = torch.arange(n)  # original row of each batch row
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = None
+        logits, cache, mask, positions = self._prefill(seqs)
         for step in range(max_new):
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                             logits_to_keep=1, **{self.cache_arg: cache})
-            cache = out.cache if self.cache_arg == "cache" else out.past_key_values
-            logits = out.logits[:, -1].float()
+            if step:
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                 logits_to_keep=1, **{self.cache_arg: cache})
+                logits = out.logits[:, -1].float()
             nxt = self._pick(logits, temperature, top_p, [gens[r] for r in alive.tolist()] if gens else None)
             ended = torch.isin(nxt, self.eos_ids)
             for b, r in enumerate(alive.tolist()):
@@ -106,8 +103,41 @@ class HFGenerator:
                 alive, nxt, mask, positions = alive[keep], nxt[keep], mask[keep], positions[keep]
             ids = nxt.unsqueeze(-1)
             mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
-            positions = positions[:, -1:] + 1
+            positions = positions + 1
         return self.tok.batch_decode(new, skip_special_tokens=True)
+
+    def _prefill(self, seqs: list[list[int]]):
+        """Run the prompts; returns (last-position logits, KV cache, left-padded mask, last positions (B, 1)).
+        Prompts of similar length run as one padded batch; otherwise each runs alone (no compute on padding,
+        the same numbers as one-by-one generation) and their caches are left-padded into one batch."""
+        lengths = [len(s) for s in seqs]
+        width = max(lengths)
+        mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths])
+        last = torch.tensor(lengths).unsqueeze(-1) - 1
+        if width * len(seqs) <= PAD_TOLERANCE * sum(lengths):
+            ids = torch.tensor([[self.pad_id] * (width - len(s)) + s for s in seqs])
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                             use_cache=True, logits_to_keep=1)
+            return out.logits[:, -1].float(), self._cache_of(out), mask, last
+        from transformers import DynamicCache
+
+        logits, keys, values = [], None, None
+        for s in seqs:
+            out = self.model(input_ids=torch.tensor([s]), use_cache=True, logits_to_keep=1)
+            logits.append(out.logits[0, -1].float())
+            pad = (0, 0, width - len(s), 0)  # left-pad the sequence axis of (1, heads, len, dim)
+            layers = self._cache_of(out).layers
+            keys = keys or [[] for _ in layers]
+            values = values or [[] for _ in layers]
+            for j, layer in enumerate(layers):
+                keys[j].append(torch.nn.functional.pad(layer.keys, pad))
+                values[j].append(torch.nn.functional.pad(layer.values, pad))
+        cache = DynamicCache(ddp_cache_data=[(torch.cat(k), torch.cat(v)) for k, v in zip(keys, values)],
+                             config=self.model.config)
+        return torch.stack(logits), cache, mask, last
+
+    def _cache_of(self, out):
+        return out.cache if self.cache_arg == "cache" else out.past_key_values
 
     @staticmethod
     def _pick(logits: torch.Tensor, temperature: float, top_p: float, gens) -> torch.Tensor:
