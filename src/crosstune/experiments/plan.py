@@ -147,7 +147,8 @@ def _data_stage(exp: Experiment, exp_dir: Path, entry: str, variant: str, overri
         bplan = plan_build(recipe, _override_list(ovr), seed)
     except CrosstuneError as e:
         raise CrosstuneError(f"data.{entry} ({variant}): {e}") from None
-    settings = {"config": bplan.config.model_dump(mode="json"), "inputs": _input_digests(bplan)}
+    # the settings as given (defaults left out): adding an option with a default to crosstune re-keys nothing
+    settings = {"config": bplan.config.model_dump(mode="json", exclude_defaults=True), "inputs": _input_digests(bplan)}
     return Stage("data", f"data/{variant}", settings, payload={"plan": bplan})
 
 
@@ -198,6 +199,16 @@ def _check_suite(name: str, suite, data_root: Path | None) -> dict:
     raise CrosstuneError(f"eval.{name}: unknown suite kind")
 
 
+def _suite_inputs(loaded: dict) -> dict:
+    """What a suite actually asks, hashed: every item's id, language, prompt, options and answer (tasks), or every
+    prompt's id, language and messages (generation), so an edited task file or prompt set re-runs the suite."""
+    if "tasks" in loaded:
+        return {name: _hash([[it[lang].id, lang, it[lang].prompt, list(it[lang].choices), it[lang].answer]
+                             for it in items for lang in it]) for name, (_, items) in loaded["tasks"].items()}
+    return {label: _hash([[it.id, it.language, list(it.messages)] for it in items])
+            for label, (_, items) in loaded.get("runs", {}).items()}
+
+
 def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None) -> Plan:
     source = Path(source)
     exp_dir = source.resolve().parent
@@ -238,7 +249,8 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
 
     def add_evals(arm: ArmPlan, model_settings: dict, deps: list[str]) -> None:
         for sname, (suite, loaded) in suites.items():
-            st = add(Stage("eval", f"eval/{sname}/{arm.name}", {"suite": sname, **suite.model_dump(mode="json"),
+            st = add(Stage("eval", f"eval/{sname}/{arm.name}", {"suite": sname, **suite.model_dump(
+                           mode="json", exclude_defaults=True), "kind": suite.kind, "inputs": _suite_inputs(loaded),
                            "model": model_settings, "seed": exp.seed}, list(deps),
                            payload={"suite": suite, "loaded": loaded, "arm": arm.name}))
             arm.eval_stages[sname] = st.name
@@ -255,7 +267,8 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
             eval_entry = exp.train[a.train].eval_data
             if eval_entry:
                 deps.append(f"data/{data_variants[eval_entry][0][0]}")
-            hashed = cfg.model_dump(mode="json", exclude={"data", "output_dir", "eval_data", "threads", "log"})
+            hashed = cfg.model_dump(mode="json", exclude={"data", "output_dir", "eval_data", "threads", "log"},
+                                    exclude_defaults=True)
             tstage = add(Stage("train", f"train/{dv}+{tv}", {"config": hashed}, deps, payload={"config": cfg}))
             params = {**dparams, **tparams}
             if a.name is None:  # the product of entries: name arms by their variants
