@@ -50,16 +50,24 @@ def before_after(summary: dict) -> list[tuple[str, str, str]]:
     """(measure, untuned, tuned) rows from the results table."""
     rows = {r["arm"]: r for r in summary["rows"]}
     base, tuned = rows.get("untuned", {}), next((r for a, r in rows.items() if a != "untuned"), {})
-    keys = [k for k in base if (".fidelity" in k and k.count(".") == 2) or k.endswith(".acc")]
-    out_rows = []
-    for k in keys:
-        label = k.replace("answer_in.", "").replace(".fidelity", " fidelity").replace("mc.demo_mc.acc", "MC accuracy")
-        out_rows.append((label, _num(base.get(k)), _num(tuned.get(k))))
+    keys = [k for k in base if (k.endswith(".fidelity") and k.count(".") == 2) or k.endswith(".acc")]
+    out_rows = [(_label(k), _num(base.get(k)), _num(tuned.get(k))) for k in keys]
     if tuned.get("eval_loss") is not None:
         rec = next((s for n, s in summary["stages"].items() if n.startswith("train/")), {})
         before = (rec.get("result") or {}).get("initial_eval_loss")
         out_rows.append(("held-out loss", _num(before), _num(tuned.get("eval_loss"))))
     return out_rows
+
+
+def _label(key: str) -> str:
+    """`answer_in.en:answer_in:zh.fidelity` -> `en prompts + "Answer in zh": share answered in zh`."""
+    if key.endswith(".acc"):
+        return f"{key.split('.')[1]} accuracy (mean over languages)"
+    langs, directive, *target = key.split(".", 1)[1].rsplit(".", 1)[0].split(":")
+    langs = langs.replace("+", "/")
+    if directive == "none":
+        return f"{langs} prompts: share answered in the prompt's language"
+    return f"{langs} prompts + \"Answer in {target[0]}\": share answered in {target[0]}"
 
 
 def _num(x) -> str:
