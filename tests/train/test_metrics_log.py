@@ -55,5 +55,5 @@ def test_training_run_writes_the_logged_losses_to_tensorboard(tmp_path, capsys, 
     logged = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     got = scalars(out, "loss", digits=12)  # float32 in the event file
     assert [s for s, _ in got] == [r["step"] for r in logged]
-    assert [v for _, v in got] == pytest.approx([r["loss"] for r in logged], rel=1e-6)
+    assert [v for _, v in got] == pytest.approx([r["loss"] for r in logged], abs=1e-5)  # log.jsonl rounds to 6 places
     assert [s for s, _ in scalars(out, "loss_by_language/en")] == [1, 2, 3]
