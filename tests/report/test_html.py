@@ -35,8 +35,8 @@ def test_page_references_every_plot_and_the_plots_exist(finished_run):
     html = (out / "report" / "index.html").read_text(encoding="utf-8")
     srcs = re.findall(r'<img src="([^"]+)"', html)
     names = {s.split(".")[0] for s in srcs}
-    for expected in ("acc_mc_demo_mc", "agreement_mc_demo_mc", "fidelity_fid_en_answer_in_zh",
-                     "confusion_fid_en_answer_in_zh", "sweep_train_lora_lora_r", "train_loss", "heldout_loss",
+    for expected in ("acc_mc_demo_mc", "agreement_mc_demo_mc", "fidelity_fid",
+                     "confusion_fid", "sweep_train_lora_lora_r", "train_loss", "heldout_loss",
                      "significance"):
         assert expected in names, f"{expected} missing from {sorted(names)}"
     for s in srcs:

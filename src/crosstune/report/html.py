@@ -23,6 +23,12 @@ def _slug(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", "_".join(parts)).strip("_").lower()
 
 
+def _category(label: str, lang: str) -> str:
+    """A bar/row name for one expected language of one generation condition: `en→zh` or `zh` (native prompts)."""
+    prompts, directive = label.split(":")[:2]
+    return lang if directive == "none" else f"{prompts.replace('+', '/')}→{lang}"
+
+
 def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
     figs: list[dict] = []
 
@@ -53,33 +59,41 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
                                f"{task}: answer agreement between languages", "share of items with the same answer"),
                 f"{task}: answer agreement", "Each cell: share of items on which the two languages chose the same "
                 "option (right or wrong). High agreement with low accuracy means position bias, not knowledge.")
-    for suite, label in rep.generations:
+    for suite in dict.fromkeys(s for s, _ in rep.generations):
+        labels = [g for s, g in rep.generations if s == suite]
         series, panels = [], []
         for arm in rep.arms:
-            g = rep.generation(arm, suite, label)
-            if not g:
-                continue
-            series.append((arm["arm"], {lang: (v["rate"], *(v.get("ci95") or (v["rate"], v["rate"])))
-                                        for lang, v in g["per_language"].items() if v.get("rate") is not None}))
-            conf = g.get("confusion") or {}
-            if conf:
-                expected = list(conf)
-                detected = sorted({d for row in conf.values() for d in row}, key=lambda d: (
-                    d not in expected, expected.index(d) if d in expected else 0, str(d)))
-                m = np.array([[conf[e].get(d, 0) / max(1, sum(conf[e].values())) for d in detected]
-                              for e in expected])
-                panels.append((arm["arm"], expected, [str(d) for d in detected], m))
+            bars, rows = {}, {}
+            for label in labels:
+                g = rep.generation(arm, suite, label)
+                if not g:
+                    continue
+                for lang, v in g["per_language"].items():
+                    if v.get("rate") is not None:
+                        bars[_category(label, lang)] = (v["rate"], *(v.get("ci95") or (v["rate"], v["rate"])))
+                for lang, row in (g.get("confusion") or {}).items():
+                    rows[_category(label, lang)] = row
+            if bars:
+                series.append((arm["arm"], bars))
+            if rows:
+                cats = list(rows)
+                expected = [c.split("→")[-1].split(" ")[0] for c in cats]
+                detected = sorted({str(d) for row in rows.values() for d in row}, key=lambda d: (
+                    d not in expected, expected.index(d) if d in expected else 0, d))
+                m = np.array([[rows[c].get(d, 0) / max(1, sum(rows[c].values())) for d in detected] for c in cats])
+                panels.append((arm["arm"], cats, detected, m))
         if series:
-            add(plots.grouped_bars(series, fig_dir / f"fidelity_{_slug(suite, label)}.png",
-                                   f"{suite} ({label}): responses in the expected language", "share of responses"),
-                f"{suite}: response-language fidelity ({label})", "Share of responses whose detected language is the "
-                "expected one (the prompt's own, or the language a tag/directive asks for); whiskers: 95% bootstrap.")
+            add(plots.grouped_bars(series, fig_dir / f"fidelity_{_slug(suite)}.png",
+                                   f"{suite}: responses in the expected language", "share of responses"),
+                f"{suite}: response-language fidelity", "Share of responses whose detected language is the expected "
+                "one: the language a directive asks for (en→zh: English prompt + \"Answer in Chinese.\") or the "
+                "prompt's own; whiskers: 95% bootstrap intervals.")
         if panels:
-            add(plots.heatmaps(panels, fig_dir / f"confusion_{_slug(suite, label)}.png",
-                               f"{suite} ({label}): detected response language", "share of the row",
+            add(plots.heatmaps(panels, fig_dir / f"confusion_{_slug(suite)}.png",
+                               f"{suite}: detected response language", "share of the row",
                                xlabel="detected", ylabel="expected", cmap="magma"),
-                f"{suite}: response-language confusion ({label})", "Rows: the language the response should be in; "
-                "columns: the language detected (None: no confident detection). The diagonal is fidelity.")
+                f"{suite}: response-language confusion", "Rows: the prompt set and the language the response should "
+                "be in; columns: the language detected (unknown: no confident detection). The diagonal is fidelity.")
     sweep = rep.meta.get("sweep") or {}
     for param, values in sweep.items():
         if len(values) < 2:
