@@ -8,10 +8,12 @@ model's GGUF (SmolLM2-135M Q4_1) with prompt caching off, so both modes compute 
 chat requests go through `OpenAICompatBackend` with `concurrency=N` and `concurrency=1`, interleaved in rounds
 (c=1 then c=N on the same prompts) so load changes hit both alike. Tokens/s counts the completion tokens the
 server reports. The client's own CPU time per request is reported to show it is not the bottleneck.
-`--python-server` also measures `python -m llama_cpp.server` (one global lock: requests are serialized, so
-concurrency cannot help there; reported for honesty).
+`--servers` picks what to measure: `native` (above), `python` (`python -m llama_cpp.server`, which serializes all
+requests behind one lock, so concurrency cannot help there; reported for honesty) and `ideal` (a loopback server
+that answers every request after a fixed delay with unlimited parallel slots: the speed-up the client itself
+reaches, i.e. whether the client could be the bottleneck).
 
-    python benchmarks/bench_http.py --n 32 --parallel 4 --max-new-tokens 64 --python-server
+    python benchmarks/bench_http.py --n 32 --parallel 4 --max-new-tokens 64 --servers native,python,ideal
 """
 
 from __future__ import annotations
@@ -93,6 +95,40 @@ def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
     raise SystemExit(f"server did not come up; log {log}")
 
 
+def ideal_server(delay: float, tokens: int):
+    """A loopback OpenAI-style server with unlimited parallel slots: each answer takes `delay` seconds."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self._send({"object": "list", "data": [{"id": "ideal", "object": "model"}]})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            time.sleep(delay)
+            text = body["messages"][-1]["content"][:40]
+            self._send({"id": "x", "object": "chat.completion", "created": 0, "model": "ideal",
+                        "choices": [{"index": 0, "finish_reason": "length",
+                                     "message": {"role": "assistant", "content": text}}],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": tokens + 1}})
+
+        def _send(self, obj):
+            data = json.dumps(obj).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+
+
 def load_prompts(n: int) -> list[str]:
     if HPLT.is_dir():
         langs = ["en", "es", "fr", "cs", "ru", "zh", "bg", "fi"]
@@ -137,26 +173,29 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="server compute threads")
     ap.add_argument("--build-jobs", type=int, default=2)
     ap.add_argument("--llama-src", type=Path, help="llama.cpp source tree (default: from the sdist, cached)")
-    ap.add_argument("--python-server", action="store_true", help="also measure python -m llama_cpp.server")
+    ap.add_argument("--servers", default="native,python,ideal", help="comma-separated: native, python, ideal")
+    ap.add_argument("--ideal-delay", type=float, default=0.25, help="ideal server: seconds per request")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     gguf = default_gguf_path()
     prompts = load_prompts(a.n)
     logs = Path(tempfile.mkdtemp(prefix="bench_http_"))
     results = {"parallel": a.parallel, "max_new_tokens": a.max_new_tokens, "threads": a.threads}
-    binary = build_llama_server(a.llama_src, a.build_jobs)
-    port = free_port()
-    proc = start([str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-np", str(a.parallel),
-                  "-c", str(2048 * a.parallel), "-t", str(a.threads), "-tb", str(a.threads), "--no-cache-prompt",
-                  "--no-webui", "-a", "smollm2"], port, logs / "llama-server.log")
-    try:
-        print(f"native llama-server -np {a.parallel} on :{port}", flush=True)
-        results["llama_server"] = measure(f"http://127.0.0.1:{port}/v1", "smollm2", prompts, a.max_new_tokens,
-                                          a.parallel, a.rounds)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    if a.python_server:
+    servers = [x.strip() for x in a.servers.split(",") if x.strip()]
+    if "native" in servers:
+        binary = build_llama_server(a.llama_src, a.build_jobs)
+        port = free_port()
+        proc = start([str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-np", str(a.parallel),
+                      "-c", str(2048 * a.parallel), "-t", str(a.threads), "-tb", str(a.threads), "--no-cache-prompt",
+                      "--no-webui", "-a", "smollm2"], port, logs / "llama-server.log")
+        try:
+            print(f"native llama-server -np {a.parallel} on :{port}", flush=True)
+            results["llama_server"] = measure(f"http://127.0.0.1:{port}/v1", "smollm2", prompts, a.max_new_tokens,
+                                              a.parallel, a.rounds)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    if "python" in servers:
         port = free_port()
         proc = start([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2",
                       "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(a.threads), "--n_threads_batch",
@@ -168,12 +207,21 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
+    if "ideal" in servers:
+        httpd, url = ideal_server(a.ideal_delay, a.max_new_tokens)
+        try:
+            print(f"ideal server ({a.ideal_delay}s per request, unlimited slots) at {url}", flush=True)
+            results["ideal_server"] = measure(url, "ideal", prompts, a.max_new_tokens, a.parallel, a.rounds)
+        finally:
+            httpd.shutdown()
     results["load_avg"] = round(os.getloadavg()[0], 1)
     print(json.dumps(results, indent=1))
-    r = results["llama_server"]
-    print(f"HTTP backend, llama-server -np {a.parallel}: c={a.parallel} {r[f'tok_s_c{a.parallel}']} tok/s vs c=1 "
-          f"{r['tok_s_c1']} tok/s = {r['speedup']}x ({r['speedup_over_n']} x N); client "
-          f"{r['client_cpu_ms_per_request']} ms CPU/request")
+    for key in ("llama_server", "python_server", "ideal_server"):
+        if key in results:
+            r = results[key]
+            print(f"HTTP backend, {key}: c={a.parallel} {r[f'tok_s_c{a.parallel}']} tok/s vs c=1 {r['tok_s_c1']} "
+                  f"tok/s = {r['speedup']}x ({r['speedup_over_n']} x N); client "
+                  f"{r['client_cpu_ms_per_request']} ms CPU/request; same outputs {r['same_outputs']}")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(results, indent=1) + "\n")
