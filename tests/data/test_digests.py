@@ -21,7 +21,7 @@ def test_digest_map_agrees_with_a_dict_across_merges():
 
 
 def test_string_list_round_trips_past_its_flush():
-    s = StringList()
+    s = StringList(pack_at=1000)
     words = [f"id-{i}-{'é' * (i % 3)}" for i in range((1 << 16) + 10)]
     for w in words:
         s.append(w)
