@@ -3,6 +3,7 @@ writing) against its model calls, measured in the same run.
 
     python benchmarks/bench_xinstruct.py --server openai:GGUF@http://127.0.0.1:8917/v1 [--model-passages 16]
         [--passages 1000] [--instructions 10000] [--out runs/bench_xinstruct]
+        [--peer-dir DIR [--call-seconds GEN,JUDGE]] [--skip peer own embed]
 
 1. The peer: the whole pipeline on `--model-passages` XQuAD passages with generation and grading on the real
    llama.cpp server (a fresh call cache): model seconds per passage for generate and refine.
@@ -134,6 +135,8 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--peer-dir", default=None, help="use a finished `crosstune data xinstruct` run on the server "
                                                      "as the peer instead of running one")
+    ap.add_argument("--call-seconds", default=None, help="GEN,JUDGE seconds per model call measured in a logged run "
+                                                         "(when the peer dir's last run was answered from the cache)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["peer", "own", "embed"])
     a = ap.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="bench_xinstruct_"))
@@ -148,12 +151,15 @@ def main() -> None:
         npass = json.loads((peer_dir / "manifest.json").read_text())["counts"]["passages"]
         # seconds per model call of the calls this run made, times every request the passages needed
         # (a resumed run answered some from the cache)
-        blocks = [peer["blocks"][b] for b in ("generate", "refine")]
-        per_call = sum(b["model_seconds"] for b in blocks) / max(1, sum(b["calls"] for b in blocks))
-        model_s = per_call * sum(b["calls"] + b["hits"] for b in blocks)
-        result["peer_used"] = {"dir": str(peer_dir), "passages": npass, "s_per_call": round(per_call, 2),
-                               "requests": sum(b["calls"] + b["hits"] for b in blocks),
-                               "block_seconds": peer["blocks"]}
+        blocks = {b: peer["blocks"][b] for b in ("generate", "refine")}
+        if a.call_seconds:
+            per_call = dict(zip(blocks, map(float, a.call_seconds.split(","))))
+        else:
+            per_call = {k: b["model_seconds"] / b["calls"] if b["calls"] else 0.0 for k, b in blocks.items()}
+        model_s = sum(per_call[k] * (b["calls"] + b["hits"]) for k, b in blocks.items())
+        result["peer_used"] = {"dir": str(peer_dir), "passages": npass,
+                               "s_per_call": {k: round(v, 2) for k, v in per_call.items()},
+                               "requests": {k: b["calls"] + b["hits"] for k, b in blocks.items()}}
         own = own_cost(a.passages, peer_dir, out)
         own["model_s_per_passage"] = round(model_s / npass, 2)
         own["model_s_for_same_passages"] = round(model_s / npass * own["passages"], 1)
