@@ -234,7 +234,8 @@ def summarize(items, protocol: str, gate_on: bool, n_boot: int = 1000, seed: int
 
     def block(group):
         ungated, gated = _scores(group, "outcome", n_boot, seed), _scores(group, "gated_outcome", n_boot, seed)
-        return {"score": (gated if gate_on else ungated)["score"], "ungated": {**ungated, **_means(group)},
+        return {"pairs": len(group), "score": (gated if gate_on else ungated)["score"],
+                "ungated": {**ungated, **_means(group)},
                 "gated": {**gated, **_means(group, "gated_")}, "position_bias": position_bias(group),
                 "parse_failures": parse_failures(group)["failed"],
                 "a_wrong_language": sum(not it["a_in_language"] for it in group),

@@ -116,7 +116,7 @@ def parse_choice(text: str) -> tuple[dict | None, str | None]:
     m = _LEADING.match(text)
     if m:
         return {"pick": "first" if m.group(1).lower() == "a" else "second"}, None
-    return None, f"no choice of (a) or (b) in {text[:40]!r}"
+    return None, "no choice of (a) or (b)"  # the raw verdict is kept beside the reason
 
 
 # ---- per-order preference, per-pair outcome -------------------------------------------------------------------

@@ -107,7 +107,7 @@ def judge_table(summary: dict) -> str:
     lines = [f"### Judge {summary['judge']}: {summary['protocol']}, A = {summary['a']} vs B = "
              f"{', '.join(summary['b'])} ({summary['n_pairs']} pairs, language gate "
              f"{'on' if summary['gate'] else 'off'} for the headline)", "",
-             "| language | n | score (ungated) [95% CI] | W/T/L | score (gated) [95% CI] | W/T/L | "
+             "| language | pairs | score (ungated) [95% CI] | W/T/L | score (gated) [95% CI] | W/T/L | "
              + ("mean A / B (0-10) | " if xins else "") + "flip rate | first-position share | parse failures |",
              "|---|---|---|---|---|---|" + ("---|" if xins else "") + "---|---|---|"]
 
@@ -119,11 +119,13 @@ def judge_table(summary: dict) -> str:
     for lang, s in rows:
         u, g, pb = s["ungated"], s["gated"], s["position_bias"]
         means = f"{_f(u.get('mean_a'), 2)} / {_f(u.get('mean_b'), 2)} | " if xins else ""
-        lines.append(f"| {lang} | {u['n'] + 0} | {score(u)} | {u['win']}/{u['tie']}/{u['loss']} | {score(g)} | "
+        lines.append(f"| {lang} | {s.get('pairs', u['n'])} | {score(u)} | {u['win']}/{u['tie']}/{u['loss']} | {score(g)} | "
                      f"{g['win']}/{g['tie']}/{g['loss']} | {means}{_f(pb['flip_rate'], 2)} | "
                      f"{_f(pb['first_share'], 2)} | {s['parse_failures']} |")
     pf, pb = summary["parse_failures"], summary["position_bias"]
-    lines += ["", f"Parse failures: {pf['failed']} of {pf['verdicts']} verdicts (ab {pf['per_order']['ab']}, "
+    lines += ["", "Scores are A vs B in % (win 1, tie .5, loss 0); W/T/L count the pairs each score covers "
+              "(ungated: pairs with both verdicts parsed; gated: those plus pairs the gate decides).",
+              f"Parse failures: {pf['failed']} of {pf['verdicts']} verdicts (ab {pf['per_order']['ab']}, "
               f"ba {pf['per_order']['ba']}); {pf['pairs_excluded']} pairs without both verdicts leave the ungated "
               "score.", f"Position bias: the judge preferred the first-shown answer in {pb['first']} and the second "
               f"in {pb['second']} of its decided verdicts (favours {pb['favours']}, two-sided binomial p = "
