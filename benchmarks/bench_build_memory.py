@@ -85,12 +85,15 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[125_000, 250_000, 500_000, 1_000_000])
     ap.add_argument("--inputs", type=Path, default=None, help="folder for the scaled inputs (default: a temp dir)")
     ap.add_argument("--baseline-src", default=None, help="another checkout's src/ to compare in the same run")
+    ap.add_argument("--baseline-only", action="store_true", help="with --baseline-src: skip the streaming builds")
     ap.add_argument("--crossin", action="store_true", help="CrossIn en/zh all modes instead of monolingual")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         inputs = args.inputs or Path(tmp)
         inputs.mkdir(parents=True, exist_ok=True)
         sides = [("streaming", None)] + ([("baseline", args.baseline_src)] if args.baseline_src else [])
+        if args.baseline_only:
+            sides = sides[1:]
         print("| input rows | build | peak RSS | wall | input rows/s | rows out | load / build (LID) / write s |")
         print("|---|---|---|---|---|---|---|")
         for n in args.sizes:
