@@ -85,9 +85,9 @@ def parse_scores(text: str) -> tuple[dict | None, str | None]:
         try:
             value = float(raw)
         except ValueError:
-            return None, f"<{key}> holds {raw[:20]!r}, not a number"
+            return None, f"<{key}> is not a number"  # reasons aggregate; the raw verdict is kept beside them
         if value != int(value) or not 0 <= value <= 10:
-            return None, f"<{key}> {raw!r} is not an integer in 0..10"
+            return None, f"<{key}> is not an integer in 0..10"
         out[name] = int(value)
     return out, None
 
