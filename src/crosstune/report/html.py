@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from crosstune.report import plots
-from crosstune.report.tables import (Report, failure_rows, fidelity_rows, heldout_rows, language_rows, load_report,
+from crosstune.report.tables import (Report, category, failure_rows, fidelity_rows, heldout_rows, language_rows, load_report,
                                      main_rows, markdown_table, read_jsonl, significance, significance_rows, wilson)
 
 
@@ -23,17 +23,19 @@ def _slug(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", "_".join(parts)).strip("_").lower()
 
 
-def _category(label: str, lang: str) -> str:
-    """A bar/row name for one expected language of one generation condition: `en→zh` or `zh` (native prompts)."""
-    prompts, directive = label.split(":")[:2]
-    return lang if directive == "none" else f"{prompts.replace('+', '/')}→{lang}"
+def _pool(row: dict, keep: set) -> dict:
+    out: dict = {}
+    for d, n in row.items():
+        key = str(d) if str(d) in keep else "other"
+        out[key] = out.get(key, 0) + n
+    return out
 
 
 def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
     figs: list[dict] = []
 
-    def add(path: Path, title: str, caption: str) -> None:
-        figs.append({"file": path.name, "title": title, "caption": caption})
+    def add(path: Path, title: str, caption: str, wide: bool = False) -> None:
+        figs.append({"file": path.name, "title": title, "caption": caption, "wide": wide})
 
     for suite, task in rep.tasks:
         series, panels = [], []
@@ -58,7 +60,8 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
             add(plots.heatmaps(panels, fig_dir / f"agreement_{_slug(suite, task)}.png",
                                f"{task}: answer agreement between languages", "share of items with the same answer"),
                 f"{task}: answer agreement", "Each cell: share of items on which the two languages chose the same "
-                "option (right or wrong). High agreement with low accuracy means position bias, not knowledge.")
+                "option (right or wrong). High agreement with low accuracy means position bias, not knowledge.",
+                wide=len(panels) >= 2)
     for suite in dict.fromkeys(s for s, _ in rep.generations):
         labels = [g for s, g in rep.generations if s == suite]
         series, panels = [], []
@@ -70,16 +73,18 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
                     continue
                 for lang, v in g["per_language"].items():
                     if v.get("rate") is not None:
-                        bars[_category(label, lang)] = (v["rate"], *(v.get("ci95") or (v["rate"], v["rate"])))
+                        bars[category(label, lang)] = (v["rate"], *(v.get("ci95") or (v["rate"], v["rate"])))
                 for lang, row in (g.get("confusion") or {}).items():
-                    rows[_category(label, lang)] = row
+                    rows[category(label, lang)] = row
             if bars:
                 series.append((arm["arm"], bars))
             if rows:
                 cats = list(rows)
-                expected = [c.split("→")[-1].split(" ")[0] for c in cats]
+                expected = list(dict.fromkeys(c.split("→")[-1] for c in cats))
+                keep = set(expected) | {"en", "unknown"}  # other detected languages are pooled as "other"
+                rows = {c: _pool(row, keep) for c, row in rows.items()}
                 detected = sorted({str(d) for row in rows.values() for d in row}, key=lambda d: (
-                    d not in expected, expected.index(d) if d in expected else 0, d))
+                    d not in expected, expected.index(d) if d in expected else 0, d == "other", d))
                 m = np.array([[rows[c].get(d, 0) / max(1, sum(rows[c].values())) for d in detected] for c in cats])
                 panels.append((arm["arm"], cats, detected, m))
         if series:
@@ -93,7 +98,8 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
                                f"{suite}: detected response language", "share of the row",
                                xlabel="detected", ylabel="expected", cmap="magma"),
                 f"{suite}: response-language confusion", "Rows: the prompt set and the language the response should "
-                "be in; columns: the language detected (unknown: no confident detection). The diagonal is fidelity.")
+                "be in; columns: the language detected (unknown: no confident detection; other: any language that is "
+                "neither expected nor English). The diagonal is fidelity.", wide=True)
     sweep = rep.meta.get("sweep") or {}
     for param, values in sweep.items():
         if len(values) < 2:
@@ -162,10 +168,10 @@ def _tables(rep: Report, sig: list[dict]) -> list[dict]:
     for suite, task in rep.tasks:
         h, r = language_rows(rep, suite, task)
         tables.append({"title": f"{task}: accuracy per language", "head": h, "rows": r})
-    for suite, label in rep.generations:
-        h, r = fidelity_rows(rep, suite, label)
-        tables.append({"title": f"{suite} ({label}): share of responses in the expected language", "head": h,
-                       "rows": r})
+    for suite in dict.fromkeys(s for s, _ in rep.generations):
+        h, r = fidelity_rows(rep, suite)
+        tables.append({"title": f"{suite}: share of responses in the expected language (en→zh: English prompt "
+                                "+ \"Answer in Chinese.\"; zh: a Chinese prompt)", "head": h, "rows": r})
     h, r = heldout_rows(rep)
     if r:
         tables.append({"title": "held-out loss per language (before → after tuning)", "head": h, "rows": r})

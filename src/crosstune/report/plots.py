@@ -47,8 +47,8 @@ def grouped_bars(series: list[tuple[str, dict[str, tuple[float, float, float]]]]
         vals = np.array([d.get(c, (np.nan, np.nan, np.nan))[0] for c in cats], dtype=float)
         lo = np.array([d.get(c, (np.nan, np.nan, np.nan))[1] for c in cats], dtype=float)
         hi = np.array([d.get(c, (np.nan, np.nan, np.nan))[2] for c in cats], dtype=float)
-        err = np.vstack([np.clip(vals - lo, 0, None), np.clip(hi - vals, 0, None)])
-        ax.bar(x - 0.4 + width * (i + 0.5), vals, width * 0.92, yerr=np.nan_to_num(err), capsize=2,
+        err = np.nan_to_num(np.vstack([np.clip(vals - lo, 0, None), np.clip(hi - vals, 0, None)]))
+        ax.bar(x - 0.4 + width * (i + 0.5), vals, width * 0.92, yerr=err if err.any() else None, capsize=2,
                color=COLORS[i % len(COLORS)], label=name, error_kw={"elinewidth": 0.8, "alpha": 0.8})
     if chance is not None:
         ax.axhline(chance, color="grey", ls="--", lw=0.8, label="chance")
@@ -74,8 +74,8 @@ def heatmaps(panels: list[tuple[str, list[str], list[str], np.ndarray]], path: P
     plt = _plt()
     cols, rows = _grid(len(panels))
     cell = max(len(panels[0][2]) if panels else 1, 3)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * (0.45 * cell + 1.6), rows * (0.42 * cell + 1.4)),
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * (0.5 * cell + 2.0) + 0.8, rows * (0.45 * cell + 1.3) + 0.5),
+                             squeeze=False, layout="constrained")
     vmax = vmax if vmax is not None else max((float(np.nanmax(p[3])) for p in panels if p[3].size), default=1.0)
     im = None
     for k, ax in enumerate(axes.flat):
@@ -117,6 +117,9 @@ def sweep_curves(param: str, series: dict[str, list[tuple[float, float, float | 
             ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], color=COLORS[i % len(COLORS)], alpha=0.15)
     if log_x:
         ax.set_xscale("symlog", linthresh=1)
+    ys = [v for pts in series.values() for p in pts for v in p[1:] if v is not None]
+    if ys and min(ys) >= 0 and max(ys) <= 1:  # rates and accuracies: the whole 0..1 scale
+        ax.set_ylim(0, 1)
     ax.set_xlabel(param)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -128,7 +131,8 @@ def loss_curves(panels: list[tuple[str, list[dict]]], path: Path) -> Path:
     """Training loss by response language, one panel per arm (records of the trainer's log.jsonl)."""
     plt = _plt()
     cols, rows = _grid(len(panels))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3.6, rows * 2.7), squeeze=False, sharey=True)
+    size = (6.4, 3.6) if len(panels) == 1 else (3.6, 2.7)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size[0], rows * size[1]), squeeze=False, sharey=True)
     langs = sorted({k for _, log in panels for r in log for k in r.get("loss_by_language", {})})
     color = {lang: COLORS[i % len(COLORS)] for i, lang in enumerate(langs)}
     top = [v for _, log in panels for r in log for v in [r["loss"], *r.get("loss_by_language", {}).values()]]

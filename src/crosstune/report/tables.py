@@ -122,11 +122,19 @@ def _ci(ci) -> str:
     return f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
 
 
+def _condition(label: str) -> str:
+    """`en:answer_in:zh` -> `en→zh`; `zh+es+vi:none` -> `zh/es/vi (native)`; `all:none` -> `native`."""
+    prompts, directive, *target = label.split(":")
+    if directive == "none":
+        return "native" if prompts == "all" else f"{prompts.replace('+', '/')} (native)"
+    return f"{prompts.replace('+', '/')}→{target[0] if target else '?'}"
+
+
 def main_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
     """One row per arm: status, training, held-out loss, per task Acc/Con3/AC3 (95% CI), fidelity per condition."""
     head = ["arm", *rep.meta.get("sweep", {}).keys(), "status", "rows", "steps", "train loss", "held-out loss"]
     head += [f"{t} {m}" for _, t in rep.tasks for m in ("Acc", "Con3", "AC3")]
-    head += [f"fidelity {g}" for _, g in rep.generations]
+    head += [f"fidelity {_condition(g)}" for _, g in rep.generations]
     rows = []
     for arm in rep.arms:
         tr = rep.train(arm) or {}
@@ -158,16 +166,29 @@ def language_rows(rep: Report, suite: str, task: str) -> tuple[list[str], list[l
     return ["arm", *langs], rows
 
 
-def fidelity_rows(rep: Report, suite: str, label: str) -> tuple[list[str], list[list[str]]]:
-    langs: list[str] = []
+def category(label: str, lang: str) -> str:
+    """A column/bar name for one expected language of one generation condition: `en→zh`, or `zh` (native)."""
+    prompts, directive = label.split(":")[:2]
+    return lang if directive == "none" else f"{prompts.replace('+', '/')}→{lang}"
+
+
+def fidelity_rows(rep: Report, suite: str) -> tuple[list[str], list[list[str]]]:
+    """One row per arm, one column per (condition, expected language) of a generation suite."""
+    labels = [g for s, g in rep.generations if s == suite]
+    cols: list[tuple[str, str]] = []
     for arm in rep.arms:
-        langs += [x for x in ((rep.generation(arm, suite, label) or {}).get("per_language") or {}) if x not in langs]
+        for label in labels:
+            per = (rep.generation(arm, suite, label) or {}).get("per_language") or {}
+            cols += [(label, x) for x in per if (label, x) not in cols]
     rows = []
     for arm in rep.arms:
-        g = rep.generation(arm, suite, label)
-        if g:
-            rows.append([arm["arm"], *[_f((g["per_language"].get(x) or {}).get("rate"), 2) for x in langs]])
-    return ["arm", *[f"{x}" for x in langs]], rows
+        cells = []
+        for label, x in cols:
+            g = rep.generation(arm, suite, label)
+            cells.append(_f(((g or {}).get("per_language", {}).get(x) or {}).get("rate"), 2))
+        if any(c != "–" for c in cells):
+            rows.append([arm["arm"], *cells])
+    return ["arm", *[category(label, x) for label, x in cols]], rows
 
 
 def heldout_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
