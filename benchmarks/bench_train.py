@@ -43,20 +43,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(a, train: Path, work: Path) -> dict:
+def run_ours(a, train: Path, work: Path, attn: str = "auto", name: str = "ours") -> dict:
     from crosstune.train.config import TrainConfig
     from crosstune.train.loop import train as run
 
     cfg = TrainConfig.model_validate({
-        "data": str(train), "output_dir": str(work / "ours"), "model": {"name": a.model},
+        "data": str(train), "output_dir": str(work / name), "model": {"name": a.model, "attn_implementation": attn},
         "lora": {"r": LORA["r"], "alpha": LORA["alpha"], "dropout": LORA["dropout"], "target_modules": LORA["targets"]},
         "tokenize": {"max_length": a.max_length}, "batch": {"size": a.batch, "mode": a.mode},
         "optim": {"lr": 2e-4}, "precision": "bf16_autocast" if a.precision == "bf16" else "fp32",
         "max_steps": a.steps, "seed": 42, "log": {"every": 1, "tensorboard": False}})
     run(cfg)
-    log = [json.loads(x) for x in (work / "ours" / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(x) for x in (work / name / "log.jsonl").read_text().splitlines()]
     return {"tokens": sum(r["tokens"] for r in log), "seconds": sum(r["seconds"] for r in log),
-            "losses": [r["loss"] for r in log], "adapter": str(work / "ours" / "adapter")}
+            "losses": [r["loss"] for r in log], "adapter": str(work / name / "adapter")}
 
 
 def run_trl(a, train: Path, work: Path) -> dict:
@@ -139,10 +139,12 @@ def worker(a) -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     work = Path(a.work)
-    if a.worker == "peak":
+    if a.worker.startswith("peak"):
         result = matmul_peak()
     else:
-        res = (run_ours if a.worker == "ours" else run_trl)(a, work / "train.jsonl", work)
+        runners = {"ours": run_ours, "trl": run_trl,
+                   "ours_sdpa": lambda *x: run_ours(*x, attn="sdpa", name="ours_sdpa")}  # ablation: before
+        res = runners[a.worker](a, work / "train.jsonl", work)
         res["heldout_loss"] = heldout_loss(a, res["adapter"], work / "eval.jsonl")
         res["peak_rss_mb"] = peak_rss_mb()
         result = res
@@ -160,7 +162,8 @@ def main() -> None:
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     p.add_argument("--mode", choices=["pad", "pack"], default="pad", help="crosstune's batching")
     p.add_argument("--threads", type=int, default=0, help="torch threads in every worker (0: torch default)")
-    p.add_argument("--worker", choices=["ours", "trl", "peak"], help=argparse.SUPPRESS)
+    p.add_argument("--ablation", action="store_true", help="also run crosstune with sdpa attention (the old default)")
+    p.add_argument("--worker", choices=["ours", "trl", "peak", "peak_end", "ours_sdpa"], help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
@@ -170,28 +173,38 @@ def main() -> None:
     argv = sys.argv[1:]
     results = {}
     env = {**os.environ, **({"OMP_NUM_THREADS": str(a.threads)} if a.threads else {})}
-    for name in ("peak", "ours", "trl"):
+    order = ["peak", "ours", "trl"] + (["ours_sdpa"] if a.ablation else []) + ["peak_end"]
+    for name in order:  # peers interleaved in one run; the load average is recorded around each
+        load = os.getloadavg()[0]
         subprocess.run([sys.executable, __file__, *argv, "--worker", name, "--work", str(work)], check=True, env=env)
         results[name] = json.loads((work / f"{name}.json").read_text())
+        if isinstance(results[name], dict):
+            results[name]["load_average"] = [round(load, 1), round(os.getloadavg()[0], 1)]
     print(json.dumps(summarize(a, results), indent=1))
 
 
 def summarize(a, r: dict) -> dict:
     params = 134_515_008  # SmolLM2-135M (tied head counted once), for 6 x params FLOPs per token
-    peak = r["peak"][a.precision]
+    peak = max(r["peak"][a.precision], r["peak_end"][a.precision])  # the better of two in-run measurements
     rows = {}
-    for name in ("ours", "trl"):
+    for name in [n for n in ("ours", "trl", "ours_sdpa") if n in r]:
         x = r[name]
         tps = x["tokens"] / x["seconds"]
         rows[name] = {"tokens_per_s": round(tps, 1), "real_tokens": x["tokens"], "train_seconds": round(x["seconds"], 1),
                       "s_per_step": round(x["seconds"] / a.steps, 2), "peak_rss_mb": round(x["peak_rss_mb"]),
                       "final_loss_last5": round(sum(x["losses"][-5:]) / len(x["losses"][-5:]), 4),
                       "heldout_loss": round(x["heldout_loss"], 4),
-                      "fraction_of_matmul_peak": round(6 * params * tps / (peak * 1e9), 3)}
+                      "fraction_of_matmul_peak": round(6 * params * tps / (peak * 1e9), 3),
+                      "fraction_of_env_peak_363": round(6 * params * tps / 363e9, 3),
+                      "load_average": x["load_average"]}
     o, t = rows["ours"], rows["trl"]
-    return {"setup": vars(a) | {"matmul_peak_gflops": r["peak"]}, **rows,
-            "speedup_tokens_per_s": round(o["tokens_per_s"] / t["tokens_per_s"], 2),
-            "heldout_loss_rel_diff": round(o["heldout_loss"] / t["heldout_loss"] - 1, 4)}
+    out = {"setup": vars(a) | {"matmul_peak_gflops": {"start": r["peak"], "end": r["peak_end"]}}, **rows,
+           "speedup_tokens_per_s": round(o["tokens_per_s"] / t["tokens_per_s"], 2),
+           "heldout_loss_rel_diff": round(o["heldout_loss"] / t["heldout_loss"] - 1, 4)}
+    if "ours_sdpa" in rows:  # each change's share: before (sdpa) -> after (eager for short CPU sequences)
+        out["ablation"] = {"sdpa_vs_trl": round(rows["ours_sdpa"]["tokens_per_s"] / t["tokens_per_s"], 2),
+                           "eager_attention_gain": round(o["tokens_per_s"] / rows["ours_sdpa"]["tokens_per_s"], 2)}
+    return out
 
 
 if __name__ == "__main__":
