@@ -11,8 +11,7 @@ import pytest
 @pytest.mark.slow
 def test_quickstart_needs_nothing_outside_the_package(tmp_path, monkeypatch, default_model_dir, capsys):
     monkeypatch.setenv("CROSSTUNE_SHARED", str(tmp_path / "nowhere"))
-    monkeypatch.setenv("CROSSTUNE_DATA", "")
-    monkeypatch.delenv("CROSSTUNE_DATA")
+    monkeypatch.setenv("CROSSTUNE_DATA", str(tmp_path / "no_data_here"))
     cwd = tmp_path / "somewhere_else"
     cwd.mkdir()
     monkeypatch.chdir(cwd)

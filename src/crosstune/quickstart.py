@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from crosstune.console import console, out
+from crosstune.errors import CrosstuneError
 
 
 def experiment_file() -> Path:
@@ -31,7 +32,10 @@ def run(out_dir: str | Path, steps: int | None = None, prompt_limit: int | None 
     out_dir = Path(out_dir)
     console.print("[bold]data:[/] the embedded demo set (crosstune/demo, CC0): 60 training and 13 held-out "
                   "instructions x en/zh/es/vi, 47 parallel multiple-choice questions")
-    root = data_root_from_env(data_root)
+    try:
+        root = data_root_from_env(data_root)
+    except CrosstuneError:
+        root = None
     if root is not None:
         console.print(f"[dim]a data root is set ({root}); the quickstart still uses the embedded set. For the real "
                       "sets: crosstune run experiments/replication_cpu.yaml --out DIR[/dim]")

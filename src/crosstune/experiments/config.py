@@ -54,7 +54,7 @@ class ConsistencySuite(StrictModel):
     mode: Literal["loglik", "generate"] = "loglik"
     limit: int | None = Field(None, gt=0)
     prompt: str | None = None
-    data_files: dict[str, str] = {}  # task -> data file (e.g. "{demo}/mc.jsonl")
+    data_files: dict[str, str] = {}  # task (as listed, or its name) -> data file, e.g. {demo_mc: "{demo}/mc.jsonl"}
     batch_size: int = Field(32, gt=0)
     n_boot: int = Field(1000, ge=0)
 

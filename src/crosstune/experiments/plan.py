@@ -33,8 +33,10 @@ def expand_placeholders(value: Any, data_root: Path | None) -> Any:
     if isinstance(value, str):
         if "{data_root}" in value:
             if data_root is None:
-                raise CrosstuneError(f"{value!r} uses {{data_root}} but no data root is set "
-                                     "(set CROSSTUNE_DATA or pass --data-root)")
+                env = os.environ.get("CROSSTUNE_DATA")
+                why = f"$CROSSTUNE_DATA={env} is not a folder" if env else "no data root is set"
+                raise CrosstuneError(f"{value!r} uses {{data_root}} but {why} "
+                                     "(export CROSSTUNE_DATA=DIR or pass --data-root DIR)")
             value = value.replace("{data_root}", str(data_root))
         return value.replace("{demo}", str(demo_dir()))
     if isinstance(value, list):
@@ -177,20 +179,23 @@ def _check_suite(name: str, suite, data_root: Path | None) -> dict:
         from crosstune.eval.tasks import load_items, load_task
 
         files = expand_placeholders(suite.data_files, data_root)
-        stray = [t for t in files if t not in suite.tasks]
-        if stray:
-            raise CrosstuneError(f"eval.{name}.data_files: {stray} are not in tasks {suite.tasks}")
-        loaded = {}
+        loaded, used = {}, set()
         for task in suite.tasks:
             try:
-                cfg = load_task(expand_placeholders(task, data_root),
-                                [f"data_files={json.dumps(files[task])}"] if task in files else None)
+                cfg = load_task(expand_placeholders(task, data_root))
+                key = task if task in files else cfg.name if cfg.name in files else None
+                if key is not None:  # a data file given in the experiment (absolute: no data root needed)
+                    used.add(key)
+                    cfg = load_task(expand_placeholders(task, data_root), [f"data_files={json.dumps(files[key])}"])
                 items = load_items(cfg, suite.languages, suite.prompt, suite.limit, data_root=data_root)
             except CrosstuneError as e:
                 raise CrosstuneError(f"eval.{name}: {e}") from None
             if cfg.name in loaded:
                 raise CrosstuneError(f"eval.{name}: two tasks are named {cfg.name!r}")
             loaded[cfg.name] = (cfg, items)
+        stray = sorted(set(files) - used)
+        if stray:
+            raise CrosstuneError(f"eval.{name}.data_files: {stray} name no task of {suite.tasks}")
         return {"tasks": loaded}
     if isinstance(suite, GenerationSuite):
         from crosstune.experiments.generation import check_generation_suite
@@ -297,11 +302,12 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
 
 
 def data_root_from_env(explicit: Path | None = None) -> Path | None:
-    """--data-root, else $CROSSTUNE_DATA, else crosstune.paths.data_root() when it exists; None if absent."""
-    if explicit is not None:
-        return explicit
-    if os.environ.get("CROSSTUNE_DATA"):
-        return Path(os.environ["CROSSTUNE_DATA"]).expanduser()
+    """--data-root (must exist), else $CROSSTUNE_DATA when it is a folder, else None."""
     from crosstune.paths import data_root
 
-    return data_root()
+    if explicit is not None:
+        return data_root(explicit)
+    try:
+        return data_root()
+    except CrosstuneError:  # a stale $CROSSTUNE_DATA only matters to experiments that use {data_root}
+        return None
