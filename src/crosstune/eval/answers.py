@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 # "The answer is 11." in the MGSM exemplars' languages (en de es fr ru zh ja th sw bn te); the last hit wins
-_ANSWER_IS = re.compile(r"(answer is|Antwort ist|respuesta es|réponse est|Ответ —|Ответ:|答案是|答えは|คำตอบคือ|"
+_ANSWER_IS = re.compile(r"(answer is|Antwort ist|Antwort lautet|respuesta es|réponse est|Ответ —|Ответ:|答案是|答えは|คำตอบคือ|"
                         r"jibu ni|উত্তর হল|సమాధానం)", re.IGNORECASE)
 
 
