@@ -2,10 +2,10 @@
 filter drops goes to an exclusion sink with its reason (never silently).
 
     sink = ExclusionSink()
-    rows = recipe_rows
-    for block in filters:
-        rows = block.run(rows, sink)
-    kept = list(rows)
+    kept = list(run_blocks(filters, recipe_rows, sink))  # or: rows = block.run(rows, sink) per block
+
+`run_blocks` gives the same rows, counters and exclusions in the same order as chaining `block.run`, but runs
+each stretch of plain filters (and the batch filter ending it) as one loop, not one generator per block.
 """
 
 from __future__ import annotations
@@ -169,3 +169,61 @@ class Quota(Block):
         out["quotas"] = dict(self.quotas)
         out["short"] = self.shortfall()
         return out
+
+
+def run_blocks(blocks: list[Block], rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
+    """`rows` through `blocks` in order: the same result as `rows = block.run(rows, sink)` per block (rows are
+    pulled lazily as before, so a `Quota` still stops pulling), with consecutive filters fused into one loop."""
+    stream, i = rows, 0
+    while i < len(blocks):
+        j = i
+        while j < len(blocks) and type(blocks[j]).run is Filter.run:
+            j += 1
+        batch = blocks[j] if j < len(blocks) and type(blocks[j]).run is BatchFilter.run else None
+        if j == i and batch is None:
+            stream, i = blocks[i].run(stream, sink), i + 1
+        else:
+            stream, i = _fused(blocks[i:j], batch, stream, sink), j + (batch is not None)
+    return stream
+
+
+def _fused(plain: list[Filter], batch: BatchFilter | None, rows: Iterable[Row], sink: ExclusionSink
+           ) -> Iterator[Row]:
+    """Plain filters checked one after another per row; survivors gathered for `batch` (when given) exactly as
+    `BatchFilter.run` gathers them, prepared, checked and yielded."""
+    checks = [(f, f.check) for f in plain]
+    buf: list[Row] = []
+    size = batch.batch_size if batch is not None else 0
+    for row in rows:
+        for f, check in checks:
+            f.n_in += 1
+            verdict = check(row)
+            if verdict is not None:
+                f.stats["dropped:" + verdict[0]] += 1
+                sink.add(row.example.id, verdict[0], f.name, verdict[1])
+                break
+            f.n_out += 1
+        else:
+            if batch is None:
+                yield row
+                continue
+            buf.append(row)
+            if len(buf) >= size:
+                yield from _checked(batch, buf, sink)
+                buf = []
+    if buf:
+        yield from _checked(batch, buf, sink)
+
+
+def _checked(f: BatchFilter, batch: list[Row], sink: ExclusionSink) -> Iterator[Row]:
+    f.prepare(batch)
+    check, name, stats = f.check, f.name, f.stats
+    for row in batch:
+        f.n_in += 1
+        verdict = check(row)
+        if verdict is None:
+            f.n_out += 1
+            yield row
+        else:
+            stats["dropped:" + verdict[0]] += 1
+            sink.add(row.example.id, verdict[0], name, verdict[1])

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from crosstune.config import StrictModel, apply_overrides, config_hash, read_yaml, validate
-from crosstune.data.blocks import ExclusionSink, Quota, Row
+from crosstune.data.blocks import ExclusionSink, Quota, run_blocks
 from crosstune.data.filters import FiltersConfig, make_filters
 from crosstune.data.io import dumps_row
 from crosstune.data.recipes import get_recipe
@@ -162,20 +162,19 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
     sink = ExclusionSink(partial["exclusions.jsonl"])
     spool = RowSpool(out / "train.jsonl.spool")
     try:
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         blocks = make_filters(cfg.filters, recipe.languages(plan.params))
         if isinstance(rows_iter, Budgeted):  # fixed budget: refill filtered rows from the candidate stream
             blocks.append(Quota(rows_iter.quotas))
             rows_iter = rows_iter.rows
-        stream = rows_iter
-        for block in blocks:
-            stream = block.run(stream, sink)
         counts = Counts()
-        for row in stream:  # kept rows go to disk as they come, as their final bytes
+        add = spool.add
+        for row in run_blocks(blocks, rows_iter, sink):  # kept rows go to disk as they come, as their final bytes
             counts.add(row.example.meta)
-            spool.add(encode_row(row.example))
+            add(encode_row(row.example))
         sink.close()
         timings["build_s"] = time.perf_counter() - t1
+        timings["build_cpu_s"] = time.process_time() - c1
         for block in blocks:
             if block.name == "langid":
                 timings["langid_s"] = getattr(block, "seconds", 0.0)
@@ -184,10 +183,10 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
         reports = {b.name: b.report() for b in blocks}
         # the filters' state (dedup keys, language-ID memo) and the corpus are done with: free them before the
         # shuffle allocates its arrays, so the peak is the larger of the two phases, not their sum
-        blocks = block = stream = rows_iter = None  # noqa: F841
+        blocks = block = rows_iter = None  # noqa: F841
         corpus = data = _release(corpus if recipe.uses_sources else None)
 
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         order = np.random.default_rng(cfg.seed).permutation(len(spool)) if cfg.shuffle else None
         spool.finish(partial["train.jsonl"], order)
         manifest = {
@@ -202,6 +201,7 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
         for name, path in partial.items():  # every file appears complete, or not at all
             os.replace(path, out / name)
         timings["write_s"] = time.perf_counter() - t2
+        timings["write_cpu_s"] = time.process_time() - c2
     except BaseException:
         sink.close()
         spool.discard()

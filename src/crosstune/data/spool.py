@@ -27,7 +27,6 @@ class RowSpool:
         self.bucket_bytes = bucket_bytes
         self._file = open(self.path, "wb", buffering=1 << 20)
         self.lengths = array("q")
-        self.size = 0
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -35,7 +34,11 @@ class RowSpool:
     def add(self, line: bytes) -> None:
         self._file.write(line)
         self.lengths.append(len(line))
-        self.size += len(line)
+
+    @property
+    def size(self) -> int:
+        """Bytes spooled so far."""
+        return int(np.frombuffer(self.lengths, dtype=np.int64).sum()) if self.lengths else 0
 
     def finish(self, dest: str | Path, order: np.ndarray | None) -> int:
         """Write the rows to `dest` (in `order`, or as spooled when None) and delete the spool file."""

@@ -53,11 +53,11 @@ class LangIdFilter(BatchFilter):
     FRONT_SIZE = 100_000
 
     def prepare(self, batch: list[Row]) -> None:
-        front = self.front
+        front, sides = self.front, self.sides
         if len(front) > self.FRONT_SIZE:
             front.clear()
         texts = list(dict.fromkeys(t for row in batch for side, t, _ in row.checks
-                                   if side in self.sides and t not in front))
+                                   if side in sides and t not in front))
         if not texts:
             return
         keys = [text_digest(t) for t in texts]
@@ -86,11 +86,12 @@ class LangIdFilter(BatchFilter):
 
     def check(self, row: Row) -> tuple[str, str] | None:
         verdict = None
+        outcomes, front = self.outcomes, self.front
         for side, text, declared in row.checks:
-            counts = self.outcomes.get(side)
+            counts = outcomes.get(side)
             if counts is None:  # a side this filter does not check
                 continue
-            tag, conf = self.front[text]
+            tag, conf = front[text]
             if tag is None or conf < self.min_confidence:
                 counts[UNDETERMINED] += 1
                 if self.cfg.drop_undetermined and verdict is None:

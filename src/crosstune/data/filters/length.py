@@ -20,13 +20,17 @@ class LengthFilter(Filter):
     def __init__(self, cfg: LengthConfig):
         super().__init__()
         self.cfg = cfg
+        self.sides = frozenset(cfg.sides)
 
     def check(self, row: Row) -> tuple[str, str] | None:
+        lo, hi, sides = self.cfg.min_chars, self.cfg.max_chars, self.sides
         for m in row.example.messages:
-            if m.role not in self.cfg.sides:
+            if m.role not in sides:
                 continue
             c = m.content
             n = len(c) if c and not (c[0].isspace() or c[-1].isspace()) else len(c.strip())
+            if lo <= n <= hi:
+                continue
             if n < self.cfg.min_chars:
                 return "too_short", f"{m.role}: {n} chars < {self.cfg.min_chars}"
             if n > self.cfg.max_chars:
