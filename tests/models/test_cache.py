@@ -75,13 +75,13 @@ def _writer(path: str, start: int) -> None:
 
 def test_concurrent_writers(tmp_path):
     path = str(tmp_path / "c.sqlite")
-    procs = [mp.get_context("spawn").Process(target=_writer, args=(path, s)) for s in (0, 200)]
+    procs = [mp.get_context("spawn").Process(target=_writer, args=(path, s)) for s in (0, 200, 400, 600)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    assert len(CallCache(path)) == 400
+    assert len(CallCache(path)) == 800
 
 
 def test_key_is_stable():

@@ -42,10 +42,24 @@ class CallCache:
         self.path = Path(path) if path else default_cache_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-                         "kind TEXT, created REAL)")
+        self._init_schema()
+
+    def _init_schema(self, patience: float = 60.0) -> None:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is locked" at once
+        # (without its busy timeout) when another process is doing the same: retry with backoff.
+        deadline, wait = time.monotonic() + patience, 0.01
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                                 "kind TEXT, created REAL)")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(wait)
+                wait = min(wait * 2, 0.5)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         keys = list(dict.fromkeys(keys))
