@@ -25,7 +25,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from crosstune.data.build import plan_build, run_build  # noqa: E402
-from crosstune.data.io import alpaca_user_text  # noqa: E402
+from crosstune.data.formats import alpaca_user_text  # noqa: E402
 from crosstune.data.langid import get_detector, same_base_language  # noqa: E402
 from crosstune.data.recipes.sources import load_corpus  # noqa: E402
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from crosstune.data.io import alpaca_user_text, write_examples
+from crosstune.data.formats import alpaca_user_text
+from crosstune.data.io import write_examples
 from crosstune.data.schema import Example, Message
 from tests.data.synthetic import alpaca_items
 

@@ -9,7 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crosstune.data.io import detect_format, read_rows, row_to_example
+from crosstune.data.formats import detect_format, row_to_example
+from crosstune.data.io import read_rows
 from crosstune.errors import CrosstuneError, where
 
 TEXT_LISTS = {"messages": ("role", "content"), "conversations": ("from", "value")}

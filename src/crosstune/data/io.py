@@ -2,7 +2,7 @@
 in JSON, JSONL (gzip too), Parquet and HF datasets (local folder, or hub name when online).
 
 Reading is two steps, kept apart: `read_rows` yields raw dicts with their location, `row_to_example`
-turns one row into an `Example`. Every problem names the file and line.
+turns one row into an `Example` (`crosstune.data.formats`). Every problem names the file and line.
 """
 
 from __future__ import annotations
@@ -17,22 +17,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from crosstune.data.formats import (FORMATS, detect_format, example_to_row, json_kind, nested_row, require_pair,
+                                    row_to_example)
 from crosstune.data.jsontext import array_element, parse_json
-from crosstune.data.schema import Example, Message
+from crosstune.data.schema import Example
 from crosstune.errors import CrosstuneError, where
 from crosstune.languages import normalize
-
-FORMATS = ("auto", "alpaca", "sharegpt", "openai", "prompt_response", "crosstune")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "model": "assistant", "system": "system", "bot": "assistant"}
-
 
 _WS = re.compile(r"[ \t\n\r]*")
 _GZIP_ERRORS = (OSError, EOFError, zlib.error)  # truncated or corrupt gzip; BadGzipFile is an OSError
 
 
 def _not_a_row(loc: str, value: Any) -> CrosstuneError:
-    return CrosstuneError(f"{loc}: expected a JSON object (one row), got {_kind(value)}")
+    return CrosstuneError(f"{loc}: expected a JSON object (one row), got {json_kind(value)}")
 
 
 def _decode_error(path: Path, line: int | None, exc: UnicodeDecodeError) -> CrosstuneError:
@@ -109,7 +106,7 @@ def _read_json(path: Path) -> Iterator[tuple[int, dict]]:
                 raise _not_a_row(f"{path} field '{key}' row {i + 1}", row)
             yield i + 1, row
         return
-    raise CrosstuneError(f"{path}: expected a JSON array of rows, got {_kind(data)}")
+    raise CrosstuneError(f"{path}: expected a JSON array of rows, got {json_kind(data)}")
 
 
 def _looks_like_jsonl(text: str) -> bool:
@@ -250,124 +247,6 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
     raise CrosstuneError(f"{p}: unknown file type; expected .json, .jsonl, .jsonl.gz, .parquet or a HF dataset folder")
 
 
-def nested_row(row: dict, prefix: str) -> dict | None:
-    """`prefix` "pt." reads the object under key "pt" (the layout `crosstune data translate` writes:
-    `{"id", "en": {...}, "pt": {...}}`), keeping the row's id; None when the row has no such language."""
-    sub = row.get(prefix[:-1])
-    if not isinstance(sub, dict):
-        return None
-    return {"id": row["id"], **sub} if "id" in row and "id" not in sub else sub
-
-
-def detect_format(row: dict, prefix: str = "") -> str:
-    if prefix.endswith("."):
-        row, prefix = nested_row(row, prefix) or {}, ""
-    keys = set(row)
-    if "messages" in keys and "id" in keys and isinstance(row.get("meta", {}), dict) and "meta" in keys:
-        return "crosstune"
-    if "messages" in keys:
-        return "openai"
-    if "conversations" in keys:
-        return "sharegpt"
-    if f"{prefix}instruction" in keys and f"{prefix}output" in keys:
-        return "alpaca"
-    if f"{prefix}prompt" in keys and f"{prefix}response" in keys:
-        return "prompt_response"
-    raise CrosstuneError(f"cannot tell the row format from fields {sorted(keys)}; expected alpaca "
-                         "(instruction/input/output), sharegpt (conversations), openai (messages) or prompt/response")
-
-
-def _text(row: dict, key: str, loc: str, required: bool = True) -> str:
-    if key not in row or row[key] is None:
-        if required:
-            raise CrosstuneError(f"{loc}: missing field '{key}'")
-        return ""
-    value = row[key]
-    if not isinstance(value, str):
-        raise CrosstuneError(f"{loc} field '{key}': expected a string, got {_kind(value)}")
-    return value
-
-
-def alpaca_user_text(instruction: str, inp: str) -> str:
-    return f"{instruction}\n\n{inp}" if inp.strip() else instruction
-
-
-def _messages_from_list(items: Any, loc: str, role_key: str, text_key: str, roles: dict | None) -> list[Message]:
-    if not isinstance(items, list) or not items:
-        raise CrosstuneError(f"{loc}: expected a non-empty list of messages, got {_kind(items)}")
-    out = []
-    for j, m in enumerate(items):
-        if not isinstance(m, dict) or role_key not in m or text_key not in m:
-            raise CrosstuneError(f"{loc} message {j}: expected an object with '{role_key}' and '{text_key}'")
-        raw_role = m[role_key]
-        role = (roles.get(raw_role) if roles else raw_role) if isinstance(raw_role, str) else None
-        if role not in ("system", "user", "assistant"):
-            raise CrosstuneError(f"{loc} message {j} field '{role_key}': unknown role {raw_role!r}")
-        text = m[text_key]
-        if not isinstance(text, str):
-            raise CrosstuneError(f"{loc} message {j} field '{text_key}': expected a string, got {_kind(text)}")
-        lang = m.get("language")
-        if lang is not None and not isinstance(lang, str):
-            raise CrosstuneError(f"{loc} message {j} field 'language': expected a language code, got {_kind(lang)}")
-        if lang:
-            try:
-                lang = normalize(lang)
-            except CrosstuneError as e:
-                raise CrosstuneError(f"{loc} message {j} field 'language': {e}") from None
-        out.append(Message(role, text, lang or None))
-    return out
-
-
-def _require_pair(ex: Example, loc: str) -> Example:
-    """An instruction example needs a user turn and an assistant turn after it."""
-    last = next((i for i in range(len(ex.messages) - 1, -1, -1) if ex.messages[i].role == "assistant"), -1)
-    if last < 0 or not any(m.role == "user" for m in ex.messages[:last]):
-        raise CrosstuneError(f"{loc}: expected a user message followed by an assistant message")
-    return ex
-
-
-def _kind(value: Any) -> str:
-    return {list: "a JSON array", dict: "an object", str: "a string", int: "a number", float: "a number",
-            bool: "true/false", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def row_to_example(row: dict, fmt: str, loc: str, *, index: int, language: str | None = None,
-                   prefix: str = "", source: str | None = None, id_field: str | None = None) -> Example:
-    """One raw row -> `Example`. `prefix` selects columns like `en_instruction` in parallel files."""
-    meta: dict[str, Any] = {}
-    if fmt == "crosstune":
-        if "id" not in row:
-            raise CrosstuneError(f"{loc}: missing field 'id'")
-        msgs = _messages_from_list(row.get("messages"), loc, "role", "content", None)
-        for m in msgs:
-            m.language = m.language or language
-        meta = row.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise CrosstuneError(f"{loc} field 'meta': expected an object, got {_kind(meta)}")
-        return Example(id=str(row["id"]), messages=msgs, source=row.get("source"), meta=dict(meta))
-    if fmt == "alpaca":
-        instr = _text(row, f"{prefix}instruction", loc)
-        inp = _text(row, f"{prefix}input", loc, required=False)
-        out = _text(row, f"{prefix}output", loc)
-        meta["fields"] = {"instruction": instr, "input": inp}
-        msgs = [Message("user", alpaca_user_text(instr, inp), language), Message("assistant", out, language)]
-    elif fmt == "prompt_response":
-        prompt = _text(row, f"{prefix}prompt", loc)
-        msgs = [Message("user", prompt, language), Message("assistant", _text(row, f"{prefix}response", loc), language)]
-        meta["fields"] = {"instruction": prompt, "input": ""}
-    elif fmt == "sharegpt":
-        msgs = _messages_from_list(row.get("conversations"), loc, "from", "value", SHAREGPT_ROLES)
-    elif fmt == "openai":
-        msgs = _messages_from_list(row.get("messages"), loc, "role", "content", None)
-    else:
-        raise CrosstuneError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if language:
-        for m in msgs:
-            m.language = m.language or language
-    rid = row.get(id_field) if id_field else row.get("id")
-    return Example(id=str(rid) if rid is not None else str(index), messages=msgs, source=source, meta=meta)
-
-
 def read_examples(path: str | Path, fmt: str = "auto", *, language: str | None = None, prefix: str = "",
                   id_field: str | None = None) -> Iterator[Example]:
     """Read a file of any supported format into `Example`s; ids default to the 0-based row index."""
@@ -387,22 +266,8 @@ def read_examples(path: str | Path, fmt: str = "auto", *, language: str | None =
                 chosen = detect_format(row, prefix)
             except CrosstuneError as e:
                 raise CrosstuneError(f"{loc}: {e}") from None
-        yield _require_pair(row_to_example(row, chosen, loc, index=index, language=lang,
+        yield require_pair(row_to_example(row, chosen, loc, index=index, language=lang,
                                            prefix="" if nested else prefix, source=str(path), id_field=id_field), loc)
-
-
-def example_to_row(ex: Example, fmt: str) -> dict:
-    if fmt == "crosstune":
-        return ex.to_dict()
-    if fmt == "openai":
-        return {"messages": [{"role": m.role, "content": m.content} for m in ex.messages]}
-    if fmt == "sharegpt":
-        back = {"user": "human", "assistant": "gpt", "system": "system"}
-        return {"conversations": [{"from": back[m.role], "value": m.content} for m in ex.messages]}
-    if fmt == "alpaca":
-        fields = ex.meta.get("fields") or {"instruction": ex.instruction.content, "input": ""}
-        return {"instruction": fields["instruction"], "input": fields["input"], "output": ex.response.content}
-    raise CrosstuneError(f"cannot write format {fmt!r}; expected crosstune, openai, sharegpt or alpaca")
 
 
 _ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=False, separators=(", ", ": "))

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from crosstune.data.io import alpaca_user_text, read_rows, row_to_example
+from crosstune.data.formats import alpaca_user_text, row_to_example
+from crosstune.data.io import read_rows
 from crosstune.errors import CrosstuneError, where
 from crosstune.languages import normalize
 

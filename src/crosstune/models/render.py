@@ -18,7 +18,7 @@ the response. `prompt_ids` encodes a prompt with the BOS rule training uses.
 from __future__ import annotations
 
 from crosstune.console import console
-from crosstune.data.io import alpaca_user_text
+from crosstune.data.formats import alpaca_user_text
 from crosstune.data.schema import Example, Message
 from crosstune.errors import CrosstuneError
 

@@ -16,7 +16,7 @@ from pydantic import field_validator
 
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
-from crosstune.data.io import alpaca_user_text
+from crosstune.data.formats import alpaca_user_text
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import Volume, draw_indices, languages_field, make_row, resolve_volume
 from crosstune.data.recipes.sources import Corpus

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BeforeValidator
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
-from crosstune.data.io import alpaca_user_text
+from crosstune.data.formats import alpaca_user_text
 from crosstune.data.schema import Example, Message
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import field_validator, model_validator
 
 from crosstune.data.blocks import Row
-from crosstune.data.io import alpaca_user_text
+from crosstune.data.formats import alpaca_user_text
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import (Marking, Volume, draw_indices, language_name, languages_field,
                                            make_row, marked_user_text, resolve_volume)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Literal
 
 from crosstune.config import StrictModel
-from crosstune.data.io import detect_format, read_examples, read_rows
+from crosstune.data.formats import detect_format
+from crosstune.data.io import read_examples, read_rows
 from crosstune.data.parallel import ParallelCorpus, example_fields, is_empty
 from crosstune.data.schema import Example
 from crosstune.errors import CrosstuneError

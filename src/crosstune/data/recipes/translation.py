@@ -15,7 +15,8 @@ from pydantic import field_validator
 
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
-from crosstune.data.io import alpaca_user_text, read_lines, read_rows
+from crosstune.data.formats import alpaca_user_text
+from crosstune.data.io import read_lines, read_rows
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import Volume, draw_indices, language_name, make_row, resolve_volume
 from crosstune.data.recipes.sources import file_sha256, resolve_path
