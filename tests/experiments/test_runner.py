@@ -123,6 +123,12 @@ def test_a_crashing_stage_is_recorded_and_the_others_kept(tmp_path, tiny_model_d
     ({"baseline": "nobody"}, "baseline 'nobody' is not an arm"),
     ({"evall": {}}, "unknown key 'evall'"),
     ({"data/crossin/overrides": {"recipe.modes": {"base": "${missing}"}}}, "${missing} is used but not defined"),
+    ({"eval/side": {"kind": "judge", "generations": "mc"}}, "eval.side.generations: 'mc' is not a generation suite"),
+    ({"eval/side": {"kind": "judge", "generations": "fid", "reference": "gpt"}},
+     "eval.side.reference 'gpt' is not an arm"),
+    ({"eval/side": {"kind": "judge", "generations": "fid", "conditions": ["zh:tag:en"]}},
+     "['zh:tag:en'] are not conditions of eval.fid (en:answer_in:zh)"),
+    ({"eval/side": {"kind": "judge", "generations": "fid", "protocol": "mt-bench"}}, "'pinch' or 'xinstruct'"),
 ])
 def test_bad_experiment_files_fail_before_any_work(tmp_path, tiny_model_dir, isolated_env, change, message):
     from crosstune.experiments.runner import run_experiment

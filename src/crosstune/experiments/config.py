@@ -10,6 +10,8 @@ train:                                  # name -> a training config (+ overrides
   lora: {config: configs/train/lora_smollm2_cpu.yaml, overrides: {max_steps: 50}}
 eval:                                   # name -> an evaluation suite run on every model
   mmlu: {kind: consistency, tasks: [cross_mmlu], languages: [en, zh, vi, es], limit: 50}
+  hplt: {kind: generation, prompts: ["zh={data_root}/hplt_oasst_multilingual_test/test_zh.jsonl"], limit: 20}
+  side_by_side: {kind: judge, generations: hplt, judge: "openai:judge@http://127.0.0.1:8080/v1"}
 sweep:                                  # <data|train>.<entry>.<dotted key> -> values; one variant per value
   data.pinch.recipe.percent: [0, 1, 10, 50]
 ```
@@ -81,7 +83,25 @@ class GenerationSuite(StrictModel):
     n_boot: int = Field(1000, ge=0)
 
 
-Suite = Annotated[Union[ConsistencySuite, GenerationSuite], Field(discriminator="kind")]
+class JudgeSuite(StrictModel):
+    """Pairwise LLM judging (crosstune.eval.judge) of every arm's generations against a reference arm's, each pair
+    in both orders, through the call cache: score per language with intervals, position bias, parse failures."""
+
+    kind: Literal["judge"]
+    generations: str  # a generation suite of this experiment: its responses are what is judged
+    judge: str = "default"  # the judge model: 'default', a HF folder, .gguf, hub id, or openai:MODEL@BASE_URL
+    protocol: Literal["pinch", "xinstruct"] = "pinch"  # side-by-side preference, or 0-10 scores
+    reference: str | None = None  # the arm whose responses are B (default: the experiment's baseline)
+    conditions: list[str] | None = None  # generation conditions to judge, as labelled in results (default: all)
+    prompt: str | None = None  # a judge prompt file ({lang}, {instruction}, {output1}, {output2})
+    gate: Literal["auto", "on", "off"] = "auto"  # language gate for the headline score (both always reported)
+    lid: str = "pycld2"
+    limit: int | None = Field(None, gt=0)  # pairs per language
+    max_new_tokens: int | None = Field(None, gt=0)
+    n_boot: int = Field(1000, ge=1)
+
+
+Suite = Annotated[Union[ConsistencySuite, GenerationSuite, JudgeSuite], Field(discriminator="kind")]
 
 
 class Experiment(StrictModel):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crosstune.errors import CrosstuneError
-from crosstune.experiments.config import ConsistencySuite, Experiment, GenerationSuite
+from crosstune.experiments.config import ConsistencySuite, Experiment, GenerationSuite, JudgeSuite
 
 UNTUNED = "untuned"
 
@@ -215,6 +215,8 @@ def _suite_inputs(loaded: dict) -> dict:
 
 
 def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None) -> Plan:
+    from crosstune.experiments.judging import check_judge_suite, judge_reference
+
     source = Path(source)
     exp_dir = source.resolve().parent
     src = str(source)
@@ -241,7 +243,10 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
         stage.dir = Path("stages") / stage.kind / f"{_safe(stage.name.split('/', 1)[1])}-{stage.key[:10]}"
         return stages.setdefault(stage.name, stage)
 
-    suites = {name: (suite, _check_suite(name, suite, data_root)) for name, suite in exp.eval.items()}
+    suites = {name: (suite, _check_suite(name, suite, data_root)) for name, suite in exp.eval.items()
+              if not isinstance(suite, JudgeSuite)}
+    judges = {name: (suite, check_judge_suite(name, suite, exp)) for name, suite in exp.eval.items()
+              if isinstance(suite, JudgeSuite)}
     data_variants = {e: _variants(exp, "data", e) for e in exp.data}
     train_variants = {e: _variants(exp, "train", e) for e in exp.train}
     used_data = {a.data for a in arm_specs} | {t.eval_data for t in exp.train.values() if t.eval_data}
@@ -285,12 +290,6 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
             arm = ArmPlan(name, dv, tv, params, {"data": a.data, "train": a.train}, tstage.name)
             add_evals(arm, {"train": tstage.key}, [tstage.name])
             arms.append(arm)
-    # run order: data, then every training stage, then the evaluations suite by suite (in file order), so a
-    # partial run already compares every arm on the first suites
-    suite_rank = {n: i for i, n in enumerate(exp.eval)}
-    kind_rank = {"data": 0, "train": 1, "eval": 2}
-    order = sorted(stages.values(), key=lambda st: (kind_rank[st.kind], suite_rank.get(st.settings.get("suite"), -1)))
-    stages = {st.name: st for st in order}
     names = [a.name for a in arms]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -298,6 +297,26 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
     baseline = exp.baseline or (UNTUNED if exp.untuned else names[0] if names else "")
     if baseline and baseline not in names:
         raise CrosstuneError(f"{src}: baseline {baseline!r} is not an arm; arms: {', '.join(names)}")
+    for jname, (suite, loaded) in judges.items():  # each arm's generations vs the reference arm's
+        ref = next(a for a in arms if a.name == judge_reference(jname, suite, names, baseline, src))
+        ref_stage = ref.eval_stages[suite.generations]
+        for arm in arms:
+            if arm is ref:
+                continue
+            gen_stage = arm.eval_stages[suite.generations]
+            st = add(Stage("eval", f"eval/{jname}/{arm.name}", {"suite": jname, **suite.model_dump(
+                           mode="json", exclude_defaults=True), "kind": "judge", "conditions": loaded["conditions"],
+                           "prompt": loaded["prompt_text"], "reference": ref.name}, [gen_stage, ref_stage],
+                           payload={"suite": suite, "loaded": loaded, "arm": arm.name, "reference": ref.name,
+                                    "arm_stage": gen_stage, "reference_stage": ref_stage}))
+            arm.eval_stages[jname] = st.name
+    # run order: data, then every training stage, then the evaluations suite by suite (in file order; judges after
+    # the generations they read), so a partial run already compares every arm on the first suites
+    suite_rank = {n: i for i, n in enumerate(exp.eval)}
+    kind_rank = {"data": 0, "train": 1, "eval": 2}
+    order = sorted(stages.values(), key=lambda st: (kind_rank[st.kind], st.settings.get("kind") == "judge",
+                                                    suite_rank.get(st.settings.get("suite"), -1)))
+    stages = {st.name: st for st in order}
     return Plan(exp, source, stages, arms, baseline, list(exp.sweep))
 
 

@@ -68,6 +68,10 @@ def run_eval(stage: Stage, ctx: Context, deps: dict[str, dict]) -> dict:
     from crosstune.experiments.config import ConsistencySuite
 
     suite = stage.payload["suite"]
+    if stage.settings.get("kind") == "judge":
+        from crosstune.experiments.judging import run_judge_suite
+
+        return run_judge_suite(stage, ctx, deps)
     if isinstance(suite, ConsistencySuite):
         return _consistency(stage, ctx, suite, _model_spec(stage, ctx, deps))
     from crosstune.experiments.generation import run_generation_suite

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from crosstune.report import plots
-from crosstune.report.tables import (Report, category, failure_rows, fidelity_rows, heldout_rows, language_rows, load_report,
-                                     main_rows, markdown_table, read_jsonl, significance, significance_rows, wilson)
+from crosstune.report.tables import (Report, category, condition_name, failure_rows, fidelity_rows, heldout_rows,
+                                     judge_rows, language_rows, load_report, main_rows, markdown_table, read_jsonl,
+                                     significance, significance_rows, wilson)
 
 
 def _slug(*parts: str) -> str:
@@ -100,6 +101,25 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
                 f"{suite}: response-language confusion", "Rows: the prompt set and the language the response should "
                 "be in; columns: the language detected (unknown: no confident detection; other: any language that is "
                 "neither expected nor English). The diagonal is fidelity.", wide=True)
+    for suite, label in rep.judges:
+        series, ref = [], None
+        for arm in rep.arms:
+            j = rep.judge(arm, suite, label)
+            if not j:
+                continue
+            ref = j.get("reference")
+            bars = {lang: (v["score"] / 100, *[c / 100 for c in (v.get("ci95") or (v["score"], v["score"]))])
+                    for lang, v in j["per_language"].items() if v.get("score") is not None}
+            if j.get("score") is not None:
+                bars["all"] = (j["score"] / 100, *[c / 100 for c in (j.get("ci95") or (j["score"], j["score"]))])
+            series.append((arm["arm"], bars))
+        if series:
+            add(plots.grouped_bars(series, fig_dir / f"judge_{_slug(suite, label)}.png",
+                                   f"{suite} ({condition_name(label)}): judged against {ref}", "score (win 1, tie .5)",
+                                   chance=0.5),
+                f"{suite}: LLM judge vs {ref}", "Share of pairs the judge preferred the arm's response to the "
+                f"reference arm's ({ref}), ties counting half, each pair judged in both orders; whiskers: 95% "
+                "bootstrap intervals; dashed: parity. The table below gives order flips and parse failures.")
     sweep = rep.meta.get("sweep") or {}
     for param, values in sweep.items():
         if len(values) < 2:
@@ -158,8 +178,8 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
         rows = [(f"{s['arm']} · {s['task']}", s["delta"], s["ci95"][0], s["ci95"][1], s["p"]) for s in sig]
         add(plots.forest(rows, fig_dir / "significance.png", f"each arm vs {rep.baseline}",
                          "difference in accuracy (paired by item)"),
-            f"significance vs {rep.baseline}", "Points: accuracy difference (mean over languages, paired by item); "
-            "lines: 95% bootstrap intervals; filled: p < 0.05 in a paired sign-flip test.")
+            f"significance vs {rep.baseline}", "Points: accuracy difference (all languages, paired by item); "
+            "lines: 95% paired bootstrap intervals; filled: p < 0.05 in McNemar's exact test.")
     return figs
 
 
@@ -172,6 +192,11 @@ def _tables(rep: Report, sig: list[dict]) -> list[dict]:
         h, r = fidelity_rows(rep, suite)
         tables.append({"title": f"{suite}: share of responses in the expected language (en→zh: English prompt "
                                 "+ \"Answer in Chinese.\"; zh: a Chinese prompt)", "head": h, "rows": r})
+    for suite, label in rep.judges:
+        h, r = judge_rows(rep, suite, label)
+        ref = next((j["reference"] for a in rep.arms if (j := rep.judge(a, suite, label))), "?")
+        tables.append({"title": f"{suite} ({condition_name(label)}): judge score vs {ref} in % (win 1, tie .5; > 50: "
+                                "the arm is preferred)", "head": h, "rows": r})
     h, r = heldout_rows(rep)
     if r:
         tables.append({"title": "held-out loss per language (before → after tuning)", "head": h, "rows": r})

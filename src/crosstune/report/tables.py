@@ -8,9 +8,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-
 def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of a proportion p over n trials."""
     if n <= 0:
@@ -19,23 +16,6 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def paired_test(diffs: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Mean of per-item differences, its 95% bootstrap interval (items resampled) and a two-sided sign-flip
-    permutation p-value (items' differences flipped at random under H0: no difference)."""
-    diffs = np.asarray(diffs, dtype=float)
-    n = len(diffs)
-    if n == 0:
-        return {"delta": None, "ci95": None, "p": None, "n": 0}
-    rng = np.random.default_rng(seed)
-    boot = diffs[rng.integers(0, n, size=(n_boot, n))].mean(1)
-    obs = abs(diffs.mean())
-    flips = rng.choice([-1.0, 1.0], size=(n_boot, n))
-    null = np.abs((flips * diffs).mean(1))
-    p = (1 + int((null >= obs - 1e-12).sum())) / (n_boot + 1)
-    return {"delta": float(diffs.mean()), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-            "p": float(p), "n": n}
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -52,6 +32,7 @@ class Report:
     baseline: str
     tasks: list[tuple[str, str]] = field(default_factory=list)  # (suite, task)
     generations: list[tuple[str, str]] = field(default_factory=list)  # (suite, condition label)
+    judges: list[tuple[str, str]] = field(default_factory=list)  # (judge suite, condition label)
 
     def stage(self, arm: dict, name: str) -> dict:
         return arm["stages"].get(name, {})
@@ -65,6 +46,9 @@ class Report:
 
     def generation(self, arm: dict, suite: str, label: str) -> dict | None:
         return self.eval_result(arm, suite).get("runs", {}).get(label)
+
+    def judge(self, arm: dict, suite: str, label: str) -> dict | None:
+        return self.eval_result(arm, suite).get("conditions", {}).get(label)
 
     def train(self, arm: dict) -> dict | None:
         return self.stage(arm, arm["model_stage"]).get("result") if arm.get("model_stage") else None
@@ -85,32 +69,37 @@ def load_report(out_dir: Path) -> Report:
             res = rep.eval_result(arm, suite)
             rep.tasks += [(suite, t) for t in res.get("tasks", {}) if (suite, t) not in rep.tasks]
             rep.generations += [(suite, g) for g in res.get("runs", {}) if (suite, g) not in rep.generations]
+            rep.judges += [(suite, g) for g in res.get("conditions", {}) if (suite, g) not in rep.judges]
     return rep
 
 
 def significance(rep: Report, n_boot: int = 2000, seed: int = 0) -> list[dict]:
-    """Each arm vs the baseline on each task: per-item accuracy (mean over languages) differences, paired."""
+    """Each arm vs the baseline on each task (`crosstune.eval.compare`, as `crosstune eval compare`): accuracy
+    difference with a paired bootstrap interval (items resampled with all their languages) and McNemar's exact
+    p, overall and per language."""
+    from crosstune.eval.compare import compare_task
+
     base = next((a for a in rep.arms if a["arm"] == rep.baseline), None)
     out = []
     if base is None:
         return out
     for suite, task in rep.tasks:
-        b = rep.predictions(base, suite, task)
-        if not b:
+        b = rep.task(base, suite, task)
+        if not b or not b.get("per_item"):
             continue
         for arm in rep.arms:
-            if arm["arm"] == rep.baseline:
+            t = rep.task(arm, suite, task)
+            if arm["arm"] == rep.baseline or not t or not t.get("per_item"):
                 continue
-            a = rep.predictions(arm, suite, task)
-            keys = sorted(set(a) & set(b))
-            if not keys:
-                continue
-            items = sorted({k[0] for k in keys})
-            per_item = {i: [] for i in items}
-            for k in keys:
-                per_item[k[0]].append(float(a[k]) - float(b[k]))
-            res = paired_test(np.array([np.mean(v) for v in per_item.values()]), n_boot, seed)
-            out.append({"suite": suite, "task": task, "arm": arm["arm"], "baseline": rep.baseline, **res})
+            res = compare_task(rep.out_dir / Path(b["per_item"]).parent, rep.out_dir / Path(t["per_item"]).parent,
+                               n_boot, seed)
+
+            def short(r: dict) -> dict:
+                return {"delta": r["diff_b_minus_a"], "ci95": r["bootstrap_95"], "p": r["mcnemar_p"], "n": r["n"],
+                        "right_only_arm": r["right_only_b"], "right_only_baseline": r["right_only_a"]}
+
+            out.append({"suite": suite, "task": task, "arm": arm["arm"], "baseline": rep.baseline,
+                        **short(res["overall"]), "per_language": {k: short(v) for k, v in res["per_language"].items()}})
     return out
 
 
@@ -122,7 +111,7 @@ def _ci(ci) -> str:
     return f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
 
 
-def _condition(label: str) -> str:
+def condition_name(label: str) -> str:
     """`en:answer_in:zh` -> `en→zh`; `zh+es+vi:none` -> `zh/es/vi (native)`; `all:none` -> `native`."""
     prompts, directive, *target = label.split(":")
     if directive == "none":
@@ -134,7 +123,8 @@ def main_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
     """One row per arm: status, training, held-out loss, per task Acc/Con3/AC3 (95% CI), fidelity per condition."""
     head = ["arm", *rep.meta.get("sweep", {}).keys(), "status", "rows", "steps", "train loss", "held-out loss"]
     head += [f"{t} {m}" for _, t in rep.tasks for m in ("Acc", "Con3", "AC3")]
-    head += [f"fidelity {_condition(g)}" for _, g in rep.generations]
+    head += [f"fidelity {condition_name(g)}" for _, g in rep.generations]
+    head += [f"{s} {condition_name(g)} (judge, %)" for s, g in rep.judges]
     rows = []
     for arm in rep.arms:
         tr = rep.train(arm) or {}
@@ -150,6 +140,9 @@ def main_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
         for suite, g in rep.generations:
             gen = rep.generation(arm, suite, g) or {}
             r.append(_f(gen.get("overall")) + _ci(gen.get("overall_ci95")))
+        for suite, g in rep.judges:
+            j = rep.judge(arm, suite, g) or {}
+            r.append(_f(j.get("score"), 1) + _ci100(j.get("ci95")) if j else "–")
         rows.append(r)
     return head, rows
 
@@ -206,10 +199,42 @@ def heldout_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
 
 
 def significance_rows(sig: list[dict]) -> tuple[list[str], list[list[str]]]:
-    head = ["task", "arm", "Δ accuracy vs baseline", "95% CI", "p (paired, sign-flip)", "items"]
-    rows = [[f"{s['task']}", s["arm"], f"{s['delta']:+.3f}", _ci(s["ci95"]).strip(),
-             f"{s['p']:.3f}" + (" *" if s["p"] < 0.05 else ""), str(s["n"])] for s in sig]
+    """One row per (task, arm): the overall difference, then each language's (McNemar p; * below 0.05)."""
+    langs: list[str] = []
+    for s in sig:
+        langs += [x for x in s.get("per_language", {}) if x not in langs]
+    head = ["task", "arm", "Δ accuracy vs baseline", "95% CI", "McNemar p", "pairs", *[f"Δ {x} (p)" for x in langs]]
+    rows = []
+    for s in sig:
+        per = s.get("per_language", {})
+        rows.append([s["task"], s["arm"], f"{s['delta']:+.3f}", _ci(s["ci95"]).strip(),
+                     f"{s['p']:.3f}" + (" *" if s["p"] < 0.05 else ""), str(s["n"]),
+                     *[f"{per[x]['delta']:+.3f} ({per[x]['p']:.2f}{' *' if per[x]['p'] < 0.05 else ''})"
+                       if x in per else "–" for x in langs]])
     return head, rows
+
+
+def judge_rows(rep: Report, suite: str, label: str) -> tuple[list[str], list[list[str]]]:
+    """One row per judged arm: score vs the reference per language and overall (95% CI), flip rate, failures."""
+    langs: list[str] = []
+    for arm in rep.arms:
+        langs += [x for x in ((rep.judge(arm, suite, label) or {}).get("per_language") or {}) if x not in langs]
+    head = ["arm", *langs, "all", "pairs", "order flips", "parse failures"]
+    rows = []
+    for arm in rep.arms:
+        j = rep.judge(arm, suite, label)
+        if not j:
+            continue
+        per = j.get("per_language") or {}
+        rows.append([arm["arm"], *[_f(per[x]["score"], 1) + _ci100(per[x].get("ci95")) if x in per else "–"
+                                   for x in langs],
+                     _f(j["score"], 1) + _ci100(j.get("ci95")), str(j["pairs"]), _f(j.get("flip_rate"), 2),
+                     str(j["parse_failures"])])
+    return head, rows
+
+
+def _ci100(ci) -> str:
+    return f" [{ci[0]:.0f}, {ci[1]:.0f}]" if ci else ""
 
 
 def failure_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
