@@ -25,6 +25,10 @@ class LoraSection(StrictModel):
     r: int = Field(16, gt=0)
     alpha: float = 32
     dropout: float = Field(0.05, ge=0, lt=1)
+    # how LoRA dropout masks are drawn (same Bernoulli(dropout) masks in distribution either way):
+    # auto: on a CPU, only the dropped positions (train/dropout.py: ~3x cheaper masks, +46% tokens/s measured);
+    # torch: PEFT's nn.Dropout (bernoulli_ per element), the draws PEFT itself would make
+    dropout_impl: Literal["auto", "torch"] = "auto"
     # CrossIn's list has the typo `p_proj` (so q_proj gets no adapter); we default to the intended list.
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     modules_to_save: list[str] = []  # CrossIn trains `embed_tokens, lm_head` in full

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from crosstune.console import console
 from crosstune.errors import CrosstuneError
 from crosstune.train.config import LoraSection
+from crosstune.train.dropout import use_lora_dropout
 
 
 def _matches(name: str, target: str) -> bool:
@@ -36,7 +39,10 @@ def attach_lora(model, cfg: LoraSection):
     tie = {"ensure_weight_tying": cfg.keep_tied} if cfg.modules_to_save and _tied(model) else {}
     lcfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=present,
                       modules_to_save=cfg.modules_to_save or None, task_type="CAUSAL_LM", **tie)
-    return get_peft_model(model, lcfg)
+    model = get_peft_model(model, lcfg)
+    if cfg.dropout_impl == "auto" and not torch.cuda.is_available():
+        use_lora_dropout(model)
+    return model
 
 
 def _tied(model) -> bool:
