@@ -133,3 +133,27 @@ def test_translate_direction_both(corpus):  # noqa: F811
     assert set(directions) == {("zh", "en"), ("en", "zh")}
     to_zh = next(r for r in rows if r.example.meta["response_language"] == "zh")
     assert to_zh.example.messages[0].content.startswith("Translate the following sentence into Chinese.\n\n")
+
+
+@pytest.mark.parametrize("params", [
+    {"modes": {"base": "all", "en2x": "all", "x2en": "all", "translate": "all"}},
+    {"modes": {"base": 30, "en2x": 40, "x2en": 40, "x2x": 40, "translate": 60}, "translate_direction": "both",
+     "base_languages": ["en", "zh"], "marking": {"tag": ' <{code}> "q"\\ \t'}},
+    {"modes": {"en2x": 30, "x2en": 30, "translate": 30}, "marking": {"style": "directive"},
+     "translate_instruction": 'Render "this" in {language}:\n'},
+    {"modes": {"x2x": 30, "translate": 30}, "marking": {"style": "none"}, "translate_direction": "en2x"},
+])
+def test_prewritten_lines_are_the_generic_encoding(corpus, params):  # noqa: F811
+    # rows that carry their output line (written from escaped corpus fields) give the generic encoder's bytes
+    from crosstune.data.build_encode import encode_row
+    from crosstune.data.io import dumps_row
+
+    rows = rows_of({"languages": ["en", "zh", "vi"], **params}, corpus)
+    lined = [r for r in rows if r.line is not None]
+    assert len(lined) >= (len(rows) if params.get("marking", {}).get("style", "tag") == "tag" else 30)
+    for r in rows:
+        reference = (dumps_row({"id": r.example.id, "messages": [m.to_dict() for m in r.example.messages],
+                                "meta": r.example.meta}) + "\n").encode("utf-8")
+        assert encode_row(r.example) == reference
+        if r.line is not None:
+            assert r.line.encode("utf-8") == reference

@@ -21,10 +21,15 @@ from crosstune.data.schema import Example
 @dataclass(slots=True)
 class Row:
     """An output example plus the raw texts the language-ID filter verifies: (side, text, declared language).
-    Tags and directives are not in `checks`, so they cannot sway the detector."""
+    Tags and directives are not in `checks`, so they cannot sway the detector.
+
+    `line` is the row's output line (JSON text, newline-terminated) when its recipe wrote it from pre-escaped
+    pieces (CrossIn); the writer then uses it instead of encoding `example`. A block that changes `example` must
+    set `line` to None."""
 
     example: Example
     checks: tuple[tuple[str, str, str], ...] = ()
+    line: str | None = None
 
 
 @dataclass

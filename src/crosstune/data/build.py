@@ -25,7 +25,7 @@ import numpy as np
 from crosstune.config import StrictModel, apply_overrides, config_hash, read_yaml, validate
 from crosstune.data.blocks import ExclusionSink, Quota, run_blocks
 from crosstune.data.filters import FiltersConfig, make_filters
-from crosstune.data.io import dumps_row
+from crosstune.data.build_encode import encode_row
 from crosstune.data.recipes import get_recipe
 from crosstune.data.recipes.base import Budgeted
 from crosstune.data.recipes.sources import SourceSpec, load_corpus, resolve_path
@@ -171,7 +171,8 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
         add = spool.add
         for row in run_blocks(blocks, rows_iter, sink):  # kept rows go to disk as they come, as their final bytes
             counts.add(row.example.meta)
-            add(encode_row(row.example))
+            line = row.line
+            add(encode_row(row.example) if line is None else line.encode())
         sink.close()
         timings["build_s"] = time.perf_counter() - t1
         timings["build_cpu_s"] = time.process_time() - c1
@@ -216,17 +217,6 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
 def _release(corpus) -> None:
     if corpus is not None:
         corpus.parallel.close()
-
-
-_STR = json.encoder.encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) itself uses
-
-
-def encode_row(ex) -> bytes:
-    """One output line of `train.jsonl`: `{"id", "messages", "meta"}`, the same bytes as `dumps_row` of that dict
-    (checked in tests) but assembled around the C string encoder: no per-row dicts for the messages."""
-    msgs = ", ".join(f'{{"role": {_STR(m.role)}, "content": {_STR(m.content)}, '
-                     f'"language": {"null" if m.language is None else _STR(m.language)}}}' for m in ex.messages)
-    return f'{{"id": {_STR(ex.id)}, "messages": [{msgs}], "meta": {dumps_row(ex.meta)}}}\n'.encode("utf-8")
 
 
 def _params(params) -> dict:

@@ -1,8 +1,8 @@
 """Language-ID filter: each checked side must be detected as its declared language.
 
 Texts are detected once (memoized by a 128-bit digest of the text in a `DigestMap`, about 25 bytes per distinct
-text however long; a bounded text-keyed front cache skips the digest for texts seen recently): CrossIn reuses
-each source text across modes. Detections below
+text however long; a text-keyed front cache, cleared when its texts pass 64M characters, skips the digest for
+texts seen recently): CrossIn reuses each source text across modes. Detections below
 `min_confidence`, or with no answer (numbers, code, very short text), count as undetermined and are kept unless
 `drop_undetermined`. The agreement rate per side (agree / (agree + mismatch)) goes to the manifest.
 """
@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from typing import Literal
 
+from xxhash import xxh3_128_digest
+
 from crosstune.config import StrictModel
 from crosstune.data.blocks import BatchFilter, Row
 from crosstune.data.langid import get_detector, same_base_language
 from crosstune.data.digests import DigestMap
-from crosstune.data.digests import digest as text_digest
 from crosstune.languages import normalize
 
 Side = Literal["user", "assistant"]
@@ -44,39 +45,46 @@ class LangIdFilter(BatchFilter):
         self.results: list[tuple[str | None, float]] = []  # each distinct (tag, confidence) once
         self._codes: dict[tuple, int] = {}
         self.front: dict[str, tuple[str | None, float]] = {}  # recent texts -> detection (bounded)
+        self._front_chars = 0
         self.seconds = 0.0  # time spent in the detector, reported apart from the build
         self.sides = set(cfg.sides)
         self.min_confidence = cfg.min_confidence
         self.outcomes = {side: [0, 0, 0] for side in dict.fromkeys(cfg.sides)}  # side -> counts per OUTCOMES
         self.accept = {normalize(k): {normalize(x) for x in v} for k, v in cfg.accept.items()}
 
-    FRONT_SIZE = 100_000
+    FRONT_CHARS = 64_000_000  # the front cache is cleared when the texts it holds pass this many characters
 
     def prepare(self, batch: list[Row]) -> None:
         front, sides = self.front, self.sides
-        if len(front) > self.FRONT_SIZE:
+        if self._front_chars > self.FRONT_CHARS:
             front.clear()
-        texts = list(dict.fromkeys(t for row in batch for side, t, _ in row.checks
-                                   if side in sides and t not in front))
-        if not texts:
+            self._front_chars = 0
+        new: dict[str, None] = {}
+        for row in batch:
+            for side, t, _ in row.checks:
+                if t not in front and side in sides:
+                    new[t] = None
+        if not new:
             return
-        keys = [text_digest(t) for t in texts]
+        self._front_chars += sum(map(len, new))
+        texts = list(new)
+        keys = [xxh3_128_digest(t.encode("utf-8", "surrogatepass")) for t in texts]  # = digests.digest(t)
         codes = self.memo.get_many(keys)
         todo = {k: t for k, t, c in zip(keys, texts, codes) if c is None}  # distinct by digest
         if todo:
             t0 = time.perf_counter()
             found = self.detector.detect_many(list(todo.values()))
             self.seconds += time.perf_counter() - t0
-            new = {}
+            new_codes = {}
             for key, res in zip(todo, found):
                 code = self._codes.get(res)
                 if code is None:
                     code = self._codes[res] = len(self.results)
                     self.results.append(res)
                 self.memo.put(key, code)
-                new[key] = code
+                new_codes[key] = code
             self.stats["texts_detected"] += len(todo)
-            codes = [new[k] if c is None else c for k, c in zip(keys, codes)]
+            codes = [new_codes[k] if c is None else c for k, c in zip(keys, codes)]
         results = self.results
         for t, c in zip(texts, codes):
             front[t] = results[c]

@@ -7,14 +7,16 @@ the builder's "one row per mode per draw". `x2x` (archived collator) draws both 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import numpy as np
 from pydantic import field_validator, model_validator
 
 from crosstune.data.blocks import Row
+from crosstune.data.build_encode import _STR, EscapedFields, escaped_concat, escaped_user_text, pair_line
 from crosstune.data.formats import alpaca_user_text
+from crosstune.data.schema import Example, Message
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import (Marking, Volume, draw_indices, language_name, languages_field,
                                            make_row, marked_user_text, resolve_volume)
@@ -93,22 +95,28 @@ def build(p: CrossInParams, corpus: Corpus, rng: np.random.Generator, log: list[
             if mode not in volumes:
                 continue
             if mode == "base" and p.modes["base"] == "all":  # every item of each base language, once
-                yield from (ctx.base(item, lang, f"{lang}-{item}")
-                            for lang in p.base_languages for item in corpus.parallel.items[lang])
+                for lang in p.base_languages:
+                    yield from ctx.base_rows(lang, ((item, f"{lang}-{item}") for item in corpus.parallel.items[lang]))
                 continue
-            for k in range(volumes[mode]):
-                i = int(items[k])
-                if mode == "base":
-                    yield ctx.base(ids[i], p.base_languages[base_langs[k]], k)
-                elif mode == "en2x":
-                    yield ctx.cross(mode, i, p.english, xs[targets[k]], k)
-                elif mode == "x2en":
-                    yield ctx.cross(mode, i, xs[targets[k]], p.english, k)
-                elif mode == "x2x":
+            n_m = volumes[mode]
+            drawn = items[:n_m].tolist()
+            if mode == "base":
+                langs = [p.base_languages[j] for j in base_langs[:n_m].tolist()]
+                for k in range(n_m):
+                    yield from ctx.base_rows(langs[k], ((ids[drawn[k]], k),))
+            elif mode == "en2x":
+                yield from ctx.cross_rows(mode, ((k, i, p.english, xs[t])
+                                                 for k, (i, t) in enumerate(zip(drawn, targets[:n_m].tolist()))))
+            elif mode == "x2en":
+                yield from ctx.cross_rows(mode, ((k, i, xs[t], p.english)
+                                                 for k, (i, t) in enumerate(zip(drawn, targets[:n_m].tolist()))))
+            elif mode == "x2x":
+                for k in range(n_m):
                     a, b = _x2x_pair(pairs[k], len(p.languages), p.x2x_same_language)
-                    yield ctx.cross(mode, int(x2x_items[k]), p.languages[a], p.languages[b], k)
-                else:
-                    yield ctx.translate(i, xs[targets[k]], "en2x" if p.translate_direction == "en2x" or
+                    yield from ctx.cross_rows(mode, ((k, int(x2x_items[k]), p.languages[a], p.languages[b]),))
+            else:
+                for k in range(n_m):
+                    yield ctx.translate(drawn[k], xs[targets[k]], "en2x" if p.translate_direction == "en2x" or
                                         (p.translate_direction == "both" and coin[k]) else "x2en", k)
 
     return rows()
@@ -122,52 +130,114 @@ def _x2x_pair(pair: np.ndarray, n_langs: int, same_ok: bool) -> tuple[int, int]:
 
 
 class _Ctx:
+    """Row construction. Rows are built directly (meta in its final key order, no intermediate copies), and the
+    tag, base and translate rows write their output line from JSON-escaped corpus fields, each escaped once
+    (`build_encode.EscapedFields`): the CrossIn build makes ~200K rows from ~150K texts, and escaping every text
+    of every row again was most of the write."""
+
     def __init__(self, p: CrossInParams, corpus: Corpus, ids: list[str], xs: list[str]):
         self.p, self.corpus, self.ids, self.xs = p, corpus, ids, xs
+        self.look = {lang: corpus.lookup(lang) for lang in corpus.languages}
+        self.esc = EscapedFields()
+        self.e = {lang: _STR(lang) for lang in corpus.languages}
+        split = corpus.split_fields
+        self.split = {x: bool(split.get(x) and split.get(p.english)) for x in corpus.languages}
+        self._instructions: dict[str, tuple[str, str]] = {}
 
-    def _id(self, mode: str, k) -> str:
-        return f"crossin-{mode}-{k}"
+    def base_rows(self, lang: str, items: Iterable[tuple[str, object]]) -> Iterator[Row]:
+        """Base rows of `lang` for (item id, row key) pairs: the item as its source has it."""
+        look, esc, S = self.look[lang], self.esc.get, _STR
+        el = S(lang)
+        for item, k in items:
+            fields = look(item)
+            instr, inp, out = fields
+            ei, einp, eo = esc(lang, item, fields)
+            user = alpaca_user_text(instr, inp)
+            rid, sid = f"crossin-base-{k}", f"{lang}:{item}"
+            meta = {"recipe": "crossin", "mode": "base", "instruction_language": lang, "response_language": lang,
+                    "source_ids": [sid], "fields": {"instruction": instr, "input": inp, "output": out},
+                    "directive": "none", "marker": ""}
+            meta_json = (f'{{"recipe": "crossin", "mode": "base", "instruction_language": {el}, '
+                         f'"response_language": {el}, "source_ids": [{S(sid)}], "fields": {{"instruction": {ei}, '
+                         f'"input": {einp}, "output": {eo}}}, "directive": "none", "marker": ""}}')
+            yield Row(Example(rid, [Message("user", user, lang), Message("assistant", out, lang)], None, meta),
+                      (("user", user, lang), ("assistant", out, lang)),
+                      pair_line(S(rid), escaped_user_text(ei, einp, inp), el, eo, el, meta_json))
 
-    def base(self, item: str, lang: str, k) -> Row:
-        instr, inp, out = self.corpus.fields(lang, item)
-        user = alpaca_user_text(instr, inp)
-        return _structured(make_row(self._id("base", k), recipe="crossin", mode="base", user=user, response=out,
-                                    instruction_language=lang, response_language=lang, source_ids=[f"{lang}:{item}"],
-                                    checks=(("user", user, lang), ("assistant", out, lang))), instr, inp, "none", "")
+    def cross_rows(self, mode: str, draws: Iterable[tuple[int, int, str, str]]) -> Iterator[Row]:
+        """Rows of (row number, item position, instruction language, response language): the instruction and
+        input of the first, the output of the second, and the response-language marking."""
+        ids, look, marking, esc, e, S = self.ids, self.look, self.p.marking, self.esc.get, self.e, _STR
+        tags = {lang: marking.tag.format(code=lang) for lang in self.p.languages}
+        e_tags = {lang: S(tag) for lang, tag in tags.items()}
+        e_mode = S(mode)
+        tag_style = marking.style == "tag"
+        for k, i, src, tgt in draws:
+            item = ids[i]
+            src_fields, tgt_fields = look[src](item), look[tgt](item)
+            instr, inp, _ = src_fields
+            out = tgt_fields[2]
+            checks = (("user", alpaca_user_text(instr, inp), src), ("assistant", out, tgt))
+            rid, src_id, tgt_id = f"crossin-{mode}-{k}", f"{src}:{item}", f"{tgt}:{item}"
+            if tag_style:  # the tag ends the input: fields (instr, inp + tag), marker = tag
+                tag, e_tag = tags[tgt], e_tags[tgt]
+                user = f"{instr}\n\n{inp}{tag}"
+                meta = {"recipe": "crossin", "mode": mode, "instruction_language": src, "response_language": tgt,
+                        "source_ids": [src_id, tgt_id],
+                        "fields": {"instruction": instr, "input": inp + tag, "output": out},
+                        "directive": "tag", "marker": tag}
+                ei, einp, _ = esc(src, item, src_fields)
+                eo = esc(tgt, item, tgt_fields)[2]
+                e_input = escaped_concat(einp, e_tag)
+                meta_json = (f'{{"recipe": "crossin", "mode": {e_mode}, "instruction_language": {e[src]}, '
+                             f'"response_language": {e[tgt]}, "source_ids": [{S(src_id)}, {S(tgt_id)}], '
+                             f'"fields": {{"instruction": {ei}, "input": {e_input}, "output": {eo}}}, '
+                             f'"directive": "tag", "marker": {e_tag}}}')
+                yield Row(Example(rid, [Message("user", user, src), Message("assistant", out, tgt)], None, meta),
+                          checks, pair_line(S(rid), f"{ei[:-1]}\\n\\n{e_input[1:]}", e[src], eo, e[tgt], meta_json))
+                continue
+            user = marked_user_text(instr, inp, src, tgt, marking)
+            row = make_row(rid, recipe="crossin", mode=mode, user=user, response=out, instruction_language=src,
+                           response_language=tgt, source_ids=[src_id, tgt_id], checks=checks)
+            yield _marked(row, user, instr, inp, marking.style)
 
-    def cross(self, mode: str, i: int, src: str, tgt: str, k: int) -> Row:
-        item = self.ids[i]
-        instr, inp, _ = self.corpus.fields(src, item)
-        out = self.corpus.fields(tgt, item)[2]
-        user = marked_user_text(instr, inp, src, tgt, self.p.marking)
-        row = make_row(self._id(mode, k), recipe="crossin", mode=mode, user=user, response=out,
-                       instruction_language=src, response_language=tgt,
-                       source_ids=[f"{src}:{item}", f"{tgt}:{item}"],
-                       checks=(("user", alpaca_user_text(instr, inp), src), ("assistant", out, tgt)))
-        return _marked(row, user, instr, inp, self.p.marking.style)
+    def _translate_instruction(self, tgt: str) -> tuple[str, str]:
+        """The translate instruction into `tgt`, and escaped (once per language)."""
+        got = self._instructions.get(tgt)
+        if got is None:
+            instruction = self.p.translate_instruction.format(language=language_name(tgt))
+            got = self._instructions[tgt] = (instruction, _STR(instruction))
+        return got
 
     def translate(self, i: int, x: str, direction: str, k: int) -> Row:
         """Instruction-translation row. With Alpaca on both sides only the instruction is translated (the
         builder); when either side folds the input into its prompt, the whole user text is."""
-        item, en = self.ids[i], self.p.english
+        item, en, S = self.ids[i], self.p.english, _STR
         src, tgt = (x, en) if direction == "x2en" else (en, x)
-        src_text, tgt_text = (self._instruction(src, item), self._instruction(tgt, item))
-        if not (self.corpus.split_fields.get(x) and self.corpus.split_fields.get(en)):
-            src_text, tgt_text = self._user_text(src, item), self._user_text(tgt, item)
-        instruction = self.p.translate_instruction.format(language=language_name(tgt))
+        src_fields, tgt_fields = self.look[src](item), self.look[tgt](item)
+        e_src, e_tgt = self.esc.get(src, item, src_fields), self.esc.get(tgt, item, tgt_fields)
+        if self.split[x]:
+            src_text, tgt_text, es, et = src_fields[0], tgt_fields[0], e_src[0], e_tgt[0]
+        else:
+            src_text, tgt_text = (alpaca_user_text(src_fields[0], src_fields[1]),
+                                  alpaca_user_text(tgt_fields[0], tgt_fields[1]))
+            es = escaped_user_text(e_src[0], e_src[1], src_fields[1])
+            et = escaped_user_text(e_tgt[0], e_tgt[1], tgt_fields[1])
+        instruction, e_instruction = self._translate_instruction(tgt)
         user = alpaca_user_text(instruction, src_text)
-        row = make_row(self._id("translate", k), recipe="crossin", mode="translate", user=user, response=tgt_text,
-                       instruction_language=src, response_language=tgt,
-                       source_ids=[f"{src}:{item}", f"{tgt}:{item}"],
-                       checks=(("user", src_text, src), ("assistant", tgt_text, tgt)))
-        return _structured(row, instruction, src_text, "none", "")
-
-    def _instruction(self, lang: str, item: str) -> str:
-        return self.corpus.fields(lang, item)[0]
-
-    def _user_text(self, lang: str, item: str) -> str:
-        instr, inp, _ = self.corpus.fields(lang, item)
-        return alpaca_user_text(instr, inp)
+        rid, src_id, tgt_id = f"crossin-translate-{k}", f"{src}:{item}", f"{tgt}:{item}"
+        meta = {"recipe": "crossin", "mode": "translate", "instruction_language": src, "response_language": tgt,
+                "source_ids": [src_id, tgt_id],
+                "fields": {"instruction": instruction, "input": src_text, "output": tgt_text},
+                "directive": "none", "marker": ""}
+        meta_json = (f'{{"recipe": "crossin", "mode": "translate", "instruction_language": {self.e[src]}, '
+                     f'"response_language": {self.e[tgt]}, "source_ids": [{S(src_id)}, {S(tgt_id)}], '
+                     f'"fields": {{"instruction": {e_instruction}, "input": {es}, "output": {et}}}, '
+                     f'"directive": "none", "marker": ""}}')
+        return Row(Example(rid, [Message("user", user, src), Message("assistant", tgt_text, tgt)], None, meta),
+                   (("user", src_text, src), ("assistant", tgt_text, tgt)),
+                   pair_line(S(rid), escaped_user_text(e_instruction, es, src_text), self.e[src], et, self.e[tgt],
+                             meta_json))
 
 
 # meta fields for the named training templates (train owner): the row's structured instruction/input (with the

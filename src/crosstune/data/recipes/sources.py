@@ -8,8 +8,9 @@ reference's row indices.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -75,14 +76,19 @@ class Corpus:
 
     def fields(self, lang: str, item_id: str) -> tuple[str, str, str]:
         """(instruction, input, output) of one item; non-Alpaca rows give the whole prompt as instruction."""
+        return self.lookup(lang)(item_id)
+
+    def lookup(self, lang: str) -> Callable[[str], tuple[str, str, str]]:
+        """`fields` of one language as a plain callable (item id -> fields), for loops over many items: a dict's
+        `__getitem__` while the texts are in memory, else the spilled store's read by offset (bounded cache)."""
         table = self._fields.get(lang)
         if table is None:
             store = self.parallel.stores[lang]
-            if not store.in_memory:  # spilled to disk: read by offset (bounded cache), no table
-                return self.parallel.fields(lang, item_id)
+            if not store.in_memory:
+                return partial(self.parallel.fields, lang)
             # one pass per language: recipes look items up hundreds of thousands of times
             table = self._fields[lang] = {i: store.get(k) for k, i in enumerate(self.parallel.items[lang])}
-        return table[item_id]
+        return table.__getitem__
 
 
 def _load_one(spec: SourceSpec, lang: str, path: Path, base_dirs: list[Path]) -> Iterable[Example]:
