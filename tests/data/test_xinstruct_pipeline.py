@@ -101,6 +101,69 @@ def test_pipeline_tiny_model_counts_and_cache(tiny_model_dir, tmp_path, capsys, 
     assert run3["model_calls"] == 0  # a smaller run reuses the same calls
 
 
+def test_loglik_grading_is_never_off_format(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """refine.mode=loglik: every pair gets the grade word the judge finds most likely (the three log-probabilities
+    recorded, equal to the backend's own scores), through the call cache: a rerun makes no call."""
+    monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path / "cache"))
+    cfg = _config(tmp_path, str(tiny_model_dir), 3, **{"refine.mode": "loglik", "refine.off_format": "drop",
+                                                        "refine.rounds": 1, "diversify.enabled": False})
+    manifest, run = _run(cfg, tmp_path / "out", capsys)
+    refine = manifest["blocks"]["refine"]["refine"]
+    assert refine["in"] > 0 and not any(k.startswith("off_format:") for k in refine)
+    assert sum(refine["grades_per_round"][0].values()) == refine["in"]  # every pair graded
+    grades = [json.loads(x) for x in (tmp_path / "out" / "grades.jsonl").read_text().splitlines()]
+    assert len(grades) == refine["in"]
+    for g in grades:
+        assert set(g["logprobs"]) == {"good", "acceptable", "bad"} and g["off_format"] is None
+        assert g["grade"] == max(g["logprobs"], key=g["logprobs"].get)
+    with sqlite3.connect(str(tmp_path / "calls.sqlite")) as con:
+        assert con.execute("SELECT COUNT(*) FROM calls WHERE kind='loglikelihood'").fetchone()[0] == 3 * len(grades)
+    _, again = _run(cfg, tmp_path / "again", capsys)
+    assert again["model_calls"] == 0 and again["cache_hits"] == run["model_calls"] + run["cache_hits"]
+    assert (tmp_path / "again" / "grades.jsonl").read_bytes() == (tmp_path / "out" / "grades.jsonl").read_bytes()
+
+
+def test_loglik_scores_are_the_judges_own(tiny_model_dir, tmp_path):
+    """The Refine block in loglik mode: the grade prompt in the judge's chat template is the context, each grade
+    word the continuation; the recorded log-probabilities are the backend's own scores for exactly that."""
+    from crosstune.data.blocks import ExclusionSink
+    from crosstune.data.xinstruct.config import GenerateConfig, ModelConfig, RefineConfig, fill, load_prompt
+    from crosstune.data.xinstruct.generate import CandidateChecks
+    from crosstune.data.xinstruct.model import ModelHandle
+    from crosstune.data.xinstruct.refine import Refine
+    from crosstune.models.backends import LoglikRequest
+    from crosstune.models.backends.hf import HFBackend
+    from crosstune.models.loading import load_tokenizer
+    from crosstune.models.render import render_prompt
+    from tests.data.test_xinstruct_blocks import _pair
+
+    rows = [_pair(0, "Describe Hanoi."), _pair(1, "Describe Beijing.", "zh", ZH)]
+    model = ModelHandle(ModelConfig(backend=str(tiny_model_dir), cache=str(tmp_path / "c.sqlite")))
+    cfg = RefineConfig(mode="loglik", rounds=1, per_passage=0, actions={"good": "keep", "acceptable": "keep",
+                                                                         "bad": "keep"})
+    prompts = {"grade": load_prompt("xinstruct_grade")}
+    refine = Refine(cfg, prompts, model, CandidateChecks(GenerateConfig()), batch_size=4)
+    kept = list(refine.run(rows, ExclusionSink()))
+    assert len(kept) == 2 and model.calls == 6  # 3 grade words x 2 pairs, all through the call cache
+    backend, tok = HFBackend(str(tiny_model_dir)), load_tokenizer(str(tiny_model_dir))
+    for row, rec, lang in zip(rows, refine.records, ("Vietnamese", "Chinese")):
+        prompt = fill(prompts["grade"], instruction=row.example.instruction.content,
+                      response=row.example.response.content, language=lang)
+        context = render_prompt([{"role": "user", "content": prompt}], "chat", tok)
+        scores = backend.loglikelihood([LoglikRequest(context, w) for w in ("good", "acceptable", "bad")])
+        assert list(rec["logprobs"].values()) == pytest.approx([r.logprob for r in scores], abs=1e-3)
+        assert rec["grade"] == row.example.meta["grade"] == max(rec["logprobs"], key=rec["logprobs"].get)
+
+
+def test_loglik_grading_on_a_server_is_refused_before_any_call(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path / "cache"))
+    cfg = _config(tmp_path, "default", 1, **{"refine.mode": "loglik"})
+    code, cap = run_main(["data", "xinstruct", str(cfg), "--out", str(tmp_path / "o"),
+                          "model.judge=openai:m@http://127.0.0.1:9/v1"], capsys)
+    assert code == 2 and "refine.mode loglik" in cap.err and "model.judge" in cap.err and "Traceback" not in cap.err
+    assert not (tmp_path / "calls.sqlite").exists() and not (tmp_path / "o").exists()
+
+
 def test_bad_config_is_one_error_line(tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("sources: [{language: vi, path: nowhere.jsonl}]\n")

@@ -64,6 +64,7 @@ class ModelConfig(StrictModel):
     batch_size: int = Field(16, ge=1)  # passages per backend call batch (results are cached as they arrive)
     chat: bool = True  # send each prompt as one user message (the model's chat template); False = raw completion
     judge: str | None = None  # another backend for grading and rewriting (a tuned backward model only writes)
+    threads: int = Field(1, ge=1)  # torch threads for a local HF backend (a shared CPU: 1)
 
 
 class GenerateConfig(StrictModel):
@@ -80,9 +81,13 @@ class GenerateConfig(StrictModel):
 
 
 class RefineConfig(StrictModel):
-    """The judge grades each pair good / acceptable / bad; grades map to actions; `rounds` grade-rewrite rounds."""
+    """The judge grades each pair good / acceptable / bad; grades map to actions; `rounds` grade-rewrite rounds.
+    `mode: generate` (the paper's way) parses the judge's written answer; `mode: loglik` scores the grade prompt's
+    continuation with each grade word and takes the most likely one, so the grade is never off-format (for small
+    judges that do not follow the format; needs a judge that scores log-likelihoods: a local HF model)."""
 
     enabled: bool = True
+    mode: Literal["generate", "loglik"] = "generate"
     prompt: str = "xinstruct_grade"
     rewrite_prompt: str = "xinstruct_rewrite"
     response_prompt: str = "xinstruct_rewrite_response"

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from crosstune.data.xinstruct.config import ModelConfig
-from crosstune.models.backends import GenerateRequest, build_backend, parse_spec
+from crosstune.errors import CrosstuneError
+from crosstune.models.backends import GenerateRequest, LoglikRequest, LoglikResult, build_backend, parse_spec
 from crosstune.models.cache import CachedBackend, CallCache
 
 
@@ -25,6 +26,16 @@ def fingerprint_for(spec: str) -> str:
     return model_fingerprint(resolve_model(cfg["model"]))
 
 
+def check_loglik_backend(spec: str, what: str) -> None:
+    """Config-check time, before any call: log-likelihoods come from a local model here, not from a server."""
+    if parse_spec(spec).get("kind") == "openai":
+        raise CrosstuneError(
+            f"{what}: backend {spec!r} is an OpenAI-compatible server, which this pipeline does not use to score "
+            "log-likelihoods (that needs completions with echo, logprobs and max_tokens=0, which llama.cpp's "
+            "servers do not do: llama-cpp-python treats max_tokens=0 as unlimited and generates); expected a "
+            "local model as model.judge (default, a HF folder or a .gguf), or refine.mode=generate")
+
+
 class ModelHandle:
     """Built on first use, so a run whose every call is cached never loads a model or opens a connection."""
 
@@ -32,9 +43,10 @@ class ModelHandle:
         self.cfg = cfg
         self.fingerprint = cfg.fingerprint if cfg.fingerprint != "auto" else fingerprint_for(cfg.backend)
         self.cache = CallCache(cfg.cache)
-        self.cached = CachedBackend(_LazyBackend(cfg.backend), self.cache, fingerprint=self.fingerprint,
-                                    flush_every=1)  # model calls take seconds: keep every one at once
-        self.seconds = 0.0  # wall time inside generate() calls (cache lookups included; tiny beside misses)
+        self.cached = CachedBackend(_LazyBackend(cfg.backend, cfg.threads), self.cache,
+                                    fingerprint=self.fingerprint, flush_every=1)  # calls take seconds: keep each
+        self.seconds = 0.0  # wall time inside model calls (cache lookups included; tiny beside misses)
+        self._tokenizer = None
 
     @property
     def calls(self) -> int:
@@ -57,23 +69,51 @@ class ModelHandle:
         finally:
             self.seconds += time.perf_counter() - t0
 
+    # ---- log-likelihood (grading by scoring each grade word) ----------------------------------------------
+    def loglik_context(self, prompt: str) -> str:
+        """The text the judge is given before its answer: with `chat`, the model's chat template around the prompt
+        as one user message (the same text `generate` sends), else the prompt as is."""
+        if not self.cfg.chat:
+            return prompt
+        if self._tokenizer is None:  # the tokenizer only: a fully cached run still loads no model
+            from crosstune.models.loading import load_tokenizer
+
+            self._tokenizer = load_tokenizer(parse_spec(self.cfg.backend)["model"])
+        from crosstune.models.render import render_prompt
+
+        return render_prompt([{"role": "user", "content": prompt}], "chat", self._tokenizer)
+
+    def loglikelihood(self, requests: list[LoglikRequest]) -> list[LoglikResult]:
+        t0 = time.perf_counter()
+        try:
+            return self.cached.loglikelihood(requests)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
 
 class _LazyBackend:
     """Builds the real backend on the first request that misses the cache."""
 
-    def __init__(self, spec: str):
-        self.spec = spec
+    def __init__(self, spec: str, threads: int = 1):
+        self.spec, self.threads = spec, threads
         self.name = parse_spec(spec).get("kind", "hf")
         self._backend = None
 
     @property
     def backend(self):
         if self._backend is None:
+            if self.name == "hf":
+                import torch
+
+                torch.set_num_threads(self.threads)
             self._backend = build_backend(self.spec)
         return self._backend
 
     def generate(self, requests):
         return self.backend.generate(requests)
+
+    def loglikelihood(self, requests):
+        return self.backend.loglikelihood(requests)
 
     def generate_iter(self, requests):
         streaming = getattr(self.backend, "generate_iter", None)

@@ -1,7 +1,8 @@
 """Block 3: refinement. A judge grades each (instruction, passage) pair good / acceptable / bad; the configured
 action per grade keeps, rewrites or drops it; rewritten pairs are graded again in the next round. Grader answers
-that cannot be parsed are counted per reason (empty, no grade word, several grades) and follow `off_format`.
-Finally at most `per_passage` candidates of each passage survive, best grade first."""
+that cannot be parsed are counted per reason (empty, no grade word, several grades) and follow `off_format`;
+`mode: loglik` instead scores each grade word as the answer's continuation and takes the most likely (never
+off-format; the three log-probabilities go to `grades.jsonl`). Finally at most `per_passage` candidates of each passage survive, best grade first."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from crosstune.data.schema import Message
 from crosstune.data.xinstruct.config import RefineConfig, fill
 from crosstune.data.xinstruct.generate import CandidateChecks, batches, parse_instruction
 from crosstune.data.xinstruct.model import ModelHandle
+from crosstune.models.backends import LoglikRequest
 
 GRADES = ("good", "acceptable", "bad")
 RANK = {g: i for i, g in enumerate(GRADES)}
@@ -59,17 +61,39 @@ class Refine(Block):
         self.records: list[dict] = []  # every grader answer: row, round, raw text, parsed grade or off-format reason
 
     # ---- model calls ---------------------------------------------------------------------------------------
-    def _judge(self, rows: list[Row]) -> list[str]:
-        out: list[str] = []
+    def _grade_prompt(self, row: Row) -> str:
+        instr, resp, lang = _pair(row)
+        return fill(self.prompts["grade"], instruction=instr, response=resp, language=language_name(lang))
+
+    def _judge(self, rows: list[Row]) -> list[dict]:
+        """Per row: {raw, grade, off_format} (+ `logprobs` per grade word in loglik mode)."""
+        out: list[dict] = []
         for chunk in batches(rows, self.batch_size):
-            reqs = []
-            for row in chunk:
-                instr, resp, lang = _pair(row)
-                prompt = fill(self.prompts["grade"], instruction=instr, response=resp, language=language_name(lang))
-                reqs.append(self.model.request(prompt, self.cfg.max_new_tokens))
-            out.extend(self.model.generate(reqs))
+            if self.cfg.mode == "loglik":
+                out.extend(self._score_grades([self._grade_prompt(row) for row in chunk]))
+            else:
+                reqs = [self.model.request(self._grade_prompt(row), self.cfg.max_new_tokens) for row in chunk]
+                for raw in self.model.generate(reqs):
+                    grade, problem = parse_grade(raw)
+                    out.append({"raw": raw, "grade": grade, "off_format": problem})
             if self.progress:
                 self.progress(len(chunk))
+        return out
+
+    def _score_grades(self, prompts: list[str]) -> list[dict]:
+        """Each grade word scored as the continuation of the judge's context; the most likely one (ties: the
+        better grade) is the grade."""
+        reqs = []
+        for prompt in prompts:
+            context = self.model.loglik_context(prompt)
+            sep = "" if context[-1:].isspace() else " "
+            reqs += [LoglikRequest(context, sep + g) for g in GRADES]
+        results = self.model.loglikelihood(reqs)
+        out = []
+        for i in range(len(prompts)):
+            lps = {g: round(results[i * len(GRADES) + j].logprob, 4) for j, g in enumerate(GRADES)}
+            best = max(GRADES, key=lambda g: (lps[g], -RANK[g]))
+            out.append({"raw": best, "grade": best, "off_format": None, "logprobs": lps})
         return out
 
     def _rewrite(self, rows: list[Row], key: str, max_new: int) -> list[str]:
@@ -97,10 +121,9 @@ class Refine(Block):
                 break
             to_rewrite = []
             counts = {g: 0 for g in GRADES}
-            for row, raw in zip(pending, self._judge(pending)):
-                grade, problem = parse_grade(raw)
-                self.records.append({"id": row.example.id, "round": rnd, "raw": raw, "grade": grade,
-                                     "off_format": problem})
+            for row, answer in zip(pending, self._judge(pending)):
+                raw, grade, problem = answer["raw"], answer["grade"], answer["off_format"]
+                self.records.append({"id": row.example.id, "round": rnd, **answer})
                 row.example.meta.setdefault("grades", []).append(grade or f"off_format:{problem}")
                 if grade:
                     counts[grade] += 1

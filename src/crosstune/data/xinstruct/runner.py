@@ -27,7 +27,7 @@ from crosstune.data.recipes.sources import resolve_path
 from crosstune.data.xinstruct.config import XInstructConfig, load_prompt
 from crosstune.data.xinstruct.diversify import Diversify
 from crosstune.data.xinstruct.generate import CandidateChecks, Generate
-from crosstune.data.xinstruct.model import ModelHandle
+from crosstune.data.xinstruct.model import ModelHandle, check_loglik_backend
 from crosstune.data.xinstruct.read import ReadSegment, passage_filters, read_documents
 from crosstune.data.xinstruct.refine import Refine
 from crosstune.data.xinstruct.write import ToSFT
@@ -62,6 +62,9 @@ def plan_xinstruct(path: str | Path, overrides: list[str] | None = None) -> Plan
     for key, slot in (("generate", "{text}"), ("grade", "{response}"), ("rewrite", "{response}")):
         if slot not in prompts[key]:
             raise CrosstuneError(f"{path}: the {key} prompt has no {slot} slot")
+    if cfg.refine.enabled and cfg.refine.mode == "loglik":
+        judge = "model.judge" if cfg.model.judge else "model.backend"
+        check_loglik_backend(cfg.model.judge or cfg.model.backend, f"{path}: refine.mode loglik grades with {judge}")
     return Plan(cfg, str(path), base_dirs, prompts)
 
 
