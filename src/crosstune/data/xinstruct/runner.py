@@ -117,8 +117,9 @@ class XInstructResult:
 def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = None) -> XInstructResult:
     cfg = plan.config
     model = model or ModelHandle(cfg.model)
+    separate = cfg.model.judge and cfg.model.judge != cfg.model.backend
     judge = ModelHandle(cfg.model.model_copy(update={"backend": cfg.model.judge, "fingerprint": "auto"})) \
-        if cfg.model.judge else model
+        if separate else model
     sink = ExclusionSink()
     steps: dict[str, Step] = {}
     t_start = time.perf_counter()
