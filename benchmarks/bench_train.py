@@ -43,23 +43,32 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(a, train: Path, work: Path, attn: str = "auto", name: str = "ours") -> dict:
+# ablations: crosstune with one change of this issue undone (each change's share = ours / variant)
+VARIANTS = {"sdpa": {"model": {"attn_implementation": "sdpa"}},  # before: sdpa attention (now eager on CPU)
+            "torch_dropout": {"lora": {"dropout_impl": "torch"}},  # before: PEFT's bernoulli_ dropout masks
+            "compile": {"model": {"compile": True}}}  # torch.compile of the decoder norms (opt-in)
+
+
+def run_ours(a, train: Path, work: Path, name: str = "ours", variant: str = "") -> dict:
     from crosstune.train.config import TrainConfig
     from crosstune.train.loop import train as run
 
-    cfg = TrainConfig.model_validate({
-        "data": str(train), "output_dir": str(work / name), "model": {"name": a.model, "attn_implementation": attn},
-        "lora": {"r": LORA["r"], "alpha": LORA["alpha"], "dropout": LORA["dropout"], "target_modules": LORA["targets"]},
-        "tokenize": {"max_length": a.max_length}, "batch": {"size": a.batch, "mode": a.mode},
-        "optim": {"lr": 2e-4}, "precision": "bf16_autocast" if a.precision == "bf16" else "fp32",
-        "max_steps": a.steps, "seed": 42, "log": {"every": 1, "tensorboard": False}})
-    run(cfg)
+    raw = {"data": str(train), "output_dir": str(work / name), "model": {"name": a.model},
+           "lora": {"r": LORA["r"], "alpha": LORA["alpha"], "dropout": LORA["dropout"],
+                    "target_modules": LORA["targets"]},
+           "tokenize": {"max_length": a.max_length}, "batch": {"size": a.batch, "mode": a.mode},
+           "optim": {"lr": 2e-4}, "precision": "bf16_autocast" if a.precision == "bf16" else "fp32",
+           "max_steps": a.steps, "seed": 42, "log": {"every": 1, "tensorboard": False}}
+    for section, values in VARIANTS.get(variant, {}).items():
+        raw[section] = {**raw[section], **values}
+    run(TrainConfig.model_validate(raw))
     log = [json.loads(x) for x in (work / name / "log.jsonl").read_text().splitlines()]
     return {"tokens": sum(r["tokens"] for r in log), "seconds": sum(r["seconds"] for r in log),
-            "losses": [r["loss"] for r in log], "adapter": str(work / name / "adapter")}
+            "losses": [r["loss"] for r in log], "adapter": str(work / name / "adapter"),
+            "first_step_seconds": log[0]["seconds"], "first_step_tokens": log[0]["tokens"]}
 
 
-def run_trl(a, train: Path, work: Path) -> dict:
+def run_trl(a, train: Path, work: Path, name: str = "trl") -> dict:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -76,7 +85,7 @@ def run_trl(a, train: Path, work: Path) -> dict:
     path = resolve_model(a.model)
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path)
-    args = SFTConfig(output_dir=str(work / "trl"), per_device_train_batch_size=a.batch, gradient_accumulation_steps=1,
+    args = SFTConfig(output_dir=str(work / name), per_device_train_batch_size=a.batch, gradient_accumulation_steps=1,
                      max_steps=a.steps, learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=0.03,
                      weight_decay=0.01, max_length=a.max_length, use_cpu=True, bf16=a.precision == "bf16",
                      gradient_checkpointing=False, logging_steps=1, save_strategy="no", report_to=[], seed=42,
@@ -89,9 +98,9 @@ def run_trl(a, train: Path, work: Path) -> dict:
     trainer.train()
     seconds = time.perf_counter() - t0
     logs = [h for h in trainer.state.log_history if "loss" in h]
-    trainer.model.save_pretrained(work / "trl" / "adapter")
+    trainer.model.save_pretrained(work / name / "adapter")
     return {"tokens": int(logs[-1]["num_tokens"]), "seconds": seconds, "losses": [h["loss"] for h in logs],
-            "adapter": str(work / "trl" / "adapter")}
+            "adapter": str(work / name / "adapter")}
 
 
 def heldout_loss(a, adapter: str, held: Path) -> float:
@@ -139,12 +148,16 @@ def worker(a) -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     work = Path(a.work)
-    if a.worker.startswith("peak"):
+    kind = a.worker.split("#")[0]
+    if kind.startswith("peak"):
         result = matmul_peak()
     else:
-        runners = {"ours": run_ours, "trl": run_trl,
-                   "ours_sdpa": lambda *x: run_ours(*x, attn="sdpa", name="ours_sdpa")}  # ablation: before
-        res = runners[a.worker](a, work / "train.jsonl", work)
+        train = work / "train.jsonl"
+        name = a.worker.replace("#", "_")
+        if kind == "trl":
+            res = run_trl(a, train, work, name)
+        else:
+            res = run_ours(a, train, work, name, kind.removeprefix("ours").removeprefix("_"))
         res["heldout_loss"] = heldout_loss(a, res["adapter"], work / "eval.jsonl")
         res["peak_rss_mb"] = peak_rss_mb()
         result = res
@@ -162,8 +175,10 @@ def main() -> None:
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     p.add_argument("--mode", choices=["pad", "pack"], default="pad", help="crosstune's batching")
     p.add_argument("--threads", type=int, default=0, help="torch threads in every worker (0: torch default)")
-    p.add_argument("--ablation", action="store_true", help="also run crosstune with sdpa attention (the old default)")
-    p.add_argument("--worker", choices=["ours", "trl", "peak", "peak_end", "ours_sdpa"], help=argparse.SUPPRESS)
+    p.add_argument("--ablation", default="", help=f"comma list of crosstune variants to run too: {', '.join(VARIANTS)}")
+    p.add_argument("--repeat", type=int, default=1, help="run crosstune and TRL this many times each, alternating "
+                   "(ABBA order: a load drifting during the run affects both alike)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
@@ -173,7 +188,9 @@ def main() -> None:
     argv = sys.argv[1:]
     results = {}
     env = {**os.environ, **({"OMP_NUM_THREADS": str(a.threads)} if a.threads else {})}
-    order = ["peak", "ours", "trl"] + (["ours_sdpa"] if a.ablation else []) + ["peak_end"]
+    pairs = [["ours", "trl"] if i % 2 == 0 else ["trl", "ours"] for i in range(a.repeat)]
+    order = ["peak"] + [f"{x}#{i}" for i, pair in enumerate(pairs) for x in pair]
+    order += [f"ours_{v}#0" for v in a.ablation.split(",") if v] + ["peak_end"]
     for name in order:  # peers interleaved in one run; the load average is recorded around each
         load = os.getloadavg()[0]
         subprocess.run([sys.executable, __file__, *argv, "--worker", name, "--work", str(work)], check=True, env=env)
@@ -187,23 +204,35 @@ def summarize(a, r: dict) -> dict:
     params = 134_515_008  # SmolLM2-135M (tied head counted once), for 6 x params FLOPs per token
     peak = max(r["peak"][a.precision], r["peak_end"][a.precision])  # the better of two in-run measurements
     rows = {}
-    for name in [n for n in ("ours", "trl", "ours_sdpa") if n in r]:
-        x = r[name]
-        tps = x["tokens"] / x["seconds"]
-        rows[name] = {"tokens_per_s": round(tps, 1), "real_tokens": x["tokens"], "train_seconds": round(x["seconds"], 1),
-                      "s_per_step": round(x["seconds"] / a.steps, 2), "peak_rss_mb": round(x["peak_rss_mb"]),
+    for name in dict.fromkeys(k.split("#")[0] for k in r if not k.startswith("peak")):
+        runs = [v for k, v in r.items() if k.split("#")[0] == name]
+        tokens, seconds = sum(x["tokens"] for x in runs), sum(x["seconds"] for x in runs)
+        tps = tokens / seconds
+        x = runs[0]
+        rows[name] = {"tokens_per_s": round(tps, 1), "runs_tokens_per_s": [round(y["tokens"] / y["seconds"], 1)
+                                                                            for y in runs],
+                      "real_tokens": x["tokens"], "train_seconds": round(x["seconds"], 1),
+                      "s_per_step": round(seconds / len(runs) / a.steps, 2), "peak_rss_mb": round(x["peak_rss_mb"]),
                       "final_loss_last5": round(sum(x["losses"][-5:]) / len(x["losses"][-5:]), 4),
                       "heldout_loss": round(x["heldout_loss"], 4),
+                      "heldout_loss_all_runs": sorted({round(y["heldout_loss"], 6) for y in runs}),
                       "fraction_of_matmul_peak": round(6 * params * tps / (peak * 1e9), 3),
                       "fraction_of_env_peak_363": round(6 * params * tps / 363e9, 3),
-                      "load_average": x["load_average"]}
+                      "load_average": [y["load_average"] for y in runs]}
+        if "first_step_seconds" in x:  # the first step holds torch.compile's compile time (variant `compile`)
+            rows[name]["first_step_seconds"] = round(x["first_step_seconds"], 1)
+            rest = [(y["tokens"] - y["first_step_tokens"], y["seconds"] - y["first_step_seconds"]) for y in runs]
+            rows[name]["tokens_per_s_after_first_step"] = round(sum(t for t, _ in rest) / sum(s for _, s in rest), 1)
     o, t = rows["ours"], rows["trl"]
     out = {"setup": vars(a) | {"matmul_peak_gflops": {"start": r["peak"], "end": r["peak_end"]}}, **rows,
            "speedup_tokens_per_s": round(o["tokens_per_s"] / t["tokens_per_s"], 2),
+           "speedup_per_pair": [round(x / y, 2) for x, y in zip(o["runs_tokens_per_s"], t["runs_tokens_per_s"])],
            "heldout_loss_rel_diff": round(o["heldout_loss"] / t["heldout_loss"] - 1, 4)}
-    if "ours_sdpa" in rows:  # each change's share: before (sdpa) -> after (eager for short CPU sequences)
-        out["ablation"] = {"sdpa_vs_trl": round(rows["ours_sdpa"]["tokens_per_s"] / t["tokens_per_s"], 2),
-                           "eager_attention_gain": round(o["tokens_per_s"] / rows["ours_sdpa"]["tokens_per_s"], 2)}
+    ablation = {v: rows[f"ours_{v}"] for v in a.ablation.split(",") if v}
+    if ablation:  # each change's share: ours / ours with that change undone (single runs: load drift applies)
+        out["ablation"] = {v: {"vs_trl": round(x["tokens_per_s"] / t["tokens_per_s"], 2),
+                               "ours_over_variant": round(o["tokens_per_s"] / x["tokens_per_s"], 2)}
+                           for v, x in ablation.items()}
     return out
 
 

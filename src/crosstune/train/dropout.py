@@ -59,6 +59,7 @@ class _SparseDropout(torch.autograd.Function):
 class LoraDropout(nn.Dropout):
     """`nn.Dropout(p)` whose CPU training path draws the dropped positions only (see the module docstring)."""
 
+    @torch.compiler.disable  # under model.compile: runs eagerly, so the masks come from the same draws
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
             return super().forward(x)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crosstune.console import console
+from crosstune.errors import CrosstuneError
 from crosstune.models.loading import load_model, load_tokenizer
 from crosstune.train.config import TrainConfig
 from crosstune.train.lora import attach_lora
@@ -24,12 +25,30 @@ def build_model(cfg: TrainConfig, verbose: bool = True):
         model.set_attn_implementation(attn)
     if cfg.method == "lora":
         model = attach_lora(model, cfg.lora)
+    if cfg.model.compile:
+        compile_layers(_hf(model))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     if verbose:
         console.print(f"model: {type(_hf(model)).__name__}, {cfg.method}, trainable {trainable:,} of {total:,} params, "
                       f"attention {_hf(model).config._attn_implementation}")
     return model
+
+
+def compile_layers(hf) -> int:
+    """`torch.compile` every decoder layer in place (state-dict keys unchanged), with dynamic shapes.
+
+    Per layer rather than the whole model: one graph serves all layers, and the LoRA dropout (data-dependent
+    sizes, train/dropout.py) stays outside the graphs, drawing from the same RNG stream as without compile."""
+    layers = getattr(hf.get_decoder(), "layers", None)
+    if not isinstance(layers, nn.ModuleList) or not len(layers):
+        raise CrosstuneError(f"model.compile: {type(hf).__name__} has no decoder `layers` list to compile; "
+                             "set model.compile: false")
+    limit = torch._dynamo.config.recompile_limit
+    torch._dynamo.config.recompile_limit = max(limit, 4 * len(layers))  # train/eval x grad/no-grad per layer
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)
 
 
 def attention_for(cfg: TrainConfig) -> str | None:
