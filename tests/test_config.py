@@ -56,3 +56,19 @@ def test_override_list_items(tmp_path):
     assert [s.path for s in cfg.sources] == ["a", "c"]
     with pytest.raises(CrosstuneError, match="not an index of a list of 2"):
         load_config(WithList, p, ["sources.5.path=c"])
+
+
+def test_a_misspelt_key_is_named_before_the_missing_one(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("nmae: x\n")  # `name` is required: the misspelling, not the missing field, is what to fix
+    with pytest.raises(CrosstuneError, match=r"unknown key 'nmae'; expected one of: name, train"):
+        load_config(Cfg, p)
+
+
+def test_keys_of_an_optional_section_are_listed():
+    from crosstune.config import validate
+    from crosstune.eval.tasks import TaskConfig
+
+    with pytest.raises(CrosstuneError, match=r"unknown key 'cloze.delimitr'; expected one of: candidates, delimiter"):
+        validate(TaskConfig, {"name": "c", "kind": "cloze", "default_prompt": "p", "prompts": {"p": "x"},
+                              "cloze": {"candidates": "c", "delimitr": " "}}, "t.yaml")

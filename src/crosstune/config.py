@@ -6,7 +6,7 @@ Each command has its own small pydantic model (composed, not one giant class); u
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -85,7 +85,8 @@ def validate(model: type[T], data: dict[str, Any], source: str = "config") -> T:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
+        errors = e.errors()  # a misspelt key also makes its right spelling "missing": name the misspelling first
+        err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
         field = ".".join(str(x) for x in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, err["loc"][:-1])
@@ -99,10 +100,10 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> str:
     for part in loc:
         field = getattr(cls, "model_fields", {}).get(part)
         ann = getattr(field, "annotation", None)
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            cls = ann
-        else:
+        models = [a for a in (ann, *get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not models:  # Optional[Model] and Model | None unwrap to the model; anything else has no key list
             return "(see the docs)"
+        cls = models[0]
     return ", ".join(getattr(cls, "model_fields", {}))
 
 

@@ -28,7 +28,10 @@ def test_run_then_compare(tiny_model_dir, tmp_path, capsys):
     assert code == 0, cap.err
     s = json.loads((tmp_path / "a/cross_mmlu/summary.json").read_text())
     assert {"accuracy", "consistency_3", "ac3_3", "per_language", "agreement"} <= set(s)
-    assert set(s["per_language"]["zh"]) >= {"accuracy", "acc_norm"}
+    assert set(s["per_language"]["zh"]) >= {"accuracy", "acc_sum", "acc_norm"}  # both selections, always
+    assert s["acc_sum"] == s["accuracy"]  # select: sum
+    rows = [json.loads(x) for x in (tmp_path / "a/cross_mmlu/predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 9 and all("Question" in r["prompt"] for r in rows)  # the text the model received
     x = json.loads((tmp_path / "a/xquad/summary.json").read_text())
     assert {"f1", "exact_match", "consistency_3"} <= set(x) and x["template"] == "auto"
     index = json.loads((tmp_path / "a/summary.json").read_text())

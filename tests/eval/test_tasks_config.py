@@ -201,3 +201,19 @@ def test_shipped_tasks_load_with_every_language():
     assert en.startswith("Question: Roger")  # English exemplars and words, Chinese question
     xq = load_items(load_task("xquad"), ["en", "zh", "es", "vi"], limit=2)
     assert xq[0]["vi"].answers and xq[0]["en"].id == xq[0]["vi"].id
+
+
+def test_repeated_options_are_an_error(tmp_path):
+    cfg = _bad(tmp_path, [{"id": 1, "lang": "en", "q": "?", "a": "x", "b": "y", "c": "x", "gold": 0}], langs="{en: en}")
+    with pytest.raises(CrosstuneError, match=r"d.jsonl:1 field 'choices': 'x' is option 0 and option 2"):
+        load_items(cfg)
+
+
+def test_cloze_delimiter_goes_between_prompt_and_candidate(tmp_path):
+    _rows(tmp_path, "d.jsonl", [{"id": 1, "lang": "en", "s": "Paris is in", "cands": ["France", "Spain"],
+                                 "gold": "France"}])
+    cfg = _task(tmp_path, "name: c\nkind: cloze\ndata_files: d.jsonl\nlayout: long\nlanguage_field: lang\n"
+                          "languages: {en: en}\nanswer: gold\ncloze: {candidates: cands, delimiter: ' '}\n"
+                          "default_prompt: p\nprompts: {p: '{{ s }}'}\n")
+    (item,) = load_items(cfg)
+    assert item["en"].continuations == (" France", " Spain") and item["en"].choices == ("France", "Spain")

@@ -42,6 +42,15 @@ def process_state():
     return PartialState(cpu=True)
 
 
+def _sent(request) -> str:
+    """The text the model received (rendered with the run's template): a generation prompt, or a log-likelihood
+    context (a whole-sentence cloze request has none: its first filled sentence)."""
+    prompt = getattr(request, "prompt", None)
+    if prompt is not None:
+        return prompt if isinstance(prompt, str) else str(prompt)
+    return request.context or request.continuation
+
+
 def read_predictions(path: Path, repair: bool = False) -> list[dict]:
     """Rows of a predictions file. A last line without its newline (a killed write) is dropped, and with `repair`
     cut from the file; any other malformed line is an error naming the file and line."""
@@ -131,7 +140,7 @@ def run_task(backend, cfg: TaskConfig, scorer, items: list[dict[str, Item]], out
             k = 0
             for it, rs in zip(chunk, reqs):
                 row = {"id": it.id, "language": it.language, **scorer.score(it, results[k:k + len(rs)]),
-                       "gold": it.answer, "gold_index": it.answer_index}
+                       "gold": it.answer, "gold_index": it.answer_index, "prompt": _sent(rs[0])}
                 done[(it.id, it.language)] = row
                 f.write(dumps_row(row) + "\n")
                 k += len(rs)

@@ -179,13 +179,13 @@ class ClozeScorer(_Base):
         return self
 
     def _sentences(self, item: Item) -> list[str]:
-        return [self.render(item.prompt) + c + item.suffix for c in item.choices]
+        return [self.render(item.prompt) + c + item.suffix for c in item.continuations]  # delimiter + candidate
 
     def requests(self, item: Item) -> list[LoglikRequest]:
         if self.rank_by == "sentence_mean":
             return [LoglikRequest("", s) for s in self._sentences(item)]
         context = self.render(item.prompt)
-        return [LoglikRequest(context, c + item.suffix) for c in item.choices]
+        return [LoglikRequest(context, c + item.suffix) for c in item.continuations]
 
     def score(self, item: Item, results: list[LoglikResult]) -> dict:
         raw = [r.logprob for r in results]

@@ -35,12 +35,13 @@ def language_files(cfg, languages: list[str], root) -> dict[str, Path] | Path:
     return _resolve(files, cfg, root)
 
 
-def _resolve(raw: str, cfg, root) -> Path:
+def _resolve(raw: str, cfg, root, field: str = "data_files") -> Path:
     try:
         return paths.resolve(raw, root=root, config=cfg.source if not cfg.shipped else None,
-                             what=f"task {cfg.name}: data file")
+                             what=f"task {cfg.name}: {field}")
     except CrosstuneError as e:
-        raise CrosstuneError(f"{e}; or pass --data {cfg.name}=PATH") from None
+        hint = f"pass --data {cfg.name}=PATH" if field == "data_files" else "set --data-root or use an absolute path"
+        raise CrosstuneError(f"{e}; or {hint}") from None
 
 
 def read_any(path: Path, fmt: str, columns: list[str] | None, delimiter: str | None = None) -> Iterator[tuple[int, dict]]:
@@ -191,7 +192,7 @@ def _check_counts(cfg, counts: dict[str, tuple[Path, int]]) -> None:
 
 def load_fewshot(cfg, root) -> dict:
     """The whole few-shot source: parsed JSON/YAML, or the list of rows of a row file."""
-    path = _resolve(cfg.fewshot.file, cfg, root)
+    path = _resolve(cfg.fewshot.file, cfg, root, "fewshot.file (one file for all languages)")
     if path.suffix in (".json",) and cfg.fewshot.format == "auto":
         try:
             return json.loads(path.read_text(encoding="utf-8"))

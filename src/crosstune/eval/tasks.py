@@ -35,6 +35,7 @@ class LoglikConfig(StrictModel):
 
 class ClozeConfig(StrictModel):
     candidates: str  # expression -> list of candidate strings (same order in every language)
+    delimiter: str = ""  # put between the prompt and each candidate (e.g. " ")
     suffix: str = ""  # template: the text after the blank
     rank_by: Literal["sentence_mean", "sum", "norm"] = "sentence_mean"  # RankC: whole-sentence mean
 
@@ -294,14 +295,26 @@ def _make_item(cfg: TaskConfig, lang: _Lang, item_id: str, loc: str, row: dict) 
     else:
         choices = _string_list(templating.evaluate(cfg.choices, ctx, loc, "choices"), loc, "choices")
         idx = choice_index(gold, choices, cfg.answer_format, loc)
+    _check_distinct(choices, loc, "cloze.candidates" if cfg.kind == "cloze" else "choices")
     ctx["choices"] = choices
     text = lang.fewshot + templating.render(lang.template, ctx, loc, lang.field_name)
     conts = tuple(cfg.loglik.delimiter + templating.render(cfg.loglik.continuation,
                                                            {**ctx, "choice": c, "index": i, "letter": LETTERS[i]},
                                                            loc, "loglik.continuation")
-                  for i, c in enumerate(choices)) if cfg.kind == "multiple_choice" else tuple(choices)
+                  for i, c in enumerate(choices)) if cfg.kind == "multiple_choice" else \
+        tuple(cfg.cloze.delimiter + c for c in choices)
     suffix = templating.render(cfg.cloze.suffix, ctx, loc, "cloze.suffix") if cfg.kind == "cloze" else ""
     return Item(item_id, lang.lang, text, tuple(choices), choices[idx], idx, (choices[idx],), conts, suffix)
+
+
+def _check_distinct(choices: list[str], loc: str, field: str) -> None:
+    seen: dict[str, int] = {}
+    for i, c in enumerate(choices):
+        if c in seen:
+            raise CrosstuneError(f"{loc} field '{field}': {c!r} is option {seen[c]} and option {i}; equal options get "
+                                 "equal scores and the first always wins, so the second can never be chosen. Make the "
+                                 "options distinct, or skip such items with `filter`")
+        seen[c] = i
 
 
 def _check_parallel(cfg: TaskConfig, built: dict[str, Item], recs: dict) -> None:
