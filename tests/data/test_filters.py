@@ -74,3 +74,19 @@ def test_quota_stops_pulling_once_full():
 
     kept, _, stats = run(Quota({"en": 3, "zh": 1}), stream())
     assert kept == ["r0", "r1", "r3", "r5"] and len(pulled) == 6 and stats["surplus_unused"] == 2
+
+
+def test_langid_memo_after_front_evictions_gives_the_same_verdicts():
+    # the text-keyed front is cleared when it holds FRONT_CHARS characters, its texts moving to the digest memo:
+    # a tiny limit (clears every batch) gives the same verdicts, counters and detections as no limit at all
+    texts = [(EN, "en"), (ZH, "zh"), ("What is 12 + 30?", "en"), ("解释光合作用。", "zh"), (EN + " Really.", "en")]
+    rows = [row(i, texts[i % 5][0], texts[(i * 3) % 5][0], texts[i % 5][1], "zh" if i % 2 else "en")
+            for i in range(300)]
+    results = []
+    for limit in (10 ** 12, 100):
+        f = LangIdFilter(LangIdConfig(), ["en", "zh"])
+        f.batch_size, f.FRONT_CHARS = 7, limit
+        results.append(run(f, rows))
+        assert results[-1][2]["texts_detected"] == 5  # each distinct text once, whether in the front or the memo
+        assert (len(f.memo) > 0) == (limit == 100)
+    assert results[0] == results[1]

@@ -195,40 +195,57 @@ def run_blocks(blocks: list[Block], rows: Iterable[Row], sink: ExclusionSink) ->
 def _fused(plain: list[Filter], batch: BatchFilter | None, rows: Iterable[Row], sink: ExclusionSink
            ) -> Iterator[Row]:
     """Plain filters checked one after another per row; survivors gathered for `batch` (when given) exactly as
-    `BatchFilter.run` gathers them, prepared, checked and yielded."""
-    checks = [(f, f.check) for f in plain]
+    `BatchFilter.run` gathers them, prepared, checked and yielded. Counters are kept in locals and added to the
+    blocks when the loop ends or stops early (a `Quota` closing the stream): rows in and out per filter follow
+    from the rows pulled and the drops (`n_out = n_in - dropped`, the next filter's `n_in`)."""
+    checks = [f.check for f in plain]
+    drops = [0] * len(plain)
+    pulled = 0
     buf: list[Row] = []
     size = batch.batch_size if batch is not None else 0
-    for row in rows:
-        for f, check in checks:
-            f.n_in += 1
-            verdict = check(row)
-            if verdict is not None:
-                f.stats["dropped:" + verdict[0]] += 1
-                sink.add(row.example.id, verdict[0], f.name, verdict[1])
-                break
-            f.n_out += 1
-        else:
-            if batch is None:
-                yield row
-                continue
-            buf.append(row)
-            if len(buf) >= size:
-                yield from _checked(batch, buf, sink)
-                buf = []
-    if buf:
-        yield from _checked(batch, buf, sink)
+    try:
+        for row in rows:
+            pulled += 1
+            for check in checks:
+                verdict = check(row)
+                if verdict is not None:
+                    j = checks.index(check)
+                    drops[j] += 1
+                    f = plain[j]
+                    f.stats["dropped:" + verdict[0]] += 1
+                    sink.add(row.example.id, verdict[0], f.name, verdict[1])
+                    break
+            else:
+                if batch is None:
+                    yield row
+                    continue
+                buf.append(row)
+                if len(buf) >= size:
+                    yield from _checked(batch, buf, sink)
+                    buf = []
+        if buf:
+            yield from _checked(batch, buf, sink)
+    finally:
+        for f, dropped in zip(plain, drops):
+            f.n_in += pulled
+            pulled -= dropped
+            f.n_out += pulled
 
 
 def _checked(f: BatchFilter, batch: list[Row], sink: ExclusionSink) -> Iterator[Row]:
     f.prepare(batch)
     check, name, stats = f.check, f.name, f.stats
-    for row in batch:
-        f.n_in += 1
-        verdict = check(row)
-        if verdict is None:
-            f.n_out += 1
-            yield row
-        else:
-            stats["dropped:" + verdict[0]] += 1
-            sink.add(row.example.id, verdict[0], name, verdict[1])
+    seen = kept = 0
+    try:
+        for row in batch:
+            seen += 1
+            verdict = check(row)
+            if verdict is None:
+                kept += 1
+                yield row
+            else:
+                stats["dropped:" + verdict[0]] += 1
+                sink.add(row.example.id, verdict[0], name, verdict[1])
+    finally:
+        f.n_in += seen
+        f.n_out += kept

@@ -168,11 +168,17 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
             blocks.append(Quota(rows_iter.quotas))
             rows_iter = rows_iter.rows
         counts = Counts()
-        add = spool.add
+        by, lines = counts.by, []
         for row in run_blocks(blocks, rows_iter, sink):  # kept rows go to disk as they come, as their final bytes
-            counts.add(row.example.meta)
+            meta = row.example.meta
+            by[meta["mode"], meta["instruction_language"], meta["response_language"]] += 1
             line = row.line
-            add(encode_row(row.example) if line is None else line.encode())
+            lines.append(encode_row(row.example) if line is None else line.encode())
+            if len(lines) >= 4096:
+                spool.add_many(lines)
+                lines = []
+        spool.add_many(lines)
+        counts.rows = len(spool)
         sink.close()
         timings["build_s"] = time.perf_counter() - t1
         timings["build_cpu_s"] = time.process_time() - c1

@@ -35,6 +35,11 @@ class RowSpool:
         self._file.write(line)
         self.lengths.append(len(line))
 
+    def add_many(self, lines: list[bytes]) -> None:
+        """`add` each line, with one write."""
+        self._file.write(b"".join(lines))
+        self.lengths.extend(map(len, lines))
+
     @property
     def size(self) -> int:
         """Bytes spooled so far."""

@@ -1,8 +1,10 @@
 """Language-ID filter: each checked side must be detected as its declared language.
 
-Texts are detected once (memoized by a 128-bit digest of the text in a `DigestMap`, about 25 bytes per distinct
-text however long; a text-keyed front cache, cleared when its texts pass 64M characters, skips the digest for
-texts seen recently): CrossIn reuses each source text across modes. Detections below
+Texts are detected once: a text-keyed front cache holds the results of recent texts; when the texts it holds pass
+`FRONT_CHARS` characters it is cleared, and those detected since the last clear move to a memo keyed by a 128-bit
+digest of the text (`DigestMap`, about 25 bytes per distinct text however long), where later batches look up the
+texts the front does not have. Until the first clear no text is digested at all. CrossIn reuses each source text
+across modes. Detections below
 `min_confidence`, or with no answer (numbers, code, very short text), count as undetermined and are kept unless
 `drop_undetermined`. The agreement rate per side (agree / (agree + mismatch)) goes to the manifest.
 """
@@ -12,12 +14,11 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from xxhash import xxh3_128_digest
-
 from crosstune.config import StrictModel
 from crosstune.data.blocks import BatchFilter, Row
 from crosstune.data.langid import get_detector, same_base_language
 from crosstune.data.digests import DigestMap
+from crosstune.data.digests import digest as _digest
 from crosstune.languages import normalize
 
 Side = Literal["user", "assistant"]
@@ -41,10 +42,11 @@ class LangIdFilter(BatchFilter):
         super().__init__()
         self.cfg = cfg
         self.detector = get_detector(cfg.backend, languages if cfg.restrict and len(languages) > 1 else None)
-        self.memo = DigestMap()  # text digest -> index into `results`
+        self.memo = DigestMap()  # digest of a text evicted from the front -> index into `results`
         self.results: list[tuple[str | None, float]] = []  # each distinct (tag, confidence) once
         self._codes: dict[tuple, int] = {}
         self.front: dict[str, tuple[str | None, float]] = {}  # recent texts -> detection (bounded)
+        self.fresh: dict[str, int] = {}  # front texts detected since the last eviction -> result code
         self._front_chars = 0
         self.seconds = 0.0  # time spent in the detector, reported apart from the build
         self.sides = set(cfg.sides)
@@ -52,13 +54,12 @@ class LangIdFilter(BatchFilter):
         self.outcomes = {side: [0, 0, 0] for side in dict.fromkeys(cfg.sides)}  # side -> counts per OUTCOMES
         self.accept = {normalize(k): {normalize(x) for x in v} for k, v in cfg.accept.items()}
 
-    FRONT_CHARS = 64_000_000  # the front cache is cleared when the texts it holds pass this many characters
+    FRONT_CHARS = 32_000_000  # the front cache is cleared when the texts it holds pass this many characters
 
     def prepare(self, batch: list[Row]) -> None:
         front, sides = self.front, self.sides
         if self._front_chars > self.FRONT_CHARS:
-            front.clear()
-            self._front_chars = 0
+            self._evict()
         new: dict[str, None] = {}
         for row in batch:
             for side, t, _ in row.checks:
@@ -68,26 +69,45 @@ class LangIdFilter(BatchFilter):
             return
         self._front_chars += sum(map(len, new))
         texts = list(new)
-        keys = [xxh3_128_digest(t.encode("utf-8", "surrogatepass")) for t in texts]  # = digests.digest(t)
-        codes = self.memo.get_many(keys)
-        todo = {k: t for k, t, c in zip(keys, texts, codes) if c is None}  # distinct by digest
-        if todo:
-            t0 = time.perf_counter()
-            found = self.detector.detect_many(list(todo.values()))
-            self.seconds += time.perf_counter() - t0
-            new_codes = {}
-            for key, res in zip(todo, found):
-                code = self._codes.get(res)
-                if code is None:
-                    code = self._codes[res] = len(self.results)
-                    self.results.append(res)
-                self.memo.put(key, code)
-                new_codes[key] = code
-            self.stats["texts_detected"] += len(todo)
-            codes = [new_codes[k] if c is None else c for k, c in zip(keys, codes)]
+        if len(self.memo):  # the front was cleared before: texts seen then are found by digest
+            keys = [_digest(t) for t in texts]
+            codes = self.memo.get_many(keys)
+            todo = {k: t for k, t, c in zip(keys, texts, codes) if c is None}  # distinct by digest
+            found = self._detect(list(todo.values()))
+            by_key = dict(zip(todo, found))
+            codes = [by_key[k] if c is None else c for k, c in zip(keys, codes)]
+        else:  # nothing was evicted yet: a text not in the front was never seen
+            codes = self._detect(texts)
         results = self.results
         for t, c in zip(texts, codes):
             front[t] = results[c]
+
+    def _detect(self, texts: list[str]) -> list[int]:
+        """Detect `texts` (each new); their result codes, remembered in `fresh` until the next eviction."""
+        if not texts:
+            return []
+        t0 = time.perf_counter()
+        found = self.detector.detect_many(texts)
+        self.seconds += time.perf_counter() - t0
+        self.stats["texts_detected"] += len(texts)
+        codes, fresh, results, known = [], self.fresh, self.results, self._codes
+        for t, res in zip(texts, found):
+            code = known.get(res)
+            if code is None:
+                code = known[res] = len(results)
+                results.append(res)
+            fresh[t] = code
+            codes.append(code)
+        return codes
+
+    def _evict(self) -> None:
+        """Clear the front; the texts detected since the last eviction move to the digest memo."""
+        put = self.memo.put
+        for t, code in self.fresh.items():
+            put(_digest(t), code)
+        self.fresh = {}
+        self.front.clear()
+        self._front_chars = 0
 
     def _agrees(self, detected: str, declared: str) -> bool:
         return same_base_language(detected, declared) or detected in self.accept.get(declared, ())
