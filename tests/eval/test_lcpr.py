@@ -98,3 +98,11 @@ def test_pass_rates_and_harmonic_mean():
 def test_aliases_and_scripts():
     assert lcpr.base_language("zh-Hant") == "zh" and lcpr.base_language("nb") == "no"
     assert lcpr.base_language(None) == "unknown"
+
+
+def test_a_miss_always_has_a_reason():
+    """Every judged line passes, but the whole response (with a short line too short to judge) is detected as
+    another language: a real SmolLM2 answer to an HPLT Bulgarian prompt, seen by pycld2 as Russian as a whole."""
+    c = lcpr.check_response("Авраам историческая личност ли е?\n\nАвраам историческая лич", "bg",
+                            build_detector("pycld2"))
+    assert not c.line_error and c.detected == "ru" and c.reason == "wrong-language"

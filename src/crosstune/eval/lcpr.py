@@ -192,6 +192,8 @@ def check_response(text: str, expected: str, detector, min_tokens: int = MIN_TOK
         check.word_error = bool(check.english)
         if check.word_error:
             check.reason = "english-words"
+    if check.reason is None and detected != want:  # every line passes, but the whole response reads otherwise
+        check.reason = "low-confidence" if detected == UNKNOWN else "wrong-language"
     return check
 
 

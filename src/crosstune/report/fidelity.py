@@ -29,7 +29,7 @@ def fidelity_table(summary: dict, title: str = "") -> str:
     if misses:
         lines += ["| id | expected | detected | why | response |", "|---|---|---|---|---|"]
         for m in misses:
-            why = m["reason"] + (f" ({', '.join(m['english_words'])})" if m.get("english_words") else "")
+            why = (m["reason"] or "-") + (f" ({', '.join(m['english_words'])})" if m.get("english_words") else "")
             text = m["snippet"].replace("|", "\\|")[:100]
             lines.append(f"| {str(m['id'])[:12]} | {m['expected']} | {m['detected']} | {why} | {text} |")
     return "\n".join(lines) + "\n"
