@@ -11,7 +11,9 @@ writing) against its model calls, measured in the same run.
    server's real candidate answers (cycled to 3 per passage), parse its real grader answers, embed+cluster, write
    1,000 SFT rows; every step on real text. Printed as seconds and as a ratio to the model seconds the same
    passages would need (from 1).
-3. Embedding + k-means of `--instructions` English instructions (Alpaca), against the 3-minute budget.
+3. Embedding + k-means of `--instructions` English instructions (Alpaca), against the 3-minute budget; with
+   `--before N` also the earlier settings in the same run (k-means++ with n_init=3 on the same vectors, and the
+   earlier embedding calls on the first N texts), with the k-means objective and the embeddings' cosine.
 """
 
 from __future__ import annotations
@@ -113,17 +115,54 @@ def _alpaca(n: int) -> list[str]:
     return out
 
 
-def embed_cluster(n: int) -> dict:
+def embed_cluster(n: int, keep_fraction: float, before: int) -> dict:
+    """Embed + cluster `n` instructions with the shipped settings; then the same-run peers: the earlier embedding
+    (calls of 256 texts in input order, on the first `before` texts) and the earlier k-means (k-means++ with
+    n_init=3) on the same vectors: seconds, the k-means objective, and the largest embedding difference."""
+    import numpy as np
+
+    from crosstune.data.xinstruct.diversify import cluster_pick
+
     instructions = _alpaca(n)
     rows = [Row(Example(id=str(i), messages=[Message("user", s, "en"), Message("assistant", "x", "en")]))
             for i, s in enumerate(instructions)]
-    div = Diversify(DiversifyConfig(keep_fraction=0.2, by_language=False))
+    cfg = DiversifyConfig(keep_fraction=keep_fraction, by_language=False)
+    load0 = os.getloadavg()
+    div = Diversify(cfg)
     t0 = time.perf_counter()
     kept = list(div.run(rows, ExclusionSink()))
     total = time.perf_counter() - t0
-    return {"instructions": len(rows), "k": div.report()["k"]["all"], "kept": len(kept),
-            "embed_s": round(div.seconds["embed_s"], 1), "cluster_s": round(div.seconds["cluster_s"], 1),
-            "total_s": round(total, 1), "budget_s": 180, "within_budget": total < 180}
+    k = div.report()["k"]["all"]
+    res = {"instructions": len(rows), "k": k, "kept": len(kept), "kmeans": {"init": cfg.init, "n_init": cfg.n_init},
+           "embed_s": round(div.seconds["embed_s"], 1), "cluster_s": round(div.seconds["cluster_s"], 1),
+           "total_s": round(total, 1), "budget_s": 180, "within_budget": total < 180,
+           "load_avg_start": [round(v, 2) for v in load0], "load_avg_end": [round(v, 2) for v in os.getloadavg()]}
+    if not before:
+        return res
+    x = div.embedder.embed(instructions)  # the vectors k-means saw (the embedder is deterministic)
+    res["inertia"] = round(_inertia(x, cluster_pick, k, cfg), 2)
+    t0 = time.perf_counter()
+    peer = _inertia(x, cluster_pick, k, cfg.model_copy(update={"init": "k-means++", "n_init": 3}))
+    res["peer_cluster_s"] = round(time.perf_counter() - t0, 1)
+    res["peer_inertia"] = round(peer, 2)
+    sub = instructions[:before]
+    t0 = time.perf_counter()
+    old = np.concatenate([div.embedder._model.query(sub[i:i + 256]) for i in range(0, len(sub), 256)])
+    t_old = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    new = div.embedder.embed(sub)
+    t_new = time.perf_counter() - t0
+    res["embed_peer"] = {"texts": len(sub), "before_s": round(t_old, 1), "after_s": round(t_new, 1),
+                         "ratio": round(t_old / t_new, 2), "min_cosine": round(float((old * new).sum(1).min()), 6)}
+    res["load_avg_after_peers"] = [round(v, 2) for v in os.getloadavg()]
+    return res
+
+
+def _inertia(x, cluster_pick, k: int, cfg: DiversifyConfig) -> float:
+    """The k-means objective of one clustering with these settings (sum of squared distances to the centres)."""
+    labels, _ = cluster_pick(x, k, cfg.per_cluster, cfg.seed, cfg)
+    centres = {c: x[labels == c].mean(0) for c in set(labels.tolist())}
+    return float(sum(((x[labels == c] - m) ** 2).sum() for c, m in centres.items()))
 
 
 def main() -> None:
@@ -137,6 +176,9 @@ def main() -> None:
                                                      "as the peer instead of running one")
     ap.add_argument("--call-seconds", default=None, help="GEN,JUDGE seconds per model call measured in a logged run "
                                                          "(when the peer dir's last run was answered from the cache)")
+    ap.add_argument("--keep-fraction", type=float, default=0.5, help="10k run: k = n x this (k: auto, 1 per cluster)")
+    ap.add_argument("--before", type=int, default=0, help="10k run: also the earlier settings in the same run "
+                                                           "(k-means on all n; embedding on this many texts)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["peer", "own", "embed"])
     a = ap.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="bench_xinstruct_"))
@@ -167,7 +209,7 @@ def main() -> None:
         result["own"] = own
         print(json.dumps(own, indent=1))
     if "embed" not in a.skip:
-        result["embed"] = embed_cluster(a.instructions)
+        result["embed"] = embed_cluster(a.instructions, a.keep_fraction, a.before)
         print(json.dumps(result["embed"], indent=1))
     (out / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"results: {out / 'bench.json'}")

