@@ -1,11 +1,15 @@
 """crosstune's trainer vs TRL's SFTTrainer: same model, rows, LoRA, effective batch and precision, one run.
 
     python benchmarks/bench_train.py --data runs/data/crossin/train.jsonl [--rows 512 --steps 64 --batch 8]
+        [--threads 1 --repeat 2 --ablation torch_dropout,compile,sdpa]
 
 Each trainer runs in its own subprocess (peak RSS is per process). Reported: real (non-padding) tokens per second
 of the training loop, peak RSS, final train loss (mean of the last 5 steps), held-out loss of both trained adapters
 on the same 64 rows computed by one function, and the fraction of the 2 cores' matmul peak (6 x params FLOPs per
-real token; the peak is measured in the same run). Gradient checkpointing is off in both; TRL gets a
+real token; the peak is measured in the same run). `--repeat N` runs the two trainers N times each in ABBA order
+(a drifting load hits both alike); `--ablation` adds crosstune runs with one speed change undone (each change's
+share = defaults / variant; the `compile` variant reports tokens/s after the first step, which holds the compile,
+separately). Gradient checkpointing is off in both; TRL gets a
 prompt/completion dataset so both train on the response only.
 """
 

@@ -20,9 +20,9 @@ class ModelSection(StrictModel):
     # sequences: +13-31% tokens/s measured, docs/benchmarks/train.md), else the model's default (sdpa)
     attn_implementation: str = "auto"
     # torch.compile (inductor) each decoder layer, shapes dynamic (no recompile per padded length): fuses the
-    # norms, rotary, activations, casts and LoRA scaling; +24% tokens/s measured on SmolLM2 LoRA (CPU, 1 thread),
-    # after a one-off compile of about 2 minutes (docs/benchmarks/train.md). Off by default: it pays off after
-    # roughly 100 steps, and needs a C++ compiler on a CPU.
+    # norms, rotary, activations, casts and LoRA scaling; +8-24% tokens/s measured on SmolLM2 LoRA (CPU, 1 thread),
+    # after a one-off compile of ~2 min cold (docs/benchmarks/train.md). Off by default: it pays off after
+    # roughly 60-190 steps here, and needs a C++ compiler on a CPU.
     compile: bool = False
 
 
@@ -31,7 +31,8 @@ class LoraSection(StrictModel):
     alpha: float = 32
     dropout: float = Field(0.05, ge=0, lt=1)
     # how LoRA dropout masks are drawn (same Bernoulli(dropout) masks in distribution either way):
-    # auto: on a CPU, only the dropped positions (train/dropout.py: ~3x cheaper masks, +46% tokens/s measured);
+    # auto: on a CPU, only the dropped positions (train/dropout.py: ~3x cheaper masks, +9-26% tokens/s and ~1 GB less
+    # peak RSS measured, docs/benchmarks/train.md);
     # torch: PEFT's nn.Dropout (bernoulli_ per element), the draws PEFT itself would make
     dropout_impl: Literal["auto", "torch"] = "auto"
     # CrossIn's list has the typo `p_proj` (so q_proj gets no adapter); we default to the intended list.
