@@ -69,6 +69,10 @@ def test_significance_is_paired_by_item(finished_run):
     out, _ = finished_run
     sig = json.loads((out / "report" / "significance.json").read_text())
     assert {s["arm"] for s in sig} == {"crossin+lora[r=2]", "crossin+lora[r=8]"}
+    fid = [s for s in sig if s["task"] == "fidelity en→zh"]  # the generation condition, paired by prompt
+    assert len(fid) == 2 and all(s["n"] == 1 and set(s["per_language"]) == {"zh"} for s in fid)
+    sig = [s for s in sig if s["task"] == "demo_mc"]
+    assert len(sig) == 2
     for s in sig:  # crosstune.eval.compare: 3 items x 3 languages, McNemar p, paired bootstrap
         assert s["baseline"] == "untuned" and s["n"] == 9 and 0 < s["p"] <= 1
         assert s["ci95"][0] <= s["delta"] <= s["ci95"][1]

@@ -1,6 +1,7 @@
 """Paired significance between two evaluation runs of the same task (a tuned model vs its base): per language and
 overall, on the items both runs scored. McNemar's exact test on the discordant pairs, and a paired bootstrap
-interval for the accuracy difference (items resampled, all languages of an item together)."""
+interval for the accuracy difference (items resampled, all languages of an item together). `compare_outcomes` does the
+same for any paired pass/fail outcome (the report also uses it for response-language fidelity)."""
 
 from __future__ import annotations
 
@@ -50,12 +51,19 @@ def _paired(a_rows: list[dict], b_rows: list[dict], where_a: Path, where_b: Path
 def compare_task(dir_a: Path, dir_b: Path, n_boot: int = 2000, seed: int = 0) -> dict:
     shared, a, b = _paired(read_predictions(dir_a / "predictions.jsonl"), read_predictions(dir_b / "predictions.jsonl"),
                            dir_a, dir_b)
-    languages = list(dict.fromkeys(lang for _, lang in shared))
-    items = list(dict.fromkeys(i for i, _ in shared))
+    return compare_outcomes(a, b, n_boot, seed)
+
+
+def compare_outcomes(a: dict, b: dict, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Paired comparison of two runs' right/wrong outcomes keyed (item id, language, ...): per language and overall,
+    on the keys both have. Any pass/fail outcome works: a chosen option, or a response in the expected language."""
+    shared = sorted(set(a) & set(b))
+    languages = list(dict.fromkeys(k[1] for k in shared))
+    items = list(dict.fromkeys(k[0] for k in shared))
     rng = np.random.default_rng(seed)
     out: dict = {"n_pairs": len(shared), "languages": languages, "per_language": {}}
 
-    def block(keys: list[tuple[str, str]], groups: list[list[int]]) -> dict:
+    def block(keys: list[tuple], groups: list[list[int]]) -> dict:
         xa = np.array([a[k] for k in keys], dtype=float)
         xb = np.array([b[k] for k in keys], dtype=float)
         only_a, only_b = int(((xa == 1) & (xb == 0)).sum()), int(((xa == 0) & (xb == 1)).sum())
@@ -70,11 +78,13 @@ def compare_task(dir_a: Path, dir_b: Path, n_boot: int = 2000, seed: int = 0) ->
                 "bootstrap_p": float(min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())))}
 
     for lang in languages:
-        keys = [(i, lang) for i in items if (i, lang) in a and (i, lang) in b]
+        keys = [k for k in shared if k[1] == lang]
         out["per_language"][lang] = block(keys, [[j] for j in range(len(keys))])
     pos = {k: j for j, k in enumerate(shared)}
-    groups = [[pos[(i, lang)] for lang in languages if (i, lang) in pos] for i in items]
-    out["overall"] = block(shared, groups)
+    by_item: dict = {}
+    for k in shared:
+        by_item.setdefault(k[0], []).append(pos[k])
+    out["overall"] = block(shared, [by_item[i] for i in items])
     return out
 
 

@@ -177,8 +177,8 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
     if sig:
         rows = [(f"{s['arm']} · {s['task']}", s["delta"], s["ci95"][0], s["ci95"][1], s["p"]) for s in sig]
         add(plots.forest(rows, fig_dir / "significance.png", f"each arm vs {rep.baseline}",
-                         "difference in accuracy (paired by item)"),
-            f"significance vs {rep.baseline}", "Points: accuracy difference (all languages, paired by item); "
+                         "difference vs the baseline (paired by item)"),
+            f"significance vs {rep.baseline}", "Points: difference in accuracy (tasks) or in the share of responses in the expected language (fidelity), all languages, paired by item; "
             "lines: 95% paired bootstrap intervals; filled: p < 0.05 in McNemar's exact test.")
     return figs
 

@@ -74,10 +74,10 @@ def load_report(out_dir: Path) -> Report:
 
 
 def significance(rep: Report, n_boot: int = 2000, seed: int = 0) -> list[dict]:
-    """Each arm vs the baseline on each task (`crosstune.eval.compare`, as `crosstune eval compare`): accuracy
-    difference with a paired bootstrap interval (items resampled with all their languages) and McNemar's exact
-    p, overall and per language."""
-    from crosstune.eval.compare import compare_task
+    """Each arm vs the baseline on each task (`crosstune.eval.compare`, as `crosstune eval compare`) and on each
+    generation condition's fidelity: the difference with a paired bootstrap interval (items resampled with all their
+    languages) and McNemar's exact p, overall and per language."""
+    from crosstune.eval.compare import compare_outcomes, compare_task
 
     base = next((a for a in rep.arms if a["arm"] == rep.baseline), None)
     out = []
@@ -93,14 +93,32 @@ def significance(rep: Report, n_boot: int = 2000, seed: int = 0) -> list[dict]:
                 continue
             res = compare_task(rep.out_dir / Path(b["per_item"]).parent, rep.out_dir / Path(t["per_item"]).parent,
                                n_boot, seed)
-
-            def short(r: dict) -> dict:
-                return {"delta": r["diff_b_minus_a"], "ci95": r["bootstrap_95"], "p": r["mcnemar_p"], "n": r["n"],
-                        "right_only_arm": r["right_only_b"], "right_only_baseline": r["right_only_a"]}
-
             out.append({"suite": suite, "task": task, "arm": arm["arm"], "baseline": rep.baseline,
-                        **short(res["overall"]), "per_language": {k: short(v) for k, v in res["per_language"].items()}})
+                        **_short(res["overall"]), "per_language": {k: _short(v) for k, v in res["per_language"].items()}})
+    for suite, label in rep.generations:  # response-language fidelity: in the expected language or not, paired
+        b = _fidelity_outcomes(rep, base, suite, label)
+        for arm in rep.arms:
+            a = _fidelity_outcomes(rep, arm, suite, label)
+            if arm["arm"] == rep.baseline or not a or not b:
+                continue
+            res = compare_outcomes(b, a, n_boot, seed)
+            out.append({"suite": suite, "task": f"fidelity {condition_name(label)}", "arm": arm["arm"],
+                        "baseline": rep.baseline, **_short(res["overall"]),
+                        "per_language": {k: _short(v) for k, v in res["per_language"].items()}})
     return out
+
+
+def _short(r: dict) -> dict:
+    return {"delta": r["diff_b_minus_a"], "ci95": r["bootstrap_95"], "p": r["mcnemar_p"], "n": r["n"],
+            "right_only_arm": r["right_only_b"], "right_only_baseline": r["right_only_a"]}
+
+
+def _fidelity_outcomes(rep: Report, arm: dict, suite: str, label: str) -> dict:
+    g = rep.generation(arm, suite, label)
+    if not g or not g.get("fidelity_dir"):
+        return {}
+    return {(str(r["id"]), r.get("expected") or r["language"], r.get("sample", 0), r["language"]): bool(r["match"])
+            for r in read_jsonl(rep.out_dir / g["fidelity_dir"] / "items.jsonl")}
 
 
 def _f(x, nd: int = 3) -> str:
@@ -203,12 +221,12 @@ def significance_rows(sig: list[dict]) -> tuple[list[str], list[list[str]]]:
     langs: list[str] = []
     for s in sig:
         langs += [x for x in s.get("per_language", {}) if x not in langs]
-    head = ["task", "arm", "Δ accuracy vs baseline", "95% CI", "McNemar p", "pairs", *[f"Δ {x} (p)" for x in langs]]
+    head = ["task", "arm", "Δ vs baseline", "95% CI", "McNemar p", "pairs", *[f"Δ {x} (p)" for x in langs]]
     rows = []
     for s in sig:
         per = s.get("per_language", {})
         rows.append([s["task"], s["arm"], f"{s['delta']:+.3f}", _ci(s["ci95"]).strip(),
-                     f"{s['p']:.3f}" + (" *" if s["p"] < 0.05 else ""), str(s["n"]),
+                     (f"{s['p']:.3f}" if s["p"] >= 0.001 else "<0.001") + (" *" if s["p"] < 0.05 else ""), str(s["n"]),
                      *[f"{per[x]['delta']:+.3f} ({per[x]['p']:.2f}{' *' if per[x]['p'] < 0.05 else ''})"
                        if x in per else "–" for x in langs]])
     return head, rows
