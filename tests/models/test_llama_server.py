@@ -36,6 +36,21 @@ def test_chat_and_plain_generation(llama_server):
     assert " 8" not in stopped
 
 
+def test_loglikelihood_counts_only_the_continuation(llama_server):
+    """Chain rule: log p(a b | c) = log p(a | c) + log p(b | c a), with the boundaries at spaces so the tokens are the
+    same. Tokens the server generates after the text (llama.cpp reads max_tokens=0 as "no limit", each adding about
+    -10) would break it; the tolerance covers the quantised model's batch-size numerics. (The values themselves are
+    what llama-cpp-python reports: its echoed prompt log-probs are shifted by one position, abetlen/llama-cpp-python
+    #1983, so docs/generation.md recommends vLLM or a local model for log-likelihood tasks.)"""
+    from crosstune.models.backends.base import LoglikRequest
+
+    be = build_backend(llama_server.spec)
+    c, a, b = "The capital of France is", " Paris, and the capital of Spain", " is Madrid."
+    whole, first, second = be.loglikelihood([LoglikRequest(c, a + b), LoglikRequest(c, a), LoglikRequest(c + a, b)])
+    assert whole.logprob < 0 and first.logprob < 0 and second.logprob < 0
+    assert whole.logprob == pytest.approx(first.logprob + second.logprob, abs=0.5)
+
+
 def test_concurrent_requests_come_back_in_input_order(llama_server):
     reqs = [chat(q) for q in QUESTIONS]
     one_by_one = build_backend(llama_server.spec, concurrency=1).generate(reqs)

@@ -203,8 +203,10 @@ class OpenAICompatBackend:
         import openai
 
         try:
+            # max_tokens=1, not 0: llama.cpp's server reads 0 as "no limit" and generates; the one generated token
+            # lies past the end of the text and is not counted below
             out = self.client.completions.create(model=self.model, prompt=r.context + r.continuation, echo=True,
-                                                 logprobs=1, max_tokens=0, temperature=0.0)
+                                                 logprobs=1, max_tokens=1, temperature=0.0)
             lp = out.choices[0].logprobs
             offsets, token_lps, top = lp.text_offset, lp.token_logprobs, lp.top_logprobs
         except (openai.APITimeoutError, openai.APIConnectionError):
@@ -217,8 +219,8 @@ class OpenAICompatBackend:
         except Exception as e:
             raise CrosstuneError(f"this server cannot score log-likelihoods (completions with echo and logprobs "
                                  f"failed: {type(e).__name__}: {_short(str(e))})") from None
-        start = len(r.context)
-        picked = [i for i, off in enumerate(offsets) if off >= start]
+        start, end = len(r.context), len(r.context) + len(r.continuation)
+        picked = [i for i, off in enumerate(offsets) if start <= off < end]
         if not picked:
             raise CrosstuneError("no tokens returned for the continuation")
         total = sum(token_lps[i] for i in picked)
