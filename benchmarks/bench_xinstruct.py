@@ -115,7 +115,7 @@ def _alpaca(n: int) -> list[str]:
     return out
 
 
-def embed_cluster(n: int, keep_fraction: float, before: int) -> dict:
+def embed_cluster(n: int, keep_fraction: float, before: int, threads: int = 1) -> dict:
     """Embed + cluster `n` instructions with the shipped settings; then the same-run peers: the earlier embedding
     (calls of 256 texts in input order, on the first `before` texts) and the earlier k-means (k-means++ with
     n_init=3) on the same vectors: seconds, the k-means objective, and the largest embedding difference."""
@@ -126,14 +126,14 @@ def embed_cluster(n: int, keep_fraction: float, before: int) -> dict:
     instructions = _alpaca(n)
     rows = [Row(Example(id=str(i), messages=[Message("user", s, "en"), Message("assistant", "x", "en")]))
             for i, s in enumerate(instructions)]
-    cfg = DiversifyConfig(keep_fraction=keep_fraction, by_language=False)
+    cfg = DiversifyConfig(keep_fraction=keep_fraction, by_language=False, threads=threads)
     load0 = os.getloadavg()
     div = Diversify(cfg)
     t0 = time.perf_counter()
     kept = list(div.run(rows, ExclusionSink()))
     total = time.perf_counter() - t0
     k = div.report()["k"]["all"]
-    res = {"instructions": len(rows), "k": k, "kept": len(kept), "kmeans": {"init": cfg.init, "n_init": cfg.n_init},
+    res = {"instructions": len(rows), "threads": threads, "k": k, "kept": len(kept), "kmeans": {"init": cfg.init, "n_init": cfg.n_init},
            "embed_s": round(div.seconds["embed_s"], 1), "cluster_s": round(div.seconds["cluster_s"], 1),
            "total_s": round(total, 1), "budget_s": 180, "within_budget": total < 180,
            "load_avg_start": [round(v, 2) for v in load0], "load_avg_end": [round(v, 2) for v in os.getloadavg()]}
@@ -180,6 +180,7 @@ def main() -> None:
     ap.add_argument("--before", type=int, default=0, help="10k run: also the earlier settings in the same run "
                                                            "(k-means on all n; embedding on this many texts)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["peer", "own", "embed"])
+    ap.add_argument("--threads", type=int, default=1, help="10k run: diversify.threads (embedding and k-means)")
     a = ap.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="bench_xinstruct_"))
     out.mkdir(parents=True, exist_ok=True)
@@ -209,7 +210,7 @@ def main() -> None:
         result["own"] = own
         print(json.dumps(own, indent=1))
     if "embed" not in a.skip:
-        result["embed"] = embed_cluster(a.instructions, a.keep_fraction, a.before)
+        result["embed"] = embed_cluster(a.instructions, a.keep_fraction, a.before, a.threads)
         print(json.dumps(result["embed"], indent=1))
     (out / "bench.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"results: {out / 'bench.json'}")
