@@ -31,8 +31,8 @@ def check_loglik_backend(spec: str, what: str) -> None:
     if parse_spec(spec).get("kind") == "openai":
         raise CrosstuneError(
             f"{what}: backend {spec!r} is an OpenAI-compatible server, which this pipeline does not use to score "
-            "log-likelihoods (that needs completions with echo, logprobs and max_tokens=0, which llama.cpp's "
-            "servers do not do: llama-cpp-python treats max_tokens=0 as unlimited and generates); expected a "
+            "log-likelihoods (llama.cpp's servers report wrong prompt log-probs: llama-cpp-python shifts them by "
+            "one position, the native server returns none; docs/generation.md); expected a "
             "local model as model.judge (default, a HF folder or a .gguf), or refine.mode=generate")
 
 
@@ -63,9 +63,13 @@ class ModelHandle:
                                temperature=temperature, seed=seed)
 
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
+        return self._timed(self.cached.generate, requests)
+
+    def _timed(self, call, requests):
+        """Model time (cache lookups included) is what the manifest reports beside the pipeline's own."""
         t0 = time.perf_counter()
         try:
-            return self.cached.generate(requests)
+            return call(requests)
         finally:
             self.seconds += time.perf_counter() - t0
 
@@ -84,11 +88,7 @@ class ModelHandle:
         return render_prompt([{"role": "user", "content": prompt}], "chat", self._tokenizer)
 
     def loglikelihood(self, requests: list[LoglikRequest]) -> list[LoglikResult]:
-        t0 = time.perf_counter()
-        try:
-            return self.cached.loglikelihood(requests)
-        finally:
-            self.seconds += time.perf_counter() - t0
+        return self._timed(self.cached.loglikelihood, requests)
 
 
 class _LazyBackend:
