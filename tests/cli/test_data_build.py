@@ -33,3 +33,16 @@ def test_bad_recipe_is_one_error_line(tmp_path, slices, capsys, override, messag
     code, cap = run_cli(["data", "build", str(recipe), "--out", str(tmp_path / "out"), override], capsys)
     assert code == 2 and cap.err.startswith("error: ") and message in cap.err
     assert "Traceback" not in cap.err
+
+
+def test_workers_option(tmp_path, slices, capsys):  # noqa: F811
+    recipe = write_recipe(tmp_path, slices)
+    outs = {}
+    for workers in ("1", "2"):
+        code, cap = run_cli(["data", "build", str(recipe), "--out", str(tmp_path / workers), "--workers", workers],
+                            capsys)
+        assert code == 0, cap.err
+        outs[workers] = [(tmp_path / workers / f).read_bytes() for f in ("train.jsonl", "exclusions.jsonl")]
+    assert outs["1"] == outs["2"]
+    code, cap = run_cli(["data", "build", str(recipe), "--out", str(tmp_path / "0"), "--workers", "0"], capsys)
+    assert code == 2 and "Traceback" not in cap.err

@@ -135,3 +135,23 @@ def test_encode_row_matches_the_generic_encoder():
                  meta={"recipe": "crossin", "source_ids": ["en:3", "zh:3"], "fields": {"instruction": "é"}})
     row = {"id": ex.id, "messages": [m.to_dict() for m in ex.messages], "meta": ex.meta}
     assert encode_row(ex) == (dumps_row(row) + "\n").encode("utf-8")
+
+
+@pytest.mark.parametrize("name, changes", [
+    ("crossin", {}),  # near dedup after language ID: the next batch is gathered while a worker detects
+    ("pinch", {"recipe": {"languages": ["zh", "vi"], "percent": 10, "total": 200}}),  # a quota: no read-ahead
+])
+def test_workers_do_not_change_the_bytes(tmp_path, slices, monkeypatch, name, changes):  # noqa: F811
+    from crosstune.data.filters.langid import LangIdFilter
+
+    monkeypatch.setattr(LangIdFilter, "batch_size", 16)  # many batches, many worker jobs on a small corpus
+    monkeypatch.setattr(LangIdFilter, "SEND", 4)
+    monkeypatch.setattr(LangIdFilter, "FRONT_CHARS", 20_000)  # and front evictions on the way
+    recipe = write_recipe(tmp_path, slices, name=name, **changes)
+    one = build(recipe, tmp_path / "one", workers=1)
+    two = build(recipe, tmp_path / "two", workers=2)
+    assert files(tmp_path / "one") == files(tmp_path / "two")
+    assert one.timings["langid_worker_texts"] == 0 and two.timings["langid_worker_texts"] > 0
+    assert two.manifest["filters"]["langid"]["texts_detected"] >= two.timings["langid_worker_texts"]
+    with pytest.raises(CrosstuneError, match="workers must be at least 1"):
+        build(recipe, tmp_path / "zero", workers=0)

@@ -90,3 +90,41 @@ def test_langid_memo_after_front_evictions_gives_the_same_verdicts():
         assert results[-1][2]["texts_detected"] == 5  # each distinct text once, whether in the front or the memo
         assert (len(f.memo) > 0) == (limit == 100)
     assert results[0] == results[1]
+
+
+def _pipeline(workers, rows, *, quota=None, front_chars=10 ** 12, read_ahead=True):
+    from crosstune.data.blocks import run_blocks
+
+    lid = LangIdFilter(LangIdConfig(), ["en", "zh"], workers=workers)
+    lid.batch_size, lid.FRONT_CHARS, lid.SEND, lid.RETRY = 7, front_chars, 2, 1  # many batches and worker jobs
+    blocks = [LengthFilter(LengthConfig(max_chars=60)), ExactDedup(), lid] + ([Quota(quota)] if quota else [])
+    sink = ExclusionSink()
+    try:
+        kept = [r.example.id for r in run_blocks(blocks, rows, sink, read_ahead=read_ahead)]
+    finally:
+        for b in blocks:
+            b.close()
+    return (kept, [(e.id, e.reason, e.block, e.detail) for e in sink.items], [b.report() for b in blocks],
+            lid.worker_texts)
+
+
+def test_langid_workers_give_the_same_rows_counters_and_exclusion_order():
+    # a worker process detects while the next batch is gathered (read ahead); length and dedup drops met
+    # meanwhile are held back, so the exclusions come in the same order as with everything in one process
+    words = ["Explain photosynthesis in plants.", "光合作用是什么？", "What is 12 + 30?", "植物怎样制造食物？",
+             "Describe the water cycle in a few sentences.", EN, ZH]
+    rows = []
+    for i in range(400):
+        user = words[i % 7] + (f" ({i % 50})" if i % 3 else "")
+        bot = words[(i * 5) % 7]
+        rows.append(row(i, user, bot, "zh" if "光" in user or "植" in user else "en", "zh" if i % 4 else "en"))
+    for front_chars in (10 ** 12, 300):  # without, and with the front evicted every few batches
+        one = _pipeline(1, rows, front_chars=front_chars)
+        two = _pipeline(2, rows, front_chars=front_chars)
+        assert two[:3] == one[:3]
+        assert one[3] == 0 and two[3] > 0  # texts were detected in the worker
+        assert {e[1] for e in one[1]} == {"too_long", "exact_duplicate", "langid_mismatch"}
+        blocks = [e[2] for e in one[1]]
+        assert blocks.index("langid") < len(blocks) - 1 - blocks[::-1].index("exact_dedup")  # interleaved
+    quota = {"en": 40, "zh": 60}  # a quota stops pulling: no read-ahead past it, same rows pulled
+    assert _pipeline(2, rows, quota=quota)[:3] == _pipeline(1, rows, quota=quota)[:3]

@@ -90,6 +90,9 @@ class Block:
     def report(self) -> dict:
         return dict(sorted({**self.stats, "in": self.n_in, "out": self.n_out}.items()))
 
+    def close(self) -> None:
+        """Release what the block started (worker processes); its counters stay readable."""
+
 
 class Filter(Block):
     """Keep or drop one row at a time: `check(row)` returns None to keep, or `(reason, detail)` to drop."""
@@ -116,13 +119,27 @@ class BatchFilter(Filter):
 
     batch_size = 1024  # small enough that a fixed-budget build does not pull far past its quota
 
+    def feed(self, row: Row) -> None:
+        """Called with each row as it joins the batch, before `prepare(batch)`, so the filter may start
+        preparing early (language ID sends texts to worker processes). It must not change what `prepare` and
+        `check` decide. A filter that defines it relies on being fed every row of a batch."""
+
+    overlaps = False  # True: `seal` lets the next batch be gathered before this one is prepared (run_blocks)
+
+    def seal(self, batch: list[Row]) -> bool:
+        """`batch` is complete; with `overlaps`, the filter may finish preparing it elsewhere while the next
+        batch is gathered, and returns whether it can take that next batch before this one is prepared."""
+        return False
+
     def prepare(self, batch: list[Row]) -> None:
         raise NotImplementedError
 
     def run(self, rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
         batch: list[Row] = []
+        feed = self.feed
         for row in rows:
             batch.append(row)
+            feed(row)
             if len(batch) >= self.batch_size:
                 self.prepare(batch)
                 yield from super().run(batch, sink)
@@ -176,9 +193,15 @@ class Quota(Block):
         return out
 
 
-def run_blocks(blocks: list[Block], rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
+def run_blocks(blocks: list[Block], rows: Iterable[Row], sink: ExclusionSink, read_ahead: bool = False
+               ) -> Iterator[Row]:
     """`rows` through `blocks` in order: the same result as `rows = block.run(rows, sink)` per block (rows are
-    pulled lazily as before, so a `Quota` still stops pulling), with consecutive filters fused into one loop."""
+    pulled lazily as before, so a `Quota` still stops pulling), with consecutive filters fused into one loop.
+
+    `read_ahead=True` (the caller reads the stream to its end, as a build does): a batch filter that `overlaps`
+    (language ID with worker processes) gets the next batch gathered while its current one is prepared elsewhere,
+    when only filters follow it (they pull every row). Rows, counters and exclusions stay the same, in the same
+    order: exclusions met while reading ahead are held back until the batch before is done."""
     stream, i = rows, 0
     while i < len(blocks):
         j = i
@@ -188,21 +211,29 @@ def run_blocks(blocks: list[Block], rows: Iterable[Row], sink: ExclusionSink) ->
         if j == i and batch is None:
             stream, i = blocks[i].run(stream, sink), i + 1
         else:
-            stream, i = _fused(blocks[i:j], batch, stream, sink), j + (batch is not None)
+            ahead = (read_ahead and batch is not None and batch.overlaps
+                     and all(isinstance(b, Filter) for b in blocks[j + 1:]))
+            stream, i = _fused(blocks[i:j], batch, stream, sink, ahead), j + (batch is not None)
     return stream
 
 
-def _fused(plain: list[Filter], batch: BatchFilter | None, rows: Iterable[Row], sink: ExclusionSink
-           ) -> Iterator[Row]:
+def _fused(plain: list[Filter], batch: BatchFilter | None, rows: Iterable[Row], sink: ExclusionSink,
+           ahead: bool = False) -> Iterator[Row]:
     """Plain filters checked one after another per row; survivors gathered for `batch` (when given) exactly as
     `BatchFilter.run` gathers them, prepared, checked and yielded. Counters are kept in locals and added to the
     blocks when the loop ends or stops early (a `Quota` closing the stream): rows in and out per filter follow
-    from the rows pulled and the drops (`n_out = n_in - dropped`, the next filter's `n_in`)."""
+    from the rows pulled and the drops (`n_out = n_in - dropped`, the next filter's `n_in`).
+
+    `ahead`: a full batch is sealed (`batch.seal`) and the next one gathered before it is checked, while the
+    plain filters' exclusions wait in `held` so the sink sees them in the sequential order."""
     checks = [f.check for f in plain]
     drops = [0] * len(plain)
     pulled = 0
     buf: list[Row] = []
     size = batch.batch_size if batch is not None else 0
+    feed = batch.feed if batch is not None and type(batch).feed is not BatchFilter.feed else None
+    pending: list[Row] | None = None  # a sealed batch, checked once the next one is gathered
+    held: list[tuple] = []  # exclusions met while `pending` waits
     try:
         for row in rows:
             pulled += 1
@@ -213,16 +244,40 @@ def _fused(plain: list[Filter], batch: BatchFilter | None, rows: Iterable[Row], 
                     drops[j] += 1
                     f = plain[j]
                     f.stats["dropped:" + verdict[0]] += 1
-                    sink.add(row.example.id, verdict[0], f.name, verdict[1])
+                    if pending is None:
+                        sink.add(row.example.id, verdict[0], f.name, verdict[1])
+                    else:
+                        held.append((row.example.id, verdict[0], f.name, verdict[1]))
                     break
             else:
                 if batch is None:
                     yield row
                     continue
                 buf.append(row)
+                if feed is not None:
+                    feed(row)
                 if len(buf) >= size:
-                    yield from _checked(batch, buf, sink)
+                    if not ahead:
+                        yield from _checked(batch, buf, sink)
+                    else:
+                        more = batch.seal(buf)
+                        if pending is not None:
+                            yield from _checked(batch, pending, sink)
+                            for e in held:
+                                sink.add(*e)
+                            held = []
+                        pending = buf if more else None
+                        if not more:  # the filter cannot take another batch before this one (langid eviction)
+                            yield from _checked(batch, buf, sink)
                     buf = []
+        if ahead:
+            if buf:
+                batch.seal(buf)
+            if pending is not None:
+                yield from _checked(batch, pending, sink)
+                for e in held:
+                    sink.add(*e)
+                held = []
         if buf:
             yield from _checked(batch, buf, sink)
     finally:

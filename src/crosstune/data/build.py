@@ -25,6 +25,7 @@ import numpy as np
 from crosstune.config import StrictModel, apply_overrides, config_hash, read_yaml, validate
 from crosstune.data.blocks import ExclusionSink, Quota, run_blocks
 from crosstune.data.filters import FiltersConfig, make_filters
+from crosstune.data.langid_pool import default_workers
 from crosstune.data.build_encode import encode_row
 from crosstune.data.recipes import get_recipe
 from crosstune.data.recipes.base import Budgeted
@@ -130,12 +131,28 @@ def gc_paused():
             gc.enable()
 
 
-def run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
+def run_build(plan: Plan, out_dir: str | Path, workers: int | None = None) -> BuildResult:
+    """Build `plan` into `out_dir`. `workers` processes (default `default_workers()`: 2 on a 2+ core machine)
+    share the work: with 2+, language ID runs in `workers - 1` worker processes beside the main one. The bytes
+    written do not depend on it; it is a run setting, not part of the config (nor of its hash)."""
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise CrosstuneError(f"workers must be at least 1, got {workers}")
     with gc_paused():
-        return _run_build(plan, out_dir)
+        return _run_build(plan, out_dir, workers)
 
 
-def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (the language-ID workers once closed)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _run_build(plan: Plan, out_dir: str | Path, workers: int) -> BuildResult:
     cfg, recipe = plan.config, plan.recipe
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -161,15 +178,16 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
     partial = {name: out / f"{name}.partial" for name in ("train.jsonl", "exclusions.jsonl", "manifest.json")}
     sink = ExclusionSink(partial["exclusions.jsonl"])
     spool = RowSpool(out / "train.jsonl.spool")
+    blocks = []
     try:
-        t1, c1 = time.perf_counter(), time.process_time()
-        blocks = make_filters(cfg.filters, recipe.languages(plan.params))
+        t1, c1, k1 = time.perf_counter(), time.process_time(), _children_cpu()
+        blocks = make_filters(cfg.filters, recipe.languages(plan.params), workers)
         if isinstance(rows_iter, Budgeted):  # fixed budget: refill filtered rows from the candidate stream
             blocks.append(Quota(rows_iter.quotas))
             rows_iter = rows_iter.rows
         counts = Counts()
         by, lines = counts.by, []
-        for row in run_blocks(blocks, rows_iter, sink):  # kept rows go to disk as they come, as their final bytes
+        for row in run_blocks(blocks, rows_iter, sink, read_ahead=True):  # kept rows go to disk as they come, as their final bytes
             meta = row.example.meta
             by[meta["mode"], meta["instruction_language"], meta["response_language"]] += 1
             line = row.line
@@ -180,11 +198,15 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
         spool.add_many(lines)
         counts.rows = len(spool)
         sink.close()
+        for block in blocks:  # worker processes exit here, so their CPU time is counted below
+            block.close()
         timings["build_s"] = time.perf_counter() - t1
-        timings["build_cpu_s"] = time.process_time() - c1
+        timings["build_cpu_s"] = time.process_time() - c1 + _children_cpu() - k1  # all processes
         for block in blocks:
             if block.name == "langid":
                 timings["langid_s"] = getattr(block, "seconds", 0.0)
+                timings["langid_worker_cpu_s"] = getattr(block, "worker_seconds", 0.0)
+                timings["langid_worker_texts"] = getattr(block, "worker_texts", 0)
             if isinstance(block, Quota) and block.shortfall():
                 log.append(f"budget not met after filtering (kept/wanted): {block.shortfall()}")
         reports = {b.name: b.report() for b in blocks}
@@ -210,6 +232,8 @@ def _run_build(plan: Plan, out_dir: str | Path) -> BuildResult:
         timings["write_s"] = time.perf_counter() - t2
         timings["write_cpu_s"] = time.process_time() - c2
     except BaseException:
+        for block in blocks or []:
+            block.close()
         sink.close()
         spool.discard()
         for path in partial.values():
@@ -235,6 +259,6 @@ def _report(report) -> dict:
 
 
 def build(path: str | Path, out_dir: str | Path, *, seed: int | None = None,
-          overrides: list[str] | None = None) -> BuildResult:
+          overrides: list[str] | None = None, workers: int | None = None) -> BuildResult:
     """Validate, then build. The one entry point for the CLI and Python users."""
-    return run_build(plan_build(path, overrides, seed), out_dir)
+    return run_build(plan_build(path, overrides, seed), out_dir, workers)

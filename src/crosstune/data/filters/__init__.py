@@ -17,14 +17,16 @@ class FiltersConfig(StrictModel):
     near_dedup: NearDedupConfig | None = None
 
 
-def make_filters(cfg: FiltersConfig, languages: list[str]) -> list[Block]:
+def make_filters(cfg: FiltersConfig, languages: list[str], workers: int = 1) -> list[Block]:
+    """The configured blocks in order; `workers > 1` lets language ID use `workers - 1` worker processes (the
+    caller closes the blocks)."""
     blocks: list[Block] = []
     if cfg.length is not None:
         blocks.append(LengthFilter(cfg.length))
     if cfg.exact_dedup is not None and cfg.exact_dedup.enabled:
         blocks.append(ExactDedup(cfg.exact_dedup))
     if cfg.langid is not None:
-        blocks.append(LangIdFilter(cfg.langid, languages))
+        blocks.append(LangIdFilter(cfg.langid, languages, workers))
     if cfg.near_dedup is not None:
         blocks.append(NearDedup(cfg.near_dedup))
     return blocks

@@ -1,0 +1,165 @@
+"""Language ID in worker processes: lists of texts go out over a pipe, their detections come back.
+
+The language-ID filter of a build sends the new texts of the batch it is gathering to a `DetectorPool` while the
+main process keeps generating and filtering rows, so detection (pycld2, about a third of a CrossIn build's CPU)
+runs on a second core. Only texts travel; the memo, counters and verdicts stay in the main process, so a build
+gives the same bytes with any number of workers.
+
+A worker is `python -m crosstune.data.langid_pool` (POSIX; elsewhere a build runs in one process), started with
+`subprocess`, not `multiprocessing`: the `spawn`/`forkserver` start methods re-run the caller's main script in the
+child, so a user's script without an `if __name__ == "__main__":` guard would start its own build again, and
+`fork` copies a process that may hold other threads' locks. Each worker holds at most one job, and the main
+process talks to it over a plain pipe (`multiprocessing.connection.Connection` on two fds) with no helper threads:
+`concurrent.futures.ProcessPoolExecutor` was tried first and was slower than no worker at all, because its
+feeder and manager threads need the GIL from the busy main loop for every job (up to the 5 ms switch interval
+each way), which starved the worker. A thread would be simpler still but hits the same wall: pycld2 releases the
+GIL only inside the C detector, and its Python wrapper (letters check, control-character scrub, re-ranking) and
+every call re-acquire it (docs/benchmarks/data_build.md, worker pass).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import select
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from crosstune.data.langid import get_detector
+
+
+def default_workers() -> int:
+    """Processes a build uses by default: 2 when this process may run on 2+ cores (the main process and one
+    language-ID worker), else 1 (everything in process, also on non-POSIX systems)."""
+    if os.name != "posix":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(2, cores)
+
+
+def _serve(conn_in, conn_out, backend: str, languages: list[str] | None) -> None:
+    """A worker: detect each list of texts received, send back (detections, CPU seconds); stop on None/EOF."""
+    detector = get_detector(backend, languages)
+    while True:
+        try:
+            texts = pickle.loads(conn_in.recv_bytes())
+        except EOFError:  # the main process is gone
+            break
+        if texts is None:
+            break
+        c = time.process_time()
+        found = detector.detect_many(texts)
+        conn_out.send_bytes(pickle.dumps((found, time.process_time() - c), pickle.HIGHEST_PROTOCOL))
+
+
+class Job:
+    """Texts handed to a worker; `found` holds their detections once collected (None if the worker died)."""
+
+    __slots__ = ("worker", "found")
+
+    def __init__(self, worker):
+        self.worker, self.found = worker, None
+
+
+class DetectorPool:
+    """`processes` worker processes, each with its own detector (`get_detector(backend, languages)`).
+
+    `idle()` gives a worker with no job in flight (or None: the caller keeps gathering, or detects itself),
+    `submit(worker, texts)` hands it texts, `result(job)` waits for their detections."""
+
+    def __init__(self, backend: str, languages: list[str] | None, processes: int = 1):
+        self._workers = []
+        self._poller = select.poll()  # one poll object for the result pipes: no selector built per check
+        env = dict(os.environ)  # the worker imports this same crosstune, however this process found it
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        for _ in range(processes):
+            to_r, to_w = os.pipe()  # main -> worker
+            from_r, from_w = os.pipe()  # worker -> main
+            try:
+                proc = subprocess.Popen([sys.executable, "-m", __name__, str(to_r), str(from_w), backend,
+                                         json.dumps(languages)], pass_fds=(to_r, from_w), env=env,
+                                        stdin=subprocess.DEVNULL)
+            finally:
+                os.close(to_r)
+                os.close(from_w)
+            self._workers.append([proc, Connection(to_w, readable=False), None, Connection(from_r, writable=False)])
+            self._poller.register(from_r, select.POLLIN)
+        self.cpu_seconds = 0.0  # detector CPU time spent in the workers (results collected so far)
+        self.texts = 0  # texts detected in the workers
+
+    def idle(self):
+        ready = None
+        for w in list(self._workers):
+            if w[2] is not None:
+                if ready is None:
+                    ready = {fd for fd, _ in self._poller.poll(0)}
+                if w[3].fileno() not in ready:
+                    continue
+                self._collect(w)
+                if w not in self._workers:  # it died
+                    continue
+            return w
+        return None
+
+    def submit(self, w, texts: list[str]) -> Job:
+        job = w[2] = Job(w)
+        try:
+            w[1].send_bytes(pickle.dumps(texts, pickle.HIGHEST_PROTOCOL))
+        except OSError:  # the worker died: `result` gives None, the caller detects these texts itself
+            w[2] = None
+            self._drop(w)
+            return job
+        self.texts += len(texts)
+        return job
+
+    def _collect(self, w) -> None:
+        try:
+            found, cpu = pickle.loads(w[3].recv_bytes())
+        except (EOFError, OSError):  # the worker died (killed?): its job comes back as None
+            found, cpu = None, 0.0
+            self._drop(w)
+        self.cpu_seconds += cpu
+        w[2].found, w[2] = found, None
+
+    def _drop(self, w) -> None:
+        if w in self._workers:
+            self._workers.remove(w)
+            self._poller.unregister(w[3].fileno())
+
+    def result(self, job: Job) -> list[tuple[str | None, float]] | None:
+        """The detections of `job`'s texts, in order; None if its worker died (detect them yourself)."""
+        if job.worker[2] is job:
+            self._collect(job.worker)
+        return job.found
+
+    def close(self) -> None:
+        """Stop the workers and wait for them to exit (their CPU time then shows in RUSAGE_CHILDREN)."""
+        for w in list(self._workers):
+            proc, conn, job, back = w
+            try:
+                if job is not None:
+                    self._collect(w)
+                conn.send_bytes(pickle.dumps(None))
+            except (OSError, EOFError):  # the worker is gone already
+                pass
+            conn.close()
+            back.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._workers = []
+
+
+if __name__ == "__main__":  # a worker, started by DetectorPool
+    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False),
+           sys.argv[3], json.loads(sys.argv[4]))

@@ -1,0 +1,58 @@
+"""`crosstune.data.langid_pool`: language ID in real worker processes gives the in-process detector's answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from crosstune.data.langid import get_detector
+from crosstune.data.langid_pool import DetectorPool, default_workers
+
+TEXTS = ["Photosynthesis is the process by which green plants use sunlight to make food.",
+         "光合作用是绿色植物利用阳光将二氧化碳和水转化为食物的过程。",
+         "Quang hợp là quá trình cây xanh sử dụng ánh sáng mặt trời để tạo ra thức ăn.",
+         "12 + 30 = 42", "", "a\x00b\x7f control characters and \ud800 a lone surrogate in English text"]
+
+
+def test_worker_detections_equal_in_process_ones():
+    here = get_detector("pycld2", ["en", "zh", "vi"])
+    pool = DetectorPool("pycld2", ["en", "zh", "vi"], processes=2)
+    try:
+        jobs = []
+        for k in range(4):  # two workers, one job each at a time: `idle` hands out the free one
+            worker = pool.idle()
+            while worker is None:
+                pool.result(jobs[0][1])
+                worker = pool.idle()
+            jobs.append((k, pool.submit(worker, TEXTS[k:] + TEXTS[:k])))
+        for k, job in jobs:
+            assert pool.result(job) == here.detect_many(TEXTS[k:] + TEXTS[:k])
+        assert pool.texts == 4 * len(TEXTS) and pool.cpu_seconds >= 0
+    finally:
+        pool.close()
+    assert pool.idle() is None  # closed: no workers left
+
+
+def test_a_dead_worker_gives_none_and_the_pool_goes_on_without_it():
+    pool = DetectorPool("pycld2", None, processes=1)
+    try:
+        worker = pool.idle()
+        proc = worker[0]
+        proc.kill()
+        proc.wait()
+        job = pool.submit(worker, TEXTS)
+        assert pool.result(job) is None  # the caller detects these texts itself
+        assert pool.idle() is None
+    finally:
+        pool.close()
+
+
+def test_default_workers_is_one_or_two():
+    assert default_workers() in (1, 2)
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_close_reaps_the_workers(processes):
+    pool = DetectorPool("pycld2", None, processes=processes)
+    procs = [w[0] for w in pool._workers]
+    pool.close()
+    assert [p.returncode for p in procs] == [0] * processes
