@@ -24,6 +24,9 @@ class ModelSection(StrictModel):
     # after a one-off compile of ~2 min cold (docs/benchmarks/train.md). Off by default: it pays off after
     # roughly 60-190 steps here, and needs a C++ compiler on a CPU.
     compile: bool = False
+    # a frozen LM head's cross-entropy computed a few rows at a time with its gradient made in forward
+    # (train/fused_ce.py: no full float32 logits; same loss); false: head(hidden).float() + F.cross_entropy
+    fused_loss: bool = True
 
 
 class LoraSection(StrictModel):
@@ -35,6 +38,14 @@ class LoraSection(StrictModel):
     # peak RSS measured, docs/benchmarks/train.md);
     # torch: PEFT's nn.Dropout (bernoulli_ per element), the draws PEFT itself would make
     dropout_impl: Literal["auto", "torch"] = "auto"
+    # on a CPU, each adapted Linear runs as one autograd node (train/fused_lora.py: the same function and
+    # parameters as PEFT's lora.Linear, fewer casts and passes; +16% tokens/s measured, docs/benchmarks/train.md);
+    # false, or dropout_impl: torch, keeps PEFT's own layer
+    fused: bool = True
+    # dtype of the frozen base weights: auto = bfloat16 when training under bf16 autocast without a sharding engine
+    # (activations then stay bf16 between layers: no autocast casts; +50% tokens/s, half the base model's memory;
+    # the adapter, the optimizer state and a merged export stay float32), else float32
+    base_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     # CrossIn's list has the typo `p_proj` (so q_proj gets no adapter); we default to the intended list.
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     modules_to_save: list[str] = []  # CrossIn trains `embed_tokens, lm_head` in full

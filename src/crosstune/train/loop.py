@@ -113,7 +113,8 @@ def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | Non
     template = resolve_template(cfg.tokenize.template, tokenizer)
     data = load_data(cfg, tokenizer, template)
     seed_everything(cfg.seed)  # before the model: LoRA init is seeded and equal on all processes
-    model = build_model(cfg, verbose=accelerator.is_main_process)
+    bf16 = use_bf16(cfg.precision, accelerator.device)
+    model = build_model(cfg, verbose=accelerator.is_main_process, bf16=bf16, sharded=checkpoint.sharded(accelerator))
     mode = _batch_mode(cfg, model, len(tokenizer))
     # from here on each process draws from its own stream (dropout masks differ between processes)
     set_seed((cfg.seed + 1) * 1_000_003 + accelerator.process_index)
@@ -123,7 +124,8 @@ def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | Non
     lang_index = {x: i for i, x in enumerate(data.languages)}
     mode_index = {x: i for i, x in enumerate(data.modes)}
     loader, batches = build_loader(plan, tokenizer.pad_token_id, lang_index, mode_index)
-    loss_mod, optimizer, loader, scheduler = accelerator.prepare(TargetLoss(model), optimizer, loader, scheduler)
+    loss_mod, optimizer, loader, scheduler = accelerator.prepare(TargetLoss(model, cfg.model.fused_loss), optimizer,
+                                                                 loader, scheduler)
     state = TrainState(GroupLoss(data.languages, data.modes), accelerator.is_main_process)
     accelerator.register_for_checkpointing(state)
     checkpoint.register_hooks(accelerator, model)
@@ -133,7 +135,6 @@ def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | Non
             console.print(f"resumed from {last} (step {state.step})")
     log = MetricsLog(out, accelerator.is_main_process, state.step if last else None, cfg.log.tensorboard,
                      cfg.log.wandb, cfg.model_dump(mode="json"))
-    bf16 = use_bf16(cfg.precision, accelerator.device)
     if accelerator.is_main_process:
         console.print(f"training {total} steps: {len(data.train)} rows, batch {cfg.batch.size} x accum "
                       f"{cfg.batch.grad_accum} x {accelerator.num_processes} proc "
@@ -143,7 +144,7 @@ def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | Non
                  tokenizer.pad_token_id, state, run_info)
     run.loop(total)
     result = {"steps": total, "final_loss": run.last_loss, "output_dir": str(out)}
-    result.update(export(accelerator, loss_mod, tokenizer, out, cfg.method, cfg.merge))
+    result.update(export(accelerator, loss_mod, tokenizer, out, cfg))
     log.close()
     accelerator.wait_for_everyone()
     return result if accelerator.is_main_process else None

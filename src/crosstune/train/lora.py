@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from crosstune.console import console
 from crosstune.errors import CrosstuneError
 from crosstune.train.config import LoraSection
 from crosstune.train.dropout import use_lora_dropout
+from crosstune.train.fused_lora import FusedLoraLinear
 
 
 def _matches(name: str, target: str) -> bool:
@@ -39,10 +41,24 @@ def attach_lora(model, cfg: LoraSection):
     tie = {"ensure_weight_tying": cfg.keep_tied} if cfg.modules_to_save and _tied(model) else {}
     lcfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=present,
                       modules_to_save=cfg.modules_to_save or None, task_type="CAUSAL_LM", **tie)
+    cpu = not torch.cuda.is_available()
+    if cfg.fused and cfg.dropout_impl == "auto" and cpu:
+        lcfg._register_custom_module({nn.Linear: FusedLoraLinear})  # PEFT's documented hook for LoRA layer types
     model = get_peft_model(model, lcfg)
-    if cfg.dropout_impl == "auto" and not torch.cuda.is_available():
+    if cfg.dropout_impl == "auto" and cpu:
         use_lora_dropout(model)
     return model
+
+
+def cast_frozen(model, dtype: torch.dtype) -> int:
+    """Store every frozen parameter in `dtype` (the adapter and other trainable weights keep theirs); returns how
+    many parameters changed."""
+    n = 0
+    for p in model.parameters():
+        if not p.requires_grad and p.is_floating_point() and p.dtype != dtype:
+            p.data = p.data.to(dtype)
+            n += 1
+    return n
 
 
 def _tied(model) -> bool:
@@ -50,10 +66,12 @@ def _tied(model) -> bool:
     return out is not None and inp.weight is out.weight
 
 
-def export(accelerator, loss_mod, tokenizer, out: Path, method: str, merge: bool) -> dict[str, str]:
+def export(accelerator, loss_mod, tokenizer, out: Path, cfg) -> dict[str, str]:
     """Save the adapter (LoRA) or the model (full) with the tokenizer; optionally a merged HF model folder.
 
-    Under FSDP/DeepSpeed the full state dict is gathered first (a collective: every process calls this)."""
+    Under FSDP/DeepSpeed the full state dict is gathered first (a collective: every process calls this).
+    A merged export always starts from the float32 base weights, also when training kept them in bfloat16."""
+    method, merge = cfg.method, cfg.merge
     model = accelerator.unwrap_model(loss_mod).model
     state_dict = None
     if accelerator.distributed_type.name in ("FSDP", "DEEPSPEED"):
@@ -71,8 +89,20 @@ def export(accelerator, loss_mod, tokenizer, out: Path, method: str, merge: bool
             console.print("[yellow]warning:[/] merge: skipped under a sharding engine; merge the saved adapter "
                           "with peft (PeftModel.from_pretrained(...).merge_and_unload())")
             return paths
-        merged = model.merge_and_unload()
+        merged = _float32_base(model, cfg, target).merge_and_unload()
         merged.save_pretrained(out / "merged")
         tokenizer.save_pretrained(out / "merged")
         paths["merged"] = str(out / "merged")
     return paths
+
+
+def _float32_base(model, cfg, adapter_dir: Path):
+    """`model` itself when its frozen weights are float32, else the float32 base with the saved adapter loaded."""
+    if all(p.dtype == torch.float32 for p in model.parameters() if p.is_floating_point()):
+        return model
+    from peft import PeftModel
+
+    from crosstune.models.loading import load_model
+
+    base = load_model(cfg.model.name, dtype="float32", trust_remote_code=cfg.model.trust_remote_code)
+    return PeftModel.from_pretrained(base, adapter_dir)

@@ -10,29 +10,46 @@ from crosstune.console import console
 from crosstune.errors import CrosstuneError
 from crosstune.models.loading import load_model, load_tokenizer
 from crosstune.train.config import TrainConfig
-from crosstune.train.lora import attach_lora
+from crosstune.train.fused_ce import head_cross_entropy
+from crosstune.train.lora import attach_lora, cast_frozen
 
 
 def build_tokenizer(cfg: TrainConfig):
     return load_tokenizer(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
 
 
-def build_model(cfg: TrainConfig, verbose: bool = True):
+def build_model(cfg: TrainConfig, verbose: bool = True, bf16: bool = False, sharded: bool = False):
+    """The model to train; `bf16`: steps run under bf16 autocast; `sharded`: under FSDP/DeepSpeed."""
     model = load_model(cfg.model.name, dtype="float32", trust_remote_code=cfg.model.trust_remote_code)
     model.config.use_cache = False
     attn = attention_for(cfg)
     if attn:
         model.set_attn_implementation(attn)
+    frozen = frozen_dtype(cfg, bf16, sharded)
     if cfg.method == "lora":
         model = attach_lora(model, cfg.lora)
+        if frozen is not None:
+            cast_frozen(model, frozen)
     if cfg.model.compile:
         compile_layers(_hf(model))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     if verbose:
         console.print(f"model: {type(_hf(model)).__name__}, {cfg.method}, trainable {trainable:,} of {total:,} params, "
-                      f"attention {_hf(model).config._attn_implementation}")
+                      f"attention {_hf(model).config._attn_implementation}"
+                      + (f", frozen weights {str(frozen).removeprefix('torch.')}" if frozen is not None else ""))
     return model
+
+
+def frozen_dtype(cfg: TrainConfig, bf16: bool, sharded: bool) -> torch.dtype | None:
+    """The dtype to store the frozen base weights in (LoRA), or None to keep float32 (`lora.base_dtype`)."""
+    name = cfg.lora.base_dtype
+    if cfg.method != "lora" or name == "float32" or (name == "auto" and (not bf16 or sharded)):
+        return None
+    if not bf16:
+        raise CrosstuneError("lora.base_dtype: bfloat16 needs bf16 autocast (precision: bf16_autocast, or auto on a "
+                             "CPU/GPU with bf16); set lora.base_dtype: float32 or auto")
+    return torch.bfloat16
 
 
 def compile_layers(hf) -> int:
@@ -71,18 +88,23 @@ class TargetLoss(nn.Module):
     the gradient sync hooks on the path that is actually called.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, fused: bool = True):
         super().__init__()
         self.model = model
         hf = _hf(model)
         self.cap = getattr(hf.config, "final_logit_softcapping", None)
+        self.fused = fused
 
     def forward(self, input_ids, position_ids, attention_mask, targets):
         hf = _hf(self.model)
         hidden = hf.get_decoder()(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
                                   use_cache=False).last_hidden_state
         sel = targets != -100
-        logits = hf.get_output_embeddings()(hidden[sel]).float()
+        head = hf.get_output_embeddings()
+        if self.fused and not self.cap and type(head) is nn.Linear and head.bias is None \
+                and not head.weight.requires_grad:
+            return head_cross_entropy(hidden[sel], head.weight, targets[sel])
+        logits = head(hidden[sel]).float()
         if self.cap:
             logits = torch.tanh(logits / self.cap) * self.cap
         return F.cross_entropy(logits, targets[sel], reduction="none")
