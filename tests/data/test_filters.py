@@ -96,7 +96,7 @@ def _pipeline(workers, rows, *, quota=None, front_chars=10 ** 12, read_ahead=Tru
     from crosstune.data.blocks import run_blocks
 
     lid = LangIdFilter(LangIdConfig(), ["en", "zh"], workers=workers)
-    lid.batch_size, lid.FRONT_CHARS, lid.SEND, lid.RETRY = 7, front_chars, 2, 1  # many batches and worker jobs
+    lid.batch_size, lid.FRONT_CHARS, lid.SEND = 7, front_chars, 2  # many batches and worker jobs
     blocks = [LengthFilter(LengthConfig(max_chars=60)), ExactDedup(), lid] + ([Quota(quota)] if quota else [])
     sink = ExclusionSink()
     try:

@@ -18,15 +18,16 @@ def test_worker_detections_equal_in_process_ones():
     pool = DetectorPool("pycld2", ["en", "zh", "vi"], processes=2)
     try:
         jobs = []
-        for k in range(4):  # two workers, one job each at a time: `idle` hands out the free one
+        for k in range(6):  # two workers, DEPTH jobs each in flight: `idle` hands out one with room
             worker = pool.idle()
             while worker is None:
                 pool.result(jobs[0][1])
                 worker = pool.idle()
             jobs.append((k, pool.submit(worker, TEXTS[k:] + TEXTS[:k])))
-        for k, job in jobs:
-            assert pool.result(job) == here.detect_many(TEXTS[k:] + TEXTS[:k])
-        assert pool.texts == 4 * len(TEXTS) and pool.cpu_seconds >= 0
+        assert len({id(job.worker) for _, job in jobs}) == 2
+        for k, job in reversed(jobs):  # results are matched to their jobs whatever order they are asked in
+            assert pool.result(job) == here.detect_many(TEXTS[k:] + TEXTS[:k]) and pool.done(job)
+        assert pool.texts == 6 * len(TEXTS) and pool.cpu_seconds >= 0
     finally:
         pool.close()
     assert pool.idle() is None  # closed: no workers left
@@ -36,11 +37,12 @@ def test_a_dead_worker_gives_none_and_the_pool_goes_on_without_it():
     pool = DetectorPool("pycld2", None, processes=1)
     try:
         worker = pool.idle()
-        proc = worker[0]
-        proc.kill()
-        proc.wait()
+        first = pool.submit(worker, TEXTS)
+        assert pool.result(first) == get_detector("pycld2").detect_many(TEXTS)
+        worker.proc.kill()
+        worker.proc.wait()
         job = pool.submit(worker, TEXTS)
-        assert pool.result(job) is None  # the caller detects these texts itself
+        assert pool.result(job) is None and pool.done(job)  # the caller detects these texts itself
         assert pool.idle() is None
     finally:
         pool.close()
@@ -53,6 +55,6 @@ def test_default_workers_is_one_or_two():
 @pytest.mark.parametrize("processes", [1, 3])
 def test_close_reaps_the_workers(processes):
     pool = DetectorPool("pycld2", None, processes=processes)
-    procs = [w[0] for w in pool._workers]
+    procs = [w.proc for w in pool._workers]
     pool.close()
     assert [p.returncode for p in procs] == [0] * processes

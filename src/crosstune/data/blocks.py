@@ -10,7 +10,7 @@ each stretch of plain filters (and the batch filter ending it) as one loop, not 
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -124,12 +124,16 @@ class BatchFilter(Filter):
         preparing early (language ID sends texts to worker processes). It must not change what `prepare` and
         `check` decide. A filter that defines it relies on being fed every row of a batch."""
 
-    overlaps = False  # True: `seal` lets the next batch be gathered before this one is prepared (run_blocks)
+    overlaps = False  # True: with `seal`/`ready`, later batches may be gathered before one is prepared
 
     def seal(self, batch: list[Row]) -> bool:
-        """`batch` is complete; with `overlaps`, the filter may finish preparing it elsewhere while the next
-        batch is gathered, and returns whether it can take that next batch before this one is prepared."""
+        """`batch` is complete; with `overlaps`, the filter may prepare it elsewhere while later batches are
+        gathered, and returns whether it can take the next batch before the sealed ones are prepared."""
         return False
+
+    def ready(self) -> bool:
+        """The oldest sealed batch can be prepared now without waiting."""
+        return True
 
     def prepare(self, batch: list[Row]) -> None:
         raise NotImplementedError
@@ -193,13 +197,16 @@ class Quota(Block):
         return out
 
 
+AHEAD = 16  # sealed batches that may wait for their batch filter while later ones are gathered (read-ahead)
+
+
 def run_blocks(blocks: list[Block], rows: Iterable[Row], sink: ExclusionSink, read_ahead: bool = False
                ) -> Iterator[Row]:
     """`rows` through `blocks` in order: the same result as `rows = block.run(rows, sink)` per block (rows are
     pulled lazily as before, so a `Quota` still stops pulling), with consecutive filters fused into one loop.
 
     `read_ahead=True` (the caller reads the stream to its end, as a build does): a batch filter that `overlaps`
-    (language ID with worker processes) gets the next batch gathered while its current one is prepared elsewhere,
+    (language ID with worker processes) gets later batches gathered while a sealed one is prepared elsewhere,
     when only filters follow it (they pull every row). Rows, counters and exclusions stay the same, in the same
     order: exclusions met while reading ahead are held back until the batch before is done."""
     stream, i = rows, 0
@@ -224,16 +231,17 @@ def _fused(plain: list[Filter], batch: BatchFilter | None, rows: Iterable[Row], 
     blocks when the loop ends or stops early (a `Quota` closing the stream): rows in and out per filter follow
     from the rows pulled and the drops (`n_out = n_in - dropped`, the next filter's `n_in`).
 
-    `ahead`: a full batch is sealed (`batch.seal`) and the next one gathered before it is checked, while the
-    plain filters' exclusions wait in `held` so the sink sees them in the sequential order."""
+    `ahead`: a full batch is sealed (`batch.seal`) and later ones gathered while it is prepared elsewhere; the
+    oldest sealed batches are checked as soon as they are `ready`, or when `AHEAD` of them wait. Exclusions met
+    while earlier batches wait are held with their batch, so the sink sees them in the sequential order."""
     checks = [f.check for f in plain]
     drops = [0] * len(plain)
     pulled = 0
     buf: list[Row] = []
     size = batch.batch_size if batch is not None else 0
     feed = batch.feed if batch is not None and type(batch).feed is not BatchFilter.feed else None
-    pending: list[Row] | None = None  # a sealed batch, checked once the next one is gathered
-    held: list[tuple] = []  # exclusions met while `pending` waits
+    pending: deque[tuple[list[Row], list[tuple]]] = deque()  # sealed batches and the exclusions held with them
+    held: list[tuple] = []  # exclusions met while gathering `buf` with batches pending
     try:
         for row in rows:
             pulled += 1
@@ -244,10 +252,10 @@ def _fused(plain: list[Filter], batch: BatchFilter | None, rows: Iterable[Row], 
                     drops[j] += 1
                     f = plain[j]
                     f.stats["dropped:" + verdict[0]] += 1
-                    if pending is None:
-                        sink.add(row.example.id, verdict[0], f.name, verdict[1])
-                    else:
+                    if pending:
                         held.append((row.example.id, verdict[0], f.name, verdict[1]))
+                    else:
+                        sink.add(row.example.id, verdict[0], f.name, verdict[1])
                     break
             else:
                 if batch is None:
@@ -260,24 +268,25 @@ def _fused(plain: list[Filter], batch: BatchFilter | None, rows: Iterable[Row], 
                     if not ahead:
                         yield from _checked(batch, buf, sink)
                     else:
-                        more = batch.seal(buf)
-                        if pending is not None:
-                            yield from _checked(batch, pending, sink)
-                            for e in held:
+                        more = batch.seal(buf)  # False: the filter needs every sealed batch checked first
+                        pending.append((buf, held))
+                        held = []
+                        while pending and (not more or len(pending) > AHEAD or batch.ready()):
+                            rows_b, held_b = pending.popleft()
+                            for e in held_b:
                                 sink.add(*e)
-                            held = []
-                        pending = buf if more else None
-                        if not more:  # the filter cannot take another batch before this one (langid eviction)
-                            yield from _checked(batch, buf, sink)
+                            yield from _checked(batch, rows_b, sink)
                     buf = []
         if ahead:
             if buf:
                 batch.seal(buf)
-            if pending is not None:
-                yield from _checked(batch, pending, sink)
-                for e in held:
+                pending.append((buf, held))
+                buf, held = [], []
+            while pending:
+                rows_b, held_b = pending.popleft()
+                for e in held_b:
                     sink.add(*e)
-                held = []
+                yield from _checked(batch, rows_b, sink)
         if buf:
             yield from _checked(batch, buf, sink)
     finally:

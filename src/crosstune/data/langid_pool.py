@@ -8,8 +8,9 @@ gives the same bytes with any number of workers.
 A worker is `python -m crosstune.data.langid_pool` (POSIX; elsewhere a build runs in one process), started with
 `subprocess`, not `multiprocessing`: the `spawn`/`forkserver` start methods re-run the caller's main script in the
 child, so a user's script without an `if __name__ == "__main__":` guard would start its own build again, and
-`fork` copies a process that may hold other threads' locks. Each worker holds at most one job, and the main
-process talks to it over a plain pipe (`multiprocessing.connection.Connection` on two fds) with no helper threads:
+`fork` copies a process that may hold other threads' locks. Each worker holds at most `DetectorPool.DEPTH` jobs,
+and the main process talks to it over a plain pipe (`multiprocessing.connection.Connection` on two fds, the pipe
+widened to hold whole jobs) with no helper threads:
 `concurrent.futures.ProcessPoolExecutor` was tried first and was slower than no worker at all, because its
 feeder and manager threads need the GIL from the busy main loop for every job (up to the 5 ms switch interval
 each way), which starved the worker. A thread would be simpler still but hits the same wall: pycld2 releases the
@@ -26,10 +27,13 @@ import select
 import subprocess
 import sys
 import time
+from collections import deque
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from crosstune.data.langid import get_detector
+
+PIPE_BYTES = 1 << 20
 
 
 def default_workers() -> int:
@@ -42,6 +46,17 @@ def default_workers() -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return min(2, cores)
+
+
+def _widen(fd: int) -> None:
+    """Let the pipe hold a whole job (Linux): a send then returns at once instead of waiting, 64 KB at a time,
+    for the worker to read."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+        pass
 
 
 def _serve(conn_in, conn_out, backend: str, languages: list[str] | None) -> None:
@@ -62,20 +77,31 @@ def _serve(conn_in, conn_out, backend: str, languages: list[str] | None) -> None
 class Job:
     """Texts handed to a worker; `found` holds their detections once collected (None if the worker died)."""
 
-    __slots__ = ("worker", "found")
+    __slots__ = ("worker", "found", "done")
 
     def __init__(self, worker):
-        self.worker, self.found = worker, None
+        self.worker, self.found, self.done = worker, None, False
+
+
+class _Worker:
+    __slots__ = ("proc", "out", "back", "jobs")
+
+    def __init__(self, proc, out: Connection, back: Connection):
+        self.proc, self.out, self.back = proc, out, back
+        self.jobs: deque[Job] = deque()  # in flight, in the order sent (results come back in that order)
 
 
 class DetectorPool:
     """`processes` worker processes, each with its own detector (`get_detector(backend, languages)`).
 
-    `idle()` gives a worker with no job in flight (or None: the caller keeps gathering, or detects itself),
-    `submit(worker, texts)` hands it texts, `result(job)` waits for their detections."""
+    `idle()` gives a worker with fewer than `DEPTH` jobs in flight (or None: the caller keeps its texts for
+    later, or detects them itself), `submit(worker, texts)` hands it texts, `done(job)` says without waiting
+    whether the detections are back, `result(job)` waits for them."""
+
+    DEPTH = 2  # jobs in flight per worker: the next one is already in the pipe when a worker finishes one
 
     def __init__(self, backend: str, languages: list[str] | None, processes: int = 1):
-        self._workers = []
+        self._workers: list[_Worker] = []
         self._poller = select.poll()  # one poll object for the result pipes: no selector built per check
         env = dict(os.environ)  # the worker imports this same crosstune, however this process found it
         root = str(Path(__file__).resolve().parents[2])
@@ -83,6 +109,7 @@ class DetectorPool:
         for _ in range(processes):
             to_r, to_w = os.pipe()  # main -> worker
             from_r, from_w = os.pipe()  # worker -> main
+            _widen(to_w)
             try:
                 proc = subprocess.Popen([sys.executable, "-m", __name__, str(to_r), str(from_w), backend,
                                          json.dumps(languages)], pass_fds=(to_r, from_w), env=env,
@@ -90,73 +117,83 @@ class DetectorPool:
             finally:
                 os.close(to_r)
                 os.close(from_w)
-            self._workers.append([proc, Connection(to_w, readable=False), None, Connection(from_r, writable=False)])
+            self._workers.append(_Worker(proc, Connection(to_w, readable=False), Connection(from_r, writable=False)))
             self._poller.register(from_r, select.POLLIN)
         self.cpu_seconds = 0.0  # detector CPU time spent in the workers (results collected so far)
         self.texts = 0  # texts detected in the workers
 
-    def idle(self):
-        ready = None
-        for w in list(self._workers):
-            if w[2] is not None:
-                if ready is None:
-                    ready = {fd for fd, _ in self._poller.poll(0)}
-                if w[3].fileno() not in ready:
-                    continue
-                self._collect(w)
-                if w not in self._workers:  # it died
-                    continue
-            return w
-        return None
+    def _poll(self) -> None:
+        """Collect the results that are back (one per worker and call), without waiting."""
+        busy = [w for w in self._workers if w.jobs]
+        if busy:
+            ready = {fd for fd, _ in self._poller.poll(0)}
+            for w in busy:
+                if w.back.fileno() in ready:
+                    self._collect(w)
 
-    def submit(self, w, texts: list[str]) -> Job:
-        job = w[2] = Job(w)
+    def idle(self) -> _Worker | None:
+        self._poll()
+        best = min(self._workers, key=lambda w: len(w.jobs), default=None)
+        return best if best is not None and len(best.jobs) < self.DEPTH else None
+
+    def submit(self, w: _Worker, texts: list[str]) -> Job:
+        job = Job(w)
         try:
-            w[1].send_bytes(pickle.dumps(texts, pickle.HIGHEST_PROTOCOL))
+            w.out.send_bytes(pickle.dumps(texts, pickle.HIGHEST_PROTOCOL))
         except OSError:  # the worker died: `result` gives None, the caller detects these texts itself
-            w[2] = None
+            job.done = True
             self._drop(w)
             return job
+        w.jobs.append(job)
         self.texts += len(texts)
         return job
 
-    def _collect(self, w) -> None:
+    def _collect(self, w: _Worker) -> None:
+        """Read the result of `w`'s oldest job in flight (waits for it)."""
         try:
-            found, cpu = pickle.loads(w[3].recv_bytes())
-        except (EOFError, OSError):  # the worker died (killed?): its job comes back as None
-            found, cpu = None, 0.0
+            found, cpu = pickle.loads(w.back.recv_bytes())
+        except (EOFError, OSError):  # the worker died (killed?): its jobs come back as None
+            for job in w.jobs:
+                job.done = True
+            w.jobs.clear()
             self._drop(w)
+            return
+        job = w.jobs.popleft()
+        job.found, job.done = found, True
         self.cpu_seconds += cpu
-        w[2].found, w[2] = found, None
 
-    def _drop(self, w) -> None:
+    def _drop(self, w: _Worker) -> None:
         if w in self._workers:
             self._workers.remove(w)
-            self._poller.unregister(w[3].fileno())
+            self._poller.unregister(w.back.fileno())
+
+    def done(self, job: Job) -> bool:
+        if not job.done:
+            self._poll()
+        return job.done
 
     def result(self, job: Job) -> list[tuple[str | None, float]] | None:
         """The detections of `job`'s texts, in order; None if its worker died (detect them yourself)."""
-        if job.worker[2] is job:
+        while not job.done:
             self._collect(job.worker)
         return job.found
 
     def close(self) -> None:
         """Stop the workers and wait for them to exit (their CPU time then shows in RUSAGE_CHILDREN)."""
         for w in list(self._workers):
-            proc, conn, job, back = w
             try:
-                if job is not None:
+                while w.jobs:
                     self._collect(w)
-                conn.send_bytes(pickle.dumps(None))
+                w.out.send_bytes(pickle.dumps(None))
             except (OSError, EOFError):  # the worker is gone already
                 pass
-            conn.close()
-            back.close()
+            w.out.close()
+            w.back.close()
             try:
-                proc.wait(timeout=10)
+                w.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                w.proc.kill()
+                w.proc.wait()
         self._workers = []
 
 

@@ -20,7 +20,7 @@ from typing import Literal
 from crosstune.config import StrictModel
 from crosstune.data.blocks import BatchFilter, Row
 from crosstune.data.langid import get_detector, same_base_language
-from crosstune.data.langid_pool import DetectorPool, Job
+from crosstune.data.langid_pool import DetectorPool
 from crosstune.data.digests import DigestMap
 from crosstune.data.digests import digest as _digest
 from crosstune.languages import normalize
@@ -37,6 +37,17 @@ class LangIdConfig(StrictModel):
     restrict: bool = True  # candidates = the recipe's languages (lingua restricts, pycld2 re-ranks)
     accept: dict[str, list[str]] = {}  # declared -> also accepted, e.g. {ms: [id]}
     drop_undetermined: bool = False
+
+
+class _Chunk:
+    """Texts new to the front, in order: their digests and memo codes (after an eviction), the ones to detect,
+    and the worker's job detecting them (None: not handed out, detected in `prepare`)."""
+
+    __slots__ = ("texts", "keys", "codes", "todo", "job")
+
+    def __init__(self, texts: list[str]):
+        self.texts = self.todo = texts
+        self.keys = self.codes = self.job = None
 
 
 class LangIdFilter(BatchFilter):
@@ -57,16 +68,14 @@ class LangIdFilter(BatchFilter):
         self.front: dict[str, tuple[str | None, float]] = {}  # recent texts -> detection (bounded)
         self.fresh: dict[str, int] = {}  # front texts detected since the last eviction -> result code
         self._front_chars = 0
-        # the batch being gathered: its texts not in the front (in order), the part not yet handed to a worker,
-        # its jobs; then the sealed batches (complete, not yet prepared): at most two, with workers
-        self._new: dict[str, None] = {}
+        # the batch being gathered: its texts new to the front (they hold a None placeholder there until the
+        # batch is prepared), the ones not yet in a chunk, its chunks; then the sealed batches, oldest first
+        self._new: list[str] = []
         self._chunk: list[str] = []
-        self._jobs: list[list] = []
-        self._sealed: deque[tuple[dict, list]] = deque()
-        self._prev: dict[str, None] = {}  # texts of the sealed batch still in flight while the next is gathered
-        self._unsent: list | None = None  # a sealed batch's last job, waiting for an idle worker
+        self._jobs: list[_Chunk] = []
+        self._sealed: deque[tuple[list[str], list[_Chunk]]] = deque()
+        self._queue: deque[_Chunk] = deque()  # chunks waiting for a worker, oldest first
         self._fed = 0
-        self._next_send = self.SEND
         self.seconds = 0.0  # time the build spent on language ID (detecting, or waiting for the workers)
         self.worker_seconds = 0.0  # detector CPU time in the worker processes (known once closed)
         self.worker_texts = 0  # texts detected there
@@ -76,17 +85,16 @@ class LangIdFilter(BatchFilter):
         self.accept = {normalize(k): {normalize(x) for x in v} for k, v in cfg.accept.items()}
 
     FRONT_CHARS = 32_000_000  # the front cache is cleared when the texts it holds pass this many characters
-    SEND = 64  # a worker gets the texts gathered so far once there are this many and it is idle
-    RETRY = 32  # when every worker is busy, try again after this many more texts
+    SEND = 512  # texts per chunk handed to a worker
 
     @property
     def overlaps(self) -> bool:
-        """With workers, the next batch may be gathered while this one is detected (see `seal`)."""
+        """With workers, later batches may be gathered while this one is detected (see `seal`)."""
         return self._pool_args is not None
 
     def feed(self, row: Row) -> None:
-        """Note the row's texts that need detection as it joins the batch; with workers, the texts gathered so
-        far go to an idle worker, so they are detected while the rest of the batch is gathered."""
+        """Note the row's texts that need detection as it joins the batch; with workers, every `SEND` of them
+        go to a worker now, so they are detected while the rest of the rows are gathered."""
         if not self._fed:  # the first row of a batch: the front is as `prepare` would find it
             if self._front_chars > self.FRONT_CHARS:
                 if self._sealed:
@@ -94,58 +102,59 @@ class LangIdFilter(BatchFilter):
                 self._evict()
             if self._pool is None and self._pool_args is not None:
                 self._pool = DetectorPool(*self._pool_args)
-            self._prev = self._sealed[-1][0] if self._sealed else {}
         self._fed += 1
-        front, new, prev, sides, chunk = self.front, self._new, self._prev, self.sides, self._chunk
+        front, sides, chunk = self.front, self.sides, self._chunk
         for side, t, _ in row.checks:
-            if t not in front and side in sides and t not in new and t not in prev:
-                new[t] = None
+            if t not in front and side in sides:
+                front[t] = None  # detected in `prepare`; until then, not new again
                 chunk.append(t)
-        if len(chunk) >= self._next_send and self._pool is not None:
+        if len(chunk) >= self.SEND and self._pool is not None:
+            self._close_chunk()
+
+    def _close_chunk(self) -> None:
+        """The texts gathered so far become a chunk: looked up in the memo (after an eviction), the rest queued
+        for a worker (or detected in `prepare` when there is none)."""
+        texts = self._chunk
+        self._new += texts
+        self._chunk = []
+        job = _Chunk(texts)
+        if len(self.memo):  # the front was cleared before: texts seen then are found by digest
+            job.keys = [_digest(t) for t in texts]
+            job.codes = self.memo.get_many(job.keys)
+            job.todo = [t for t, c in zip(texts, job.codes) if c is None]
+        self._jobs.append(job)
+        if self._pool is not None and job.todo:
+            self._queue.append(job)
             self._pump()
 
     def _pump(self) -> None:
-        """Hand the oldest texts waiting to an idle worker: a sealed batch's last job first, then the chunk
-        being gathered; if every worker is busy, try again after `RETRY` more texts."""
-        pool = self._pool
-        worker = pool.idle()
-        if worker is not None and self._unsent is not None:
-            job, self._unsent = self._unsent, None
-            job[3] = pool.submit(worker, job[4])
+        """Hand queued chunks, oldest first, to workers with room."""
+        queue, pool = self._queue, self._pool
+        while queue:
             worker = pool.idle()
-        if worker is None:
-            self._next_send = len(self._chunk) + self.RETRY
-        elif len(self._chunk) >= self.SEND:
-            self._jobs.append(self._job(self._chunk, worker))
-            self._chunk, self._next_send = [], self.SEND
-
-    def _job(self, texts: list[str], worker=None) -> list:
-        """[texts, their digests, memo codes, detection job, texts to detect]: the texts not found in the memo
-        go to `worker`, or are detected in `prepare` (job None)."""
-        keys = codes = None
-        todo = texts
-        if len(self.memo):  # the front was cleared before: texts seen then are found by digest
-            keys = [_digest(t) for t in texts]
-            codes = self.memo.get_many(keys)
-            todo = [t for t, c in zip(texts, codes) if c is None]
-        job = self._pool.submit(worker, todo) if worker is not None and todo else None
-        return [texts, keys, codes, job, todo]
+            if worker is None:
+                return
+            job = queue.popleft()
+            job.job = pool.submit(worker, job.todo)
 
     def seal(self, batch: list[Row]) -> bool:
-        """`batch` is complete (every row fed): its last texts go to an idle worker (or wait for one). True when
-        the next batch may be gathered before this one is prepared: no front eviction is due before it."""
+        """`batch` is complete (every row fed): its last texts are queued for a worker. True when later batches
+        may be gathered before this one is prepared: no front eviction is due before the next batch."""
         if self._fed != len(batch):
             raise RuntimeError(f"langid: {self._fed} rows fed for a batch of {len(batch)}")
         if self._chunk:
-            worker = self._pool.idle() if self._pool is not None else None
-            job = self._job(self._chunk, worker)
-            self._jobs.append(job)
-            if self._pool is not None and job[3] is None and job[4]:
-                self._unsent = job
+            self._close_chunk()
         self._front_chars += sum(map(len, self._new))
         self._sealed.append((self._new, self._jobs))
-        self._new, self._chunk, self._jobs, self._fed, self._next_send = {}, [], [], 0, self.SEND
+        self._new, self._jobs, self._fed = [], [], 0
         return self._front_chars <= self.FRONT_CHARS
+
+    def ready(self) -> bool:
+        """The oldest sealed batch can be prepared without waiting for a worker."""
+        if self._pool is None or not self._sealed:
+            return True
+        self._pump()
+        return all(job.job is not None and self._pool.done(job.job) for job in self._sealed[0][1] if job.todo)
 
     def _detect_here(self, texts: list[str]) -> list:
         if not texts:
@@ -157,34 +166,36 @@ class LangIdFilter(BatchFilter):
 
     def prepare(self, batch: list[Row]) -> None:
         """Detections of the batch's new texts into the front: collected from the workers, or detected here
-        (jobs no worker took). Batches are prepared in the order they were sealed."""
-        if not self._sealed:  # not sealed by the caller (no look-ahead): seal it now
+        (chunks no worker has taken yet). Batches are prepared in the order they were sealed."""
+        if not self._sealed:  # not sealed by the caller (no read-ahead): seal it now
             if not self._fed:
                 for row in batch:
                     self.feed(row)
             self.seal(batch)
         _, jobs = self._sealed.popleft()
         front, results = self.front, self.results
-        for rec in jobs:
-            texts, keys, codes, job, todo = rec
-            if rec is self._unsent:
-                self._unsent = None
-            if type(job) is Job:
+        for job in jobs:
+            todo = job.todo
+            if job.job is not None:
                 t0 = time.perf_counter()
-                found = self._pool.result(job)
+                found = self._pool.result(job.job)
                 self.seconds += time.perf_counter() - t0
                 if found is None:  # the worker died: detect here
                     found = self._detect_here(todo)
             else:
+                if todo and self._pool is not None:
+                    self._queue.remove(job)
                 found = self._detect_here(todo)
             found = self._record(todo, found)
-            if keys is None:  # nothing was evicted yet: each text was detected
+            if job.keys is None:  # nothing was evicted yet: each text was detected
                 codes = found
             else:
                 it = iter(found)
-                codes = [next(it) if c is None else c for c in codes]
-            for t, c in zip(texts, codes):
+                codes = [next(it) if c is None else c for c in job.codes]
+            for t, c in zip(job.texts, codes):
                 front[t] = results[c]
+        if self._queue:
+            self._pump()
 
     def _record(self, texts: list[str], found: list) -> list[int]:
         """Result codes of newly detected `texts`, remembered in `fresh` until the next eviction."""
