@@ -9,6 +9,9 @@ subprocess under `/usr/bin/time -v` (peak RSS = "Maximum resident set size"):
   pycld2), shuffled: N rows in, about N rows out;
 - `--crossin`: CrossIn en/zh base + en2x + x2en + translate, N = all (4N rows out).
 
+Peak RSS is the build process's; with the default 2 workers the language-ID worker process's own peak (a
+separate, small process) is printed beside it (`--workers 1`: none).
+
     python benchmarks/bench_build_memory.py --sizes 125000 250000 500000 1000000 [--baseline-src DIR]
 
 `--baseline-src` runs the same builds with another checkout's `src` (e.g. the release before streaming) in the
@@ -61,12 +64,12 @@ def recipe(path: Path, data: Path, crossin: bool) -> Path:
     return path
 
 
-def run(recipe_path: Path, out: Path, src: str | None) -> dict:
+def run(recipe_path: Path, out: Path, src: str | None, workers: int | None = None) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if src:
         env["PYTHONPATH"] = src
     cmd = ["/usr/bin/time", "-v", sys.executable, "-c", "from crosstune.cli import main; main()",
-           "data", "build", str(recipe_path), "--out", str(out)]
+           "data", "build", str(recipe_path), "--out", str(out)] + (["--workers", str(workers)] if workers else [])
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise SystemExit(f"build failed ({r.returncode}):\n{r.stderr[-3000:]}")
@@ -75,8 +78,11 @@ def run(recipe_path: Path, out: Path, src: str | None) -> dict:
     parts = [float(x) for x in wall.split(":")]
     seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
     timing = re.search(r"time: load ([\d.]+)s, build ([\d.]+)s \(language ID ([\d.]+)s\), write ([\d.]+)s", r.stderr)
+    worker = re.search(r"language-ID worker process: ([\d,]+) texts, ([\d.]+)s CPU, peak RSS (\d+) MB", r.stderr)
     manifest = json.loads((out / "manifest.json").read_text())
     return {"rss_mb": rss_kb / 1024, "wall_s": seconds, "rows_out": manifest["counts"]["rows"],
+            "worker": (int(worker.group(1).replace(",", "")), float(worker.group(2)), int(worker.group(3)))
+            if worker else None,
             "stages": tuple(float(x) for x in timing.groups()) if timing else None}
 
 
@@ -87,6 +93,7 @@ def main() -> None:
     ap.add_argument("--baseline-src", default=None, help="another checkout's src/ to compare in the same run")
     ap.add_argument("--baseline-only", action="store_true", help="with --baseline-src: skip the streaming builds")
     ap.add_argument("--crossin", action="store_true", help="CrossIn en/zh all modes instead of monolingual")
+    ap.add_argument("--workers", type=int, default=None, help="`--workers` of the builds (default: the build's)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         inputs = args.inputs or Path(tmp)
@@ -94,17 +101,20 @@ def main() -> None:
         sides = [("streaming", None)] + ([("baseline", args.baseline_src)] if args.baseline_src else [])
         if args.baseline_only:
             sides = sides[1:]
-        print("| input rows | build | peak RSS | wall | input rows/s | rows out | load / build (LID) / write s |")
-        print("|---|---|---|---|---|---|---|")
+        print("| input rows | build | peak RSS | wall | input rows/s | rows out | load / build (LID) / write s "
+              "| language-ID worker: texts, CPU, peak RSS |")
+        print("|---|---|---|---|---|---|---|---|")
         for n in args.sizes:
             data = make_input(inputs / f"alpaca_{n}.jsonl.gz", n)
             rec = recipe(Path(tmp) / f"recipe_{n}.json", data, args.crossin)
             for label, src in sides:
                 out = Path(tmp) / f"out_{label}_{n}"
-                r = run(rec, out, src)
+                r = run(rec, out, src, args.workers if src is None else None)
                 st = "/".join(f"{x:.1f}" for x in r["stages"]) if r["stages"] else ""
+                wk = r["worker"]
+                wk = f"{wk[0]:,}, {wk[1]:.1f} s, {wk[2]} MB" if wk else "none"
                 print(f"| {n:,} | {label} | {r['rss_mb']:,.0f} MB | {r['wall_s']:.1f} s | {n / r['wall_s']:,.0f} | "
-                      f"{r['rows_out']:,} | {st} |", flush=True)
+                      f"{r['rows_out']:,} | {st} | {wk} |", flush=True)
                 subprocess.run(["rm", "-rf", str(out)])
 
 

@@ -58,3 +58,4 @@ def test_close_reaps_the_workers(processes):
     procs = [w.proc for w in pool._workers]
     pool.close()
     assert [p.returncode for p in procs] == [0] * processes
+    assert pool.peak_rss_kb > 0  # each worker reports its peak memory as it stops

@@ -39,4 +39,7 @@ def build(
     t = result.timings
     console.print(f"  time: load {t['load_s']:.1f}s, build {t['build_s']:.1f}s "
                   f"(language ID {t.get('langid_s', 0):.1f}s), write {t['write_s']:.1f}s")
+    if t.get("langid_worker_texts"):
+        console.print(f"  language-ID worker process: {t['langid_worker_texts']:,} texts, "
+                      f"{t['langid_worker_cpu_s']:.1f}s CPU, peak RSS {t['langid_worker_rss_mb']:.0f} MB")
     out.print(str(result.out_dir / "train.jsonl"))

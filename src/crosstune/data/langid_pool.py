@@ -59,15 +59,35 @@ def _widen(fd: int) -> None:
         pass
 
 
+def _peak_rss_kb() -> int:
+    """This process's peak resident memory in KB: VmHWM (Linux; `ru_maxrss` would include the memory of the
+    process that started this one, from before `exec`), else `ru_maxrss`, else 0."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except ImportError:
+        return 0
+
+
 def _serve(conn_in, conn_out, backend: str, languages: list[str] | None) -> None:
-    """A worker: detect each list of texts received, send back (detections, CPU seconds); stop on None/EOF."""
+    """A worker: detect each list of texts received, send back (detections, CPU seconds); on None, send back
+    its peak RSS in KB and stop (also on EOF)."""
     detector = get_detector(backend, languages)
     while True:
         try:
             texts = pickle.loads(conn_in.recv_bytes())
         except EOFError:  # the main process is gone
             break
-        if texts is None:
+        if texts is None:  # the last word: this worker's peak memory
+            conn_out.send_bytes(pickle.dumps(_peak_rss_kb()))
             break
         c = time.process_time()
         found = detector.detect_many(texts)
@@ -121,6 +141,7 @@ class DetectorPool:
             self._poller.register(from_r, select.POLLIN)
         self.cpu_seconds = 0.0  # detector CPU time spent in the workers (results collected so far)
         self.texts = 0  # texts detected in the workers
+        self.peak_rss_kb = 0  # the largest worker's peak resident memory (known once closed)
 
     def _poll(self) -> None:
         """Collect the results that are back (one per worker and call), without waiting."""
@@ -185,6 +206,7 @@ class DetectorPool:
                 while w.jobs:
                     self._collect(w)
                 w.out.send_bytes(pickle.dumps(None))
+                self.peak_rss_kb = max(self.peak_rss_kb, pickle.loads(w.back.recv_bytes()))
             except (OSError, EOFError):  # the worker is gone already
                 pass
             w.out.close()

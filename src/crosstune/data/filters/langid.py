@@ -79,6 +79,7 @@ class LangIdFilter(BatchFilter):
         self.seconds = 0.0  # time the build spent on language ID (detecting, or waiting for the workers)
         self.worker_seconds = 0.0  # detector CPU time in the worker processes (known once closed)
         self.worker_texts = 0  # texts detected there
+        self.worker_rss_mb = 0.0  # the largest worker's peak resident memory
         self.sides = set(cfg.sides)
         self.min_confidence = cfg.min_confidence
         self.outcomes = {side: [0, 0, 0] for side in dict.fromkeys(cfg.sides)}  # side -> counts per OUTCOMES
@@ -213,8 +214,9 @@ class LangIdFilter(BatchFilter):
 
     def close(self) -> None:
         if self._pool is not None:
-            self.worker_seconds, self.worker_texts = self._pool.cpu_seconds, self._pool.texts
             self._pool.close()
+            self.worker_seconds, self.worker_texts = self._pool.cpu_seconds, self._pool.texts
+            self.worker_rss_mb = self._pool.peak_rss_kb / 1024
             self._pool = None
 
     def _evict(self) -> None:
