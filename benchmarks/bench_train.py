@@ -49,8 +49,16 @@ def peak_rss_mb() -> float:
 
 # ablations: crosstune with one change of this issue undone (each change's share = ours / variant)
 VARIANTS = {"sdpa": {"model": {"attn_implementation": "sdpa"}},  # before: sdpa attention (now eager on CPU)
-            "torch_dropout": {"lora": {"dropout_impl": "torch"}},  # before: PEFT's bernoulli_ dropout masks
-            "compile": {"model": {"compile": True}}}  # torch.compile of the decoder norms (opt-in)
+            "torch_dropout": {"lora": {"dropout_impl": "torch"}},  # PEFT's layer and bernoulli_ dropout masks
+            "fp32_base": {"lora": {"base_dtype": "float32"}},  # frozen base weights float32 (autocast casts them)
+            "peft_layer": {"lora": {"fused": False}},  # PEFT's LoRA Linear instead of the fused one
+            "unfused_loss": {"model": {"fused_loss": False}},  # head(hidden).float() + cross_entropy
+            "eager_norms": {"model": {"compile": "off"}},  # no torch.compile of the norms (`auto` compiles them)
+            "session3_start": {"lora": {"base_dtype": "float32", "fused": False},  # all four above undone
+                               "model": {"fused_loss": False, "compile": "off"}},
+            "compile": {"model": {"compile": "layers"}}}  # torch.compile of each decoder layer (opt-in)
+# TRL variants (`--ablation trl_bf16_base`): TRL with the base model loaded in bfloat16 (its default is float32)
+TRL_VARIANTS = ("trl_bf16_base",)
 
 
 def run_ours(a, train: Path, work: Path, name: str = "ours", variant: str = "") -> dict:
@@ -72,7 +80,7 @@ def run_ours(a, train: Path, work: Path, name: str = "ours", variant: str = "") 
             "first_step_seconds": log[0]["seconds"], "first_step_tokens": log[0]["tokens"]}
 
 
-def run_trl(a, train: Path, work: Path, name: str = "trl") -> dict:
+def run_trl(a, train: Path, work: Path, name: str = "trl", bf16_base: bool = False) -> dict:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -88,7 +96,9 @@ def run_trl(a, train: Path, work: Path, name: str = "trl") -> dict:
                      "completion": [{"role": "assistant", "content": ex.messages[last].content}]})
     path = resolve_model(a.model)
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    import torch
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16_base else torch.float32)
     args = SFTConfig(output_dir=str(work / name), per_device_train_batch_size=a.batch, gradient_accumulation_steps=1,
                      max_steps=a.steps, learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=0.03,
                      weight_decay=0.01, max_length=a.max_length, use_cpu=True, bf16=a.precision == "bf16",
@@ -158,8 +168,8 @@ def worker(a) -> None:
     else:
         train = work / "train.jsonl"
         name = a.worker.replace("#", "_")
-        if kind == "trl":
-            res = run_trl(a, train, work, name)
+        if kind.startswith("trl"):
+            res = run_trl(a, train, work, name, bf16_base=kind == "trl_bf16_base")
         else:
             res = run_ours(a, train, work, name, kind.removeprefix("ours").removeprefix("_"))
         res["heldout_loss"] = heldout_loss(a, res["adapter"], work / "eval.jsonl")
@@ -179,7 +189,8 @@ def main() -> None:
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     p.add_argument("--mode", choices=["pad", "pack"], default="pad", help="crosstune's batching")
     p.add_argument("--threads", type=int, default=0, help="torch threads in every worker (0: torch default)")
-    p.add_argument("--ablation", default="", help=f"comma list of crosstune variants to run too: {', '.join(VARIANTS)}")
+    p.add_argument("--ablation", default="", help="comma list of variants to run too: "
+                   f"{', '.join([*VARIANTS, *TRL_VARIANTS])}")
     p.add_argument("--repeat", type=int, default=1, help="run crosstune and TRL this many times each, alternating "
                    "(ABBA order: a load drifting during the run affects both alike)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -194,7 +205,7 @@ def main() -> None:
     env = {**os.environ, **({"OMP_NUM_THREADS": str(a.threads)} if a.threads else {})}
     pairs = [["ours", "trl"] if i % 2 == 0 else ["trl", "ours"] for i in range(a.repeat)]
     order = ["peak"] + [f"{x}#{i}" for i, pair in enumerate(pairs) for x in pair]
-    order += [f"ours_{v}#0" for v in a.ablation.split(",") if v] + ["peak_end"]
+    order += [f"{v if v in TRL_VARIANTS else 'ours_' + v}#0" for v in a.ablation.split(",") if v] + ["peak_end"]
     for name in order:  # peers interleaved in one run; the load average is recorded around each
         load = os.getloadavg()[0]
         subprocess.run([sys.executable, __file__, *argv, "--worker", name, "--work", str(work)], check=True, env=env)
@@ -232,7 +243,7 @@ def summarize(a, r: dict) -> dict:
            "speedup_tokens_per_s": round(o["tokens_per_s"] / t["tokens_per_s"], 2),
            "speedup_per_pair": [round(x / y, 2) for x, y in zip(o["runs_tokens_per_s"], t["runs_tokens_per_s"])],
            "heldout_loss_rel_diff": round(o["heldout_loss"] / t["heldout_loss"] - 1, 4)}
-    ablation = {v: rows[f"ours_{v}"] for v in a.ablation.split(",") if v}
+    ablation = {v: rows[v if v in TRL_VARIANTS else f"ours_{v}"] for v in a.ablation.split(",") if v}
     if ablation:  # each change's share: ours / ours with that change undone (single runs: load drift applies)
         out["ablation"] = {v: {"vs_trl": round(x["tokens_per_s"] / t["tokens_per_s"], 2),
                                "ours_over_variant": round(o["tokens_per_s"] / x["tokens_per_s"], 2)}

@@ -1,4 +1,5 @@
-"""`model.compile: true`: the decoder layers run through torch.compile and train as without it (same RNG stream)."""
+"""`model.compile`: the norms (`auto` on a CPU with a compiler) or the decoder layers run through torch.compile and
+train as without it (same RNG stream)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from safetensors.torch import load_file
 from crosstune.errors import CrosstuneError
 from crosstune.train.config import TrainConfig
 from crosstune.train.loop import train
-from crosstune.train.model import compile_layers
+from crosstune.train.compile import compile_layers
 
 
-def run(tmp_path: Path, model, data, compile: bool) -> tuple[list[dict], dict]:
+def run(tmp_path: Path, model, data, compile) -> tuple[list[dict], dict]:
     out = tmp_path / f"compile-{compile}"
     cfg = TrainConfig.model_validate({
         "data": str(data), "output_dir": str(out), "eval_rows": 4, "model": {"name": str(model), "compile": compile},
@@ -26,12 +27,13 @@ def run(tmp_path: Path, model, data, compile: bool) -> tuple[list[dict], dict]:
     return log, load_file(out / "adapter" / "adapter_model.safetensors")
 
 
-def test_compiled_layers_train_like_eager(tmp_path, tiny_model_dir, mixture_file):
+@pytest.mark.parametrize("mode", [True, "norms"])  # true: the earlier boolean form, = layers
+def test_compiled_layers_or_norms_train_like_eager(tmp_path, tiny_model_dir, mixture_file, mode):
     from torch._dynamo.utils import counters
 
-    eager_log, eager_adapter = run(tmp_path, tiny_model_dir, mixture_file, False)
+    eager_log, eager_adapter = run(tmp_path, tiny_model_dir, mixture_file, "off")
     before = counters["stats"]["unique_graphs"]
-    log, adapter = run(tmp_path, tiny_model_dir, mixture_file, True)
+    log, adapter = run(tmp_path, tiny_model_dir, mixture_file, mode)
     assert counters["stats"]["unique_graphs"] > before  # the layers really went through dynamo
     # same batches, same dropout masks (drawn outside the graphs): losses equal up to fp32 reordering
     assert [r["tokens"] for r in log] == [r["tokens"] for r in eager_log]
@@ -50,3 +52,16 @@ def test_model_without_a_layer_list_is_an_error():
 
     with pytest.raises(CrosstuneError, match="model.compile"):
         compile_layers(Decoderless())
+
+
+def test_auto_compiles_the_norms_on_a_cpu_where_inductor_works(tiny_model_dir):
+    from crosstune.train.compile import inductor_works
+    from crosstune.train.model import build_model
+
+    assert inductor_works()  # this machine (and CI) has a C++ compiler
+    cfg = TrainConfig.model_validate({"data": "x", "output_dir": "o", "model": {"name": str(tiny_model_dir)}})
+    assert cfg.model.compile == "auto"
+    model = build_model(cfg, verbose=False)
+    norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm")]
+    assert len(norms) == 5 and all(m._compiled_call_impl is not None for m in norms)  # 2 layers x 2 + final
+    assert TrainConfig.model_validate({"data": "x", "output_dir": "o", "model": {"compile": False}}).model.compile == "off"

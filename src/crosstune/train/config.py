@@ -8,24 +8,30 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from crosstune.config import StrictModel
 
 
 class ModelSection(StrictModel):
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _bool_compile(cls, v):  # the earlier boolean form
+        return {True: "layers", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
     name: str = "default"  # 'default', a HF folder, a .gguf file or a hub id
     trust_remote_code: bool = False
     # auto: `eager` on a CPU when tokenize.max_length <= 512 (the CPU flash-attention backward dominated short
     # sequences: +13-31% tokens/s measured, docs/benchmarks/train.md), else the model's default (sdpa)
     attn_implementation: str = "auto"
-    # torch.compile (inductor) each decoder layer, shapes dynamic (no recompile per padded length): fuses the
-    # norms, rotary, activations, casts and LoRA scaling; +8-24% tokens/s measured on SmolLM2 LoRA (CPU, 1 thread),
-    # after a one-off compile of ~2 min cold (docs/benchmarks/train.md). Off by default: it pays off after
-    # roughly 60-190 steps here, and needs a C++ compiler on a CPU.
-    compile: bool = False
-    # a frozen LM head's cross-entropy computed a few rows at a time with its gradient made in forward
-    # (train/fused_ce.py: no full float32 logits; same loss); false: head(hidden).float() + F.cross_entropy
+    # torch.compile (inductor, dynamic shapes: no recompile per padded length) of
+    # norms: the RMSNorm/LayerNorm modules only (eager RMSNorm is ~6 elementwise passes forward and more backward;
+    #   compiled: one fused kernel each way, 5x faster; +12% tokens/s on a SmolLM2 LoRA step, ~5 s compile);
+    # layers: each whole decoder layer (graph breaks at every LoRA Linear; +5% over norms-free eager, ~50 s compile);
+    # auto: norms on a CPU when a C++ compiler works (checked once with a tiny kernel), else off. true = layers.
+    compile: Literal["auto", "off", "norms", "layers"] = "auto"
+    # a frozen LM head's cross-entropy by vocabulary slices with its gradient made in forward (train/fused_ce.py:
+    # no full float32 logits; same loss; the head's part of a step ~2x faster); false: head(hidden).float() + CE
     fused_loss: bool = True
 
 

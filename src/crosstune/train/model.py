@@ -9,6 +9,7 @@ from torch import nn
 from crosstune.console import console
 from crosstune.errors import CrosstuneError
 from crosstune.models.loading import load_model, load_tokenizer
+from crosstune.train.compile import apply_compile
 from crosstune.train.config import TrainConfig
 from crosstune.train.fused_ce import head_cross_entropy
 from crosstune.train.lora import attach_lora, cast_frozen
@@ -30,14 +31,14 @@ def build_model(cfg: TrainConfig, verbose: bool = True, bf16: bool = False, shar
         model = attach_lora(model, cfg.lora)
         if frozen is not None:
             cast_frozen(model, frozen)
-    if cfg.model.compile:
-        compile_layers(_hf(model))
+    compiled = apply_compile(_hf(model), cfg.model.compile, "cuda" if torch.cuda.is_available() else "cpu")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     if verbose:
         console.print(f"model: {type(_hf(model)).__name__}, {cfg.method}, trainable {trainable:,} of {total:,} params, "
                       f"attention {_hf(model).config._attn_implementation}"
-                      + (f", frozen weights {str(frozen).removeprefix('torch.')}" if frozen is not None else ""))
+                      + (f", frozen weights {str(frozen).removeprefix('torch.')}" if frozen is not None else "")
+                      + (f", compiled {compiled}" if compiled != "off" else ""))
     return model
 
 
@@ -50,22 +51,6 @@ def frozen_dtype(cfg: TrainConfig, bf16: bool, sharded: bool) -> torch.dtype | N
         raise CrosstuneError("lora.base_dtype: bfloat16 needs bf16 autocast (precision: bf16_autocast, or auto on a "
                              "CPU/GPU with bf16); set lora.base_dtype: float32 or auto")
     return torch.bfloat16
-
-
-def compile_layers(hf) -> int:
-    """`torch.compile` every decoder layer in place (state-dict keys unchanged), with dynamic shapes.
-
-    Per layer rather than the whole model: one graph serves all layers, and the LoRA dropout (data-dependent
-    sizes, train/dropout.py) stays outside the graphs, drawing from the same RNG stream as without compile."""
-    layers = getattr(hf.get_decoder(), "layers", None)
-    if not isinstance(layers, nn.ModuleList) or not len(layers):
-        raise CrosstuneError(f"model.compile: {type(hf).__name__} has no decoder `layers` list to compile; "
-                             "set model.compile: false")
-    limit = torch._dynamo.config.recompile_limit
-    torch._dynamo.config.recompile_limit = max(limit, 4 * len(layers))  # train/eval x grad/no-grad per layer
-    for layer in layers:
-        layer.compile(dynamic=True)
-    return len(layers)
 
 
 def attention_for(cfg: TrainConfig) -> str | None:
