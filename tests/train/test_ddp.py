@@ -68,8 +68,10 @@ def test_two_processes_match_one(tiny_model_dir, mixture_file, tmp_path):
 def test_rank_streams_differ_with_dropout_and_resume_per_rank(tiny_model_dir, mixture_file, tmp_path):
     # dropout > 0: the two processes draw different masks, so the run cannot equal one process bit for bit;
     # what must hold is that each rank has its own stream and a resumed 2-process run replays it exactly
+    # under bf16 autocast: the CPU defaults (bf16 frozen base, fused LoRA layers, compiled norms) under DDP
     out = tmp_path / "drop"
-    cfg = config(tmp_path, tiny_model_dir, mixture_file, out, lora={"dropout": 0.5}, max_steps=3)
+    cfg = config(tmp_path, tiny_model_dir, mixture_file, out, lora={"dropout": 0.5}, max_steps=3,
+                 precision="bf16_autocast")
     r = subprocess.run(launch("configs/accelerate/ddp_cpu.yaml", cfg, 29519), env=ENV, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -78,7 +80,7 @@ def test_rank_streams_differ_with_dropout_and_resume_per_rank(tiny_model_dir, mi
     r = subprocess.run(launch("configs/accelerate/ddp_cpu.yaml", cfg, 29519)[:-1] + [str(cfg), "--resume"],
                        env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "resumed from" in r.stderr
+    assert "resumed from" in r.stderr and "frozen weights bfloat16, compiled norms" in r.stderr
     again = log(out)
     assert [x["loss"] for x in again] == [x["loss"] for x in full]
     states = [torch.load(out / "checkpoint-2" / f"random_states_{k}.pkl", weights_only=False) for k in (0, 1)]
