@@ -5,7 +5,7 @@ main process keeps generating and filtering rows, so detection (pycld2, about a 
 runs on a second core. Only texts travel; the memo, counters and verdicts stay in the main process, so a build
 gives the same bytes with any number of workers.
 
-A worker is `python -m crosstune.data.langid_pool` (POSIX; elsewhere a build runs in one process), started with
+A worker is a fresh `python` running `_worker_main` (POSIX; elsewhere a build runs in one process), started with
 `subprocess`, not `multiprocessing`: the `spawn`/`forkserver` start methods re-run the caller's main script in the
 child, so a user's script without an `if __name__ == "__main__":` guard would start its own build again, and
 `fork` copies a process that may hold other threads' locks. Each worker holds at most `DetectorPool.DEPTH` jobs,
@@ -34,12 +34,13 @@ from pathlib import Path
 from crosstune.data.langid import get_detector
 
 PIPE_BYTES = 1 << 20
+SUPPORTED = os.name == "posix" and hasattr(select, "poll")  # pass_fds and poll; elsewhere builds run in one process
 
 
 def default_workers() -> int:
     """Processes a build uses by default: 2 when this process may run on 2+ cores (the main process and one
     language-ID worker), else 1 (everything in process, also on non-POSIX systems)."""
-    if os.name != "posix":
+    if not SUPPORTED:
         return 1
     try:
         cores = len(os.sched_getaffinity(0))
@@ -123,17 +124,14 @@ class DetectorPool:
     def __init__(self, backend: str, languages: list[str] | None, processes: int = 1):
         self._workers: list[_Worker] = []
         self._poller = select.poll()  # one poll object for the result pipes: no selector built per check
-        env = dict(os.environ)  # the worker imports this same crosstune, however this process found it
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        root = str(Path(__file__).resolve().parents[2])  # where this crosstune was imported from
         for _ in range(processes):
             to_r, to_w = os.pipe()  # main -> worker
             from_r, from_w = os.pipe()  # worker -> main
             _widen(to_w)
             try:
-                proc = subprocess.Popen([sys.executable, "-m", __name__, str(to_r), str(from_w), backend,
-                                         json.dumps(languages)], pass_fds=(to_r, from_w), env=env,
-                                        stdin=subprocess.DEVNULL)
+                proc = subprocess.Popen([sys.executable, "-c", _BOOT, root, str(to_r), str(from_w), backend,
+                                         json.dumps(languages)], pass_fds=(to_r, from_w), stdin=subprocess.DEVNULL)
             finally:
                 os.close(to_r)
                 os.close(from_w)
@@ -219,6 +217,12 @@ class DetectorPool:
         self._workers = []
 
 
-if __name__ == "__main__":  # a worker, started by DetectorPool
-    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False),
-           sys.argv[3], json.loads(sys.argv[4]))
+# A worker's start: the same crosstune as this process (its folder is put first on `sys.path` only when it is not
+# on the path already, e.g. a source checkout, so an installed copy never shadows the standard library).
+_BOOT = ("import sys; r = sys.argv[1]; r in sys.path or sys.path.insert(0, r); "
+         "from crosstune.data.langid_pool import _worker_main; _worker_main(sys.argv[2:])")
+
+
+def _worker_main(argv: list[str]) -> None:
+    _serve(Connection(int(argv[0]), writable=False), Connection(int(argv[1]), readable=False), argv[2],
+           json.loads(argv[3]))

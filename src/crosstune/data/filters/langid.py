@@ -12,7 +12,6 @@ result is the same with any number of workers. Detections below `min_confidence`
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from typing import Literal
@@ -20,6 +19,7 @@ from typing import Literal
 from crosstune.config import StrictModel
 from crosstune.data.blocks import BatchFilter, Row
 from crosstune.data.langid import get_detector, same_base_language
+from crosstune.data.langid_pool import SUPPORTED as WORKERS_SUPPORTED
 from crosstune.data.langid_pool import DetectorPool
 from crosstune.data.digests import DigestMap
 from crosstune.data.digests import digest as _digest
@@ -59,7 +59,7 @@ class LangIdFilter(BatchFilter):
         candidates = languages if cfg.restrict and len(languages) > 1 else None
         self.detector = get_detector(cfg.backend, candidates)
         # pycld2 detects one text per call: worth a second process. lingua already detects a batch on all cores.
-        parallel = workers > 1 and cfg.backend == "pycld2" and os.name == "posix"
+        parallel = workers > 1 and cfg.backend == "pycld2" and WORKERS_SUPPORTED
         self._pool_args = (cfg.backend, candidates, workers - 1) if parallel else None
         self._pool: DetectorPool | None = None  # started with the first batch
         self.memo = DigestMap()  # digest of a text evicted from the front -> index into `results`
