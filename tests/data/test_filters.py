@@ -5,6 +5,7 @@ from __future__ import annotations
 from crosstune.data.blocks import ExclusionSink, Quota
 from crosstune.data.filters.dedup import ExactDedup, NearDedup, NearDedupConfig
 from crosstune.data.filters.langid import LangIdConfig, LangIdFilter
+from crosstune.data.langid_pool import DetectorPool
 from crosstune.data.filters.length import LengthConfig, LengthFilter
 from crosstune.data.recipes.common import make_row
 
@@ -92,11 +93,15 @@ def test_langid_memo_after_front_evictions_gives_the_same_verdicts():
     assert results[0] == results[1]
 
 
-def _pipeline(workers, rows, *, quota=None, front_chars=10 ** 12, read_ahead=True):
+def _pipeline(workers, rows, *, quota=None, front_chars=10 ** 12, read_ahead=True, shared=None):
     from crosstune.data.blocks import run_blocks
 
     lid = LangIdFilter(LangIdConfig(), ["en", "zh"], workers=workers)
     lid.batch_size, lid.FRONT_CHARS, lid.SEND = 7, front_chars, 2  # many batches and worker jobs
+    if shared is not None:  # what the worker's placement looks like to `_steer`
+        lid.SAMPLES, lid.SHARED, lid.PAUSE = 4, 3, 5
+        lid._pool = DetectorPool(*lid._pool_args)  # started here so its placement can be faked
+        lid._pool.sharing = lambda: shared
     blocks = [LengthFilter(LengthConfig(max_chars=60)), ExactDedup(), lid] + ([Quota(quota)] if quota else [])
     sink = ExclusionSink()
     try:
@@ -105,7 +110,7 @@ def _pipeline(workers, rows, *, quota=None, front_chars=10 ** 12, read_ahead=Tru
         for b in blocks:
             b.close()
     return (kept, [(e.id, e.reason, e.block, e.detail) for e in sink.items], [b.report() for b in blocks],
-            lid.worker_texts)
+            lid.worker_texts, lid.worker_pauses)
 
 
 def test_langid_workers_give_the_same_rows_counters_and_exclusion_order():
@@ -128,3 +133,14 @@ def test_langid_workers_give_the_same_rows_counters_and_exclusion_order():
         assert blocks.index("langid") < len(blocks) - 1 - blocks[::-1].index("exact_dedup")  # interleaved
     quota = {"en": 40, "zh": 60}  # a quota stops pulling: no read-ahead past it, same rows pulled
     assert _pipeline(2, rows, quota=quota)[:3] == _pipeline(1, rows, quota=quota)[:3]
+
+
+def test_langid_worker_paused_while_it_shares_the_core_gives_the_same_result():
+    # a worker seen on this process's CPU in 3 of 4 looks is left idle for 5 batches, then tried again (10 next)
+    rows = [row(i, f"Explain photosynthesis in plants ({i}).", "光合作用是什么？" if i % 3 else f"Plants make food ({i}).",
+                "en", "zh") for i in range(300)]
+    one = _pipeline(1, rows)
+    shared = _pipeline(2, rows, shared=True)
+    apart = _pipeline(2, rows, shared=False)
+    assert shared[:3] == apart[:3] == one[:3]
+    assert shared[4] >= 2 and apart[4] == 0 and 0 < shared[3] < apart[3]

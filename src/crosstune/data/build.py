@@ -208,6 +208,7 @@ def _run_build(plan: Plan, out_dir: str | Path, workers: int) -> BuildResult:
                 timings["langid_worker_cpu_s"] = getattr(block, "worker_seconds", 0.0)
                 timings["langid_worker_texts"] = getattr(block, "worker_texts", 0)
                 timings["langid_worker_rss_mb"] = getattr(block, "worker_rss_mb", 0.0)
+                timings["langid_worker_pauses"] = getattr(block, "worker_pauses", 0)
             if isinstance(block, Quota) and block.shortfall():
                 log.append(f"budget not met after filtering (kept/wanted): {block.shortfall()}")
         reports = {b.name: b.report() for b in blocks}

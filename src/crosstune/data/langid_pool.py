@@ -78,6 +78,13 @@ def _peak_rss_kb() -> int:
         return 0
 
 
+def _stat(pid: int) -> tuple[str, int]:
+    """(state, CPU it last ran on) of a process, from `/proc/<pid>/stat` (fields 3 and 39)."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return rest[0], int(rest[36])
+
+
 def _serve(conn_in, conn_out, backend: str, languages: list[str] | None) -> None:
     """A worker: detect each list of texts received, send back (detections, CPU seconds); on None, send back
     its peak RSS in KB and stop (also on EOF)."""
@@ -185,6 +192,21 @@ class DetectorPool:
         if w in self._workers:
             self._workers.remove(w)
             self._poller.unregister(w.back.fileno())
+
+    def sharing(self) -> bool | None:
+        """Whether a busy worker is on this process's CPU right now (Linux, `/proc/<pid>/stat`): True when it is
+        running or waiting to run there, False when it runs elsewhere, None when no worker is busy or this
+        cannot be read."""
+        try:
+            mine = _stat(os.getpid())[1]
+            for w in self._workers:
+                if w.jobs:
+                    state, cpu = _stat(w.proc.pid)
+                    if state == "R":
+                        return cpu == mine
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
 
     def done(self, job: Job) -> bool:
         if not job.done:

@@ -43,11 +43,12 @@ class _Chunk:
     """Texts new to the front, in order: their digests and memo codes (after an eviction), the ones to detect,
     and the worker's job detecting them (None: not handed out, detected in `prepare`)."""
 
-    __slots__ = ("texts", "keys", "codes", "todo", "job")
+    __slots__ = ("texts", "keys", "codes", "todo", "job", "queued")
 
     def __init__(self, texts: list[str]):
         self.texts = self.todo = texts
         self.keys = self.codes = self.job = None
+        self.queued = False
 
 
 class LangIdFilter(BatchFilter):
@@ -76,6 +77,9 @@ class LangIdFilter(BatchFilter):
         self._sealed: deque[tuple[list[str], list[_Chunk]]] = deque()
         self._queue: deque[_Chunk] = deque()  # chunks waiting for a worker, oldest first
         self._fed = 0
+        self._paused = 0  # batches left whose chunks are detected here (see `_steer`)
+        self._looks: deque[bool] = deque()
+        self.worker_pauses = 0
         self.seconds = 0.0  # time the build spent on language ID (detecting, or waiting for the workers)
         self.worker_seconds = 0.0  # detector CPU time in the worker processes (known once closed)
         self.worker_texts = 0  # texts detected there
@@ -124,7 +128,8 @@ class LangIdFilter(BatchFilter):
             job.codes = self.memo.get_many(job.keys)
             job.todo = [t for t, c in zip(texts, job.codes) if c is None]
         self._jobs.append(job)
-        if self._pool is not None and job.todo:
+        if self._pool is not None and job.todo and not self._paused:
+            job.queued = True
             self._queue.append(job)
             self._pump()
 
@@ -136,6 +141,7 @@ class LangIdFilter(BatchFilter):
             if worker is None:
                 return
             job = queue.popleft()
+            job.queued = False
             job.job = pool.submit(worker, job.todo)
 
     def seal(self, batch: list[Row]) -> bool:
@@ -148,14 +154,43 @@ class LangIdFilter(BatchFilter):
         self._front_chars += sum(map(len, self._new))
         self._sealed.append((self._new, self._jobs))
         self._new, self._jobs, self._fed = [], [], 0
+        if self._pool is not None:
+            self._steer()
         return self._front_chars <= self.FRONT_CHARS
+
+    SAMPLES, SHARED, PAUSE = 8, 6, 64
+
+    def _steer(self) -> None:
+        """Where the next batches' texts are detected (never what is detected). Once per batch, look whether a
+        busy worker runs on this process's CPU: if it did in `SHARED` of the last `SAMPLES` looks, the two
+        processes share one core (the other core is busy with something else; Linux also shares CPU time fairly
+        between sessions, so a busy other session leaves this one a single core) and the worker only adds its
+        cost, so chunks stay here for `PAUSE` batches, as with `workers=1`, then the worker is tried again; each
+        further pause is twice as long."""
+        if self._paused:
+            self._paused -= 1
+            return
+        shared = self._pool.sharing()
+        if shared is None:
+            return
+        looks = self._looks
+        looks.append(shared)
+        if len(looks) > self.SAMPLES:
+            looks.popleft()
+        if len(looks) == self.SAMPLES and sum(looks) >= self.SHARED:
+            self._paused = self.PAUSE << min(self.worker_pauses, 10)
+            self.worker_pauses += 1
+            looks.clear()
 
     def ready(self) -> bool:
         """The oldest sealed batch can be prepared without waiting for a worker."""
         if self._pool is None or not self._sealed:
             return True
         self._pump()
-        return all(job.job is not None and self._pool.done(job.job) for job in self._sealed[0][1] if job.todo)
+        for job in self._sealed[0][1]:
+            if job.queued or (job.job is not None and not self._pool.done(job.job)):
+                return False
+        return True
 
     def _detect_here(self, texts: list[str]) -> list:
         if not texts:
@@ -184,7 +219,8 @@ class LangIdFilter(BatchFilter):
                 if found is None:  # the worker died: detect here
                     found = self._detect_here(todo)
             else:
-                if todo and self._pool is not None:
+                if job.queued:  # no worker took it yet
+                    job.queued = False
                     self._queue.remove(job)
                 found = self._detect_here(todo)
             found = self._record(todo, found)
