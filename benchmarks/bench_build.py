@@ -8,7 +8,8 @@ the same schema as ours: messages with languages and the same meta keys).
 The corpus load (reading the gzip files; the vi alignment is cached on disk after its first run) is reported
 apart from the build, and the language-ID time apart from the rest of the build. `--workers` is ours' process
 count (default: the build's default, 2 on a 2+ core machine: language ID in a second process; 1 = everything in
-one process, like the peer). Wall and CPU ratios are both printed; ours' CPU time includes its worker process.
+one process, like the peer). Wall and CPU ratios are both printed; ours' CPU time includes its worker process,
+and "pauses" counts how often the build kept language ID in process because the worker shared its core.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def main() -> None:
             cpu = (p["build_cpu_s"] + p["write_cpu_s"]) / (o["build_cpu_s"] + o["write_cpu_s"])
             print(f"run {rep + 1}: end to end peer/ours wall {e2e:.2f}x, CPU {cpu:.2f}x (ours CPU build "
                   f"{o['build_cpu_s']:.2f}s [of it language-ID worker {o.get('langid_worker_cpu_s', 0):.2f}s for "
-                  f"{o.get('langid_worker_texts', 0):,} texts] + write {o['write_cpu_s']:.2f}s; peer CPU build "
+                  f"{o.get('langid_worker_texts', 0):,} texts, {o.get('langid_worker_pauses', 0)} pauses] + write "
+                  f"{o['write_cpu_s']:.2f}s; peer CPU build "
                   f"{p['build_cpu_s']:.2f}s + write {p['write_cpu_s']:.2f}s); load average {os.getloadavg()[0]:.2f}")
     best_o = min(ours, key=lambda x: x["build_s"])
     best_p = min(peer, key=lambda x: x["build_s"])
