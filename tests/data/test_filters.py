@@ -97,7 +97,7 @@ def _pipeline(workers, rows, *, quota=None, front_chars=10 ** 12, read_ahead=Tru
     from crosstune.data.blocks import run_blocks
 
     lid = LangIdFilter(LangIdConfig(), ["en", "zh"], workers=workers)
-    lid.batch_size, lid.FRONT_CHARS, lid.SEND = 7, front_chars, 2  # many batches and worker jobs
+    lid.batch_size, lid.FRONT_CHARS, lid.SEND = 7, front_chars, 2  # many batches, many worker jobs
     if shared is not None:  # what the worker's placement looks like to `_steer`
         lid.SAMPLES, lid.SHARED, lid.PAUSE = 4, 3, 5
         lid._pool = DetectorPool(*lid._pool_args)  # started here so its placement can be faked

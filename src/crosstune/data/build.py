@@ -187,7 +187,8 @@ def _run_build(plan: Plan, out_dir: str | Path, workers: int) -> BuildResult:
             rows_iter = rows_iter.rows
         counts = Counts()
         by, lines = counts.by, []
-        for row in run_blocks(blocks, rows_iter, sink, read_ahead=True):  # kept rows go to disk as they come, as their final bytes
+        # kept rows go to disk as they come, as their final bytes (the loop reads to the end: read-ahead is safe)
+        for row in run_blocks(blocks, rows_iter, sink, read_ahead=True):
             meta = row.example.meta
             by[meta["mode"], meta["instruction_language"], meta["response_language"]] += 1
             line = row.line

@@ -4,10 +4,11 @@ Texts are detected once: a text-keyed front cache holds the results of recent te
 `FRONT_CHARS` characters it is cleared, and those detected since the last clear move to a memo keyed by a 128-bit
 digest of the text (`DigestMap`, about 25 bytes per distinct text however long), where later batches look up the
 texts the front does not have. Until the first clear no text is digested at all. CrossIn reuses each source text
-across modes. With `workers > 1` (pycld2), the texts new to the front are sent in chunks to worker processes as the
-batch is gathered (`feed`), and collected in order in `prepare`; the memo, counters and verdicts stay here, so the
-result is the same with any number of workers. Detections below `min_confidence`, or with no answer (numbers, code, very short text), count as undetermined and are kept unless
-`drop_undetermined`. The agreement rate per side (agree / (agree + mismatch)) goes to the manifest.
+across modes. With `workers > 1` (pycld2), the texts new to the front are sent in chunks to a worker process as
+the batch is gathered (`feed`), and collected in order in `prepare`; the memo, counters and verdicts stay here, so
+the result is the same with any number of workers. Detections below `min_confidence`, or with no answer (numbers,
+code, very short text), count as undetermined and are kept unless `drop_undetermined`. The agreement rate per side
+(agree / (agree + mismatch)) goes to the manifest.
 """
 
 from __future__ import annotations
