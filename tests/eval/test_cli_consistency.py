@@ -38,14 +38,19 @@ def test_predictions_file_to_summary_json(tmp_path, capsys):
 def test_user_errors_exit_2(tmp_path, capsys):
     code, cap = run(["eval", "consistency", "--out", str(tmp_path / "x")], capsys)
     assert code == 2 and "exactly one of --predictions" in cap.err
+    code, cap = run(["eval", "consistency", "--model", "default", "--tasks", "cross_mmlu", "--mode", "fast",
+                     "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "--mode" in cap.err
+
+
+@pytest.mark.integration
+def test_a_bad_predictions_row_exits_2_naming_file_line_and_field(tmp_path, capsys):
+    shared_path("seaeval_cross_mmlu")  # the task's items are read before its predictions are checked
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "test_1", "model": "m"}\n')
     code, cap = run(["eval", "consistency", "--predictions", str(bad), "--task", "cross_mmlu",
                      "--out", str(tmp_path / "o.json")], capsys)
     assert code == 2 and "bad.jsonl:1 field 'model_prediction'" in cap.err
-    code, cap = run(["eval", "consistency", "--model", "default", "--tasks", "cross_mmlu", "--mode", "fast",
-                     "--out", str(tmp_path / "o")], capsys)
-    assert code == 2 and "--mode" in cap.err
 
 
 @pytest.mark.integration
