@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-
-# Idle OpenMP threads sleep instead of spinning. libgomp reads this when torch first loads it, so it is set before
-# anything imports torch. With the default (spin, then sleep), 2 torch threads on 2 cores that another busy process
-# shares ran a LoRA step 10x slower (46 vs 492 tok/s, docs/benchmarks/train.md); a policy the user set is kept.
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 import typer
 
