@@ -118,3 +118,21 @@ def test_attach_lora_fuses_on_cpu_unless_turned_off(tiny_model_dir):
     fused, off, torch_dropout = layers(), layers(fused=False), layers(dropout_impl="torch")
     assert len(fused) == 14 and set(fused) == {FusedLoraLinear}  # 7 targets x 2 layers
     assert set(off) == set(torch_dropout) == {PeftLinear}
+
+
+def test_lora_bias_and_dora_fall_back_to_peft():
+    x = torch.randn(4, 48)
+    for extra in ({"lora_bias": True}, {"use_dora": True}):
+        outs = []
+        for fused in (False, True):
+            torch.manual_seed(0)
+            cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["up", "down"], **extra)
+            if fused:
+                cfg._register_custom_module({nn.Linear: FusedLoraLinear})
+            model = get_peft_model(Block(False), cfg)
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    torch.manual_seed(1)
+                    nn.init.normal_(p, std=0.1)
+            outs.append(model.train()(x))
+        torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=0)

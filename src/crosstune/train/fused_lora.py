@@ -7,8 +7,8 @@ module (a subclass: same parameters, state-dict keys, `save_pretrained`, `merge_
 (one active vanilla adapter, not merged) runs `_LoraLinear`, which computes the same function with the scaling
 folded into one `addmm_` and the adapter's input gradient added in place into the base layer's. Dropout masks are
 drawn as in `train/dropout.py` (only the dropped positions, from the same generator; same Bernoulli(p) law).
-Everything else (DoRA and other variants, several adapters, mixed batches, merged or disabled adapters, devices
-other than the CPU) falls through to PEFT's own forward.
+Everything else (DoRA and other variants, `lora_bias`, several adapters, mixed batches, merged or disabled adapters,
+devices other than the CPU) falls through to PEFT's own forward.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class FusedLoraLinear(PeftLoraLinear):
         name = adapters[0] if len(adapters) == 1 else None
         if (args or kwargs or name is None or self.disable_adapters or self.merged or x.device.type != "cpu"
                 or name not in self.lora_A or name in self.lora_variant or self.fan_in_fan_out
-                or not isinstance(self.get_base_layer(), nn.Linear) or self._base_trains()):
+                or not isinstance(self.get_base_layer(), nn.Linear) or self._base_trains()
+                or self.lora_B[name].bias is not None):  # PEFT's lora_bias
             return super().forward(x, *args, **kwargs)
         drop = self.lora_dropout[name]  # nn.Dropout or its subclass LoraDropout: only its p is used here
         p = drop.p if isinstance(drop, nn.Dropout) and drop.training else 0.0
