@@ -26,8 +26,8 @@ class ModelSection(StrictModel):
     attn_implementation: str = "auto"
     # torch.compile (inductor, dynamic shapes: no recompile per padded length) of
     # norms: the RMSNorm/LayerNorm modules only (eager RMSNorm is ~6 elementwise passes forward and more backward;
-    #   compiled: one fused kernel each way, 5x faster; +12% tokens/s on a SmolLM2 LoRA step, ~5 s compile);
-    # layers: each whole decoder layer (graph breaks at every LoRA Linear; +5% over norms-free eager, ~50 s compile);
+    #   compiled: one fused kernel each way, 5x faster; 1.08x tokens/s at 1 thread, neutral at 2; ~5 s compile);
+    # layers: each whole decoder layer (graph breaks at every LoRA Linear; slower than norms here, ~50 s compile);
     # auto: norms on a CPU when a C++ compiler works (checked once with a tiny kernel), else off. true = layers.
     compile: Literal["auto", "off", "norms", "layers"] = "auto"
     # a frozen LM head's cross-entropy by vocabulary slices with its gradient made in forward (train/fused_ce.py:
@@ -45,11 +45,11 @@ class LoraSection(StrictModel):
     # torch: PEFT's nn.Dropout (bernoulli_ per element), the draws PEFT itself would make
     dropout_impl: Literal["auto", "torch"] = "auto"
     # on a CPU, each adapted Linear runs as one autograd node (train/fused_lora.py: the same function and
-    # parameters as PEFT's lora.Linear, fewer casts and passes; +16% tokens/s measured, docs/benchmarks/train.md);
+    # parameters as PEFT's lora.Linear, fewer casts and passes; 1.26x tokens/s measured, docs/benchmarks/train.md);
     # false, or dropout_impl: torch, keeps PEFT's own layer
     fused: bool = True
     # dtype of the frozen base weights: auto = bfloat16 when training under bf16 autocast without a sharding engine
-    # (activations then stay bf16 between layers: no autocast casts; +50% tokens/s, half the base model's memory;
+    # (activations then stay bf16 between layers: no autocast casts; 1.14x tokens/s, half the base model's memory;
     # the adapter, the optimizer state and a merged export stay float32), else float32
     base_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     # CrossIn's list has the typo `p_proj` (so q_proj gets no adapter); we default to the intended list.

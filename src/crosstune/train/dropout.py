@@ -21,6 +21,13 @@ import torch
 from torch import nn
 
 
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype autocast would run a matmul on `x` in (float32 inputs under autocast: the autocast dtype)."""
+    if x.dtype == torch.float32 and torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
 def dropped_positions(n: int, p: float, device=None, chunk: int = 0) -> torch.Tensor:
     """Sorted positions in [0, n) of an i.i.d. Bernoulli(p) sequence's successes (gaps ~ Geometric(p)).
 
@@ -66,9 +73,7 @@ class LoraDropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
             return super().forward(x)
-        dtype = x.dtype
-        if torch.is_autocast_enabled("cpu") and x.dtype == torch.float32:
-            dtype = torch.get_autocast_dtype("cpu")
+        dtype = compute_dtype(x)
         pos = dropped_positions(x.numel(), self.p, x.device)
         return _SparseDropout.apply(x.contiguous(), pos, 1.0 / (1.0 - self.p), dtype)
 

@@ -17,13 +17,7 @@ import torch
 from peft.tuners.lora.layer import Linear as PeftLoraLinear
 from torch import nn
 
-from crosstune.train.dropout import dropped_positions
-
-
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    if torch.is_autocast_enabled(x.device.type) and x.dtype == torch.float32:
-        return torch.get_autocast_dtype(x.device.type)
-    return x.dtype
+from crosstune.train.dropout import compute_dtype, dropped_positions
 
 
 class _LoraLinear(torch.autograd.Function):
@@ -35,7 +29,7 @@ class _LoraLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, lora_a, lora_b, scaling: float, p: float):
-        dtype = _compute_dtype(x)
+        dtype = compute_dtype(x)
         with torch.autocast(x.device.type, enabled=False):
             x2 = x.reshape(-1, x.shape[-1]).to(dtype)
             w, a, b = weight.to(dtype), lora_a.to(dtype), lora_b.to(dtype)
