@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from crosstune.data.schema import Example, Message
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
+from crosstune.schema import Example, Message, alpaca_user_text
 
 FORMATS = ("auto", "alpaca", "sharegpt", "openai", "prompt_response", "crosstune")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -51,10 +51,6 @@ def _text(row: dict, key: str, loc: str, required: bool = True) -> str:
     if not isinstance(value, str):
         raise CrosstuneError(f"{loc} field '{key}': expected a string, got {json_kind(value)}")
     return value
-
-
-def alpaca_user_text(instruction: str, inp: str) -> str:
-    return f"{instruction}\n\n{inp}" if inp.strip() else instruction
 
 
 def _messages_from_list(items: Any, loc: str, role_key: str, text_key: str, roles: dict | None) -> list[Message]:
