@@ -49,8 +49,10 @@ def test_sweep_killed_halfway_resumes_without_rerunning_done_stages(tmp_path, ti
     assert not summary["failed"] and not summary["skipped"]
     again = run_experiment(exp, out)
     assert again["ran"] == [] and set(again["cached"]) == all_stages  # a rerun is the resume: nothing to do
-    hist = _history(out)
-    assert [len(h["ran"]) for h in hist[-2:]] == [len(all_stages - before), 0]
+    hist = _history(out)  # the killed run left its start line (and no end line); each finished run both
+    assert [h["event"] for h in hist] == ["start", "start", "end", "start", "end"]
+    assert hist[0]["pid"] == proc.pid
+    assert [len(h["ran"]) for h in hist if h["event"] == "end"] == [len(all_stages - before), 0]
     # results across runs: one row per arm (untuned + 3 ranks), with the swept value and every metric
     import csv
 

@@ -21,3 +21,9 @@ def run(experiment: Path = typer.Argument(..., help="experiment YAML (see docs/e
     out.print(f"ran {len(summary['ran'])}, cached {len(summary['cached'])}, failed {len(summary['failed'])}, "
               f"skipped {len(summary['skipped'])} stages in {summary['seconds']:.0f} s")
     out.print(f"wrote {out_dir / 'results.csv'} and {summary.get('report', '')}")
+    if summary["failed"]:  # exit 1: the run finished but a stage failed (2 stays for a bad file or argument)
+        import sys
+
+        print(f"error: {len(summary['failed'])} stage(s) failed: {', '.join(summary['failed'])} (each one's "
+              f"traceback is in its folder's error.json; rerun to retry them)", file=sys.stderr)
+        raise typer.Exit(1)

@@ -118,7 +118,20 @@ def run_experiment(path: str | Path, out_dir: str | Path, overrides: list[str] |
         import torch
 
         torch.set_num_threads(exp.threads)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from crosstune.locks import folder_lock
+
+    with folder_lock(out_dir, "run"):  # a second `crosstune run` on this folder refuses, naming this one
+        return _run_locked(exp, plan, path, out_dir, overrides, root, report)
+
+
+def _history(out_dir: Path, rec: dict) -> None:
+    """Append one line to run_history.jsonl, flushed at once: a killed invocation still leaves its start line."""
+    with open(out_dir / "run_history.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid(), **rec},
+                           ensure_ascii=False) + "\n")
+
+
+def _run_locked(exp, plan: Plan, path, out_dir: Path, overrides, root, report: bool) -> dict:
     _write_json(out_dir / "experiment.json", {"source": str(path), "overrides": overrides or [],
                                               "experiment": exp.model_dump(mode="json"),
                                               "stages": {n: {"key": s.key, "dir": str(s.dir), "deps": s.deps}
@@ -127,17 +140,21 @@ def run_experiment(path: str | Path, out_dir: str | Path, overrides: list[str] |
     console.print(f"{exp.name}: {len(plan.arms)} arms, {len(plan.stages)} stages "
                   f"({n_data} data, {sum(s.kind == 'train' for s in plan.stages.values())} train, "
                   f"{sum(s.kind == 'eval' for s in plan.stages.values())} eval) -> {out_dir}")
+    _history(out_dir, {"event": "start", "overrides": overrides or []})
     t0 = time.perf_counter()
-    status = run_stages(plan, out_dir, root)
+    try:
+        status = run_stages(plan, out_dir, root)
+    except BaseException as e:  # interrupted (Ctrl-C, SIGTERM as SystemExit): say so before leaving; -9 leaves
+        _history(out_dir, {"event": "interrupted", "error": type(e).__name__,  # the start line alone
+                           "seconds": round(time.perf_counter() - t0, 2)})
+        raise
     rows = write_results(plan, status, out_dir)
     summary = {"stages": status, "rows": rows, "seconds": round(time.perf_counter() - t0, 2),
                "ran": [n for n, s in status.items() if s["status"] == "ok" and not s.get("cached")],
                "cached": [n for n, s in status.items() if s.get("cached")],
                "failed": [n for n, s in status.items() if s["status"] == "failed"],
                "skipped": [n for n, s in status.items() if s["status"] == "skipped"]}
-    with open(out_dir / "run_history.jsonl", "a", encoding="utf-8") as f:  # one line per invocation: what ran
-        f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **{k: summary[k] for k in (
-            "ran", "cached", "failed", "skipped", "seconds")}}, ensure_ascii=False) + "\n")
+    _history(out_dir, {"event": "end", **{k: summary[k] for k in ("ran", "cached", "failed", "skipped", "seconds")}})
     if report:
         from crosstune.report.html import write_report
 
