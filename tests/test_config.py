@@ -24,7 +24,7 @@ def test_overrides_and_types(tmp_path):
 def test_unknown_key_names_field_and_choices(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("name: x\ntrain:\n  learning_rate: 1\n")
-    with pytest.raises(CrosstuneError, match=r"c.yaml: unknown key 'train.learning_rate'; expected one of: lr, steps"):
+    with pytest.raises(CrosstuneError, match=r"c.yaml:3: unknown key 'train.learning_rate'; expected one of: lr, steps"):
         load_config(Cfg, p)
 
 

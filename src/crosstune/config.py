@@ -5,8 +5,9 @@ Each command has its own small pydantic model (composed, not one giant class); u
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -15,6 +16,11 @@ from crosstune.errors import CrosstuneError
 
 T = TypeVar("T", bound=BaseModel)
 
+MAX_CONFIG_BYTES = 4 << 20  # a config names data files; it does not hold them
+MAX_NODES = 1_000_000  # values after alias expansion (`*a` counts as a copy of what `&a` holds)
+MAX_SCALAR_CHARS = 1 << 20  # one value (a path, a template, a prompt)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: the same YAML, ~10x faster
+
 
 class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, not silently ignored."""
@@ -22,18 +28,95 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise CrosstuneError(f"{p}: no such config file")
+class LinedDict(dict):
+    """A YAML mapping that remembers the line of each key (`.lines`), so validation errors can name it."""
+
+    lines: dict[Any, int]
+
+    def __init__(self, *args: Any, lines: dict[Any, int] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.lines = dict(lines or {})
+
+
+class _LinedLoader(_Loader):  # type: ignore[misc, valid-type]
+    def _map(self, node: yaml.MappingNode):
+        data = LinedDict()
+        yield data
+        data.update(self.construct_mapping(node))  # merges `<<` keys first
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                data.lines.setdefault(self.construct_object(key_node), key_node.start_mark.line + 1)
+
+
+_LinedLoader.add_constructor("tag:yaml.org,2002:map", _LinedLoader._map)
+
+
+def _expanded_size(root: yaml.Node, where: str) -> None:
+    """Count nodes as a consumer of the loaded value sees them (every alias a full copy) without building it;
+    refuse a recursive alias and anything over MAX_NODES (the "billion laughs" file: 9 aliases of 9 aliases...)."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        kids = ([n for kv in node.value for n in kv] if isinstance(node, yaml.MappingNode)
+                else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        if not children_done:
+            if key in active:
+                raise CrosstuneError(f"{where}:{node.start_mark.line + 1}: an alias refers to a value that contains "
+                                     f"it (a recursive structure); configs must be finite trees")
+            active.add(key)
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in sizes)
+            continue
+        active.discard(key)
+        if isinstance(node, yaml.ScalarNode) and len(node.value) > MAX_SCALAR_CHARS:
+            raise CrosstuneError(f"{where}:{node.start_mark.line + 1}: a value of {len(node.value)} characters "
+                                 f"(at most {MAX_SCALAR_CHARS}); put long text in a file and name the file")
+        sizes[key] = 1 + sum(sizes[id(k)] for k in kids)
+        if sizes[key] > MAX_NODES:
+            raise CrosstuneError(f"{where}:{node.start_mark.line + 1}: this value expands to more than {MAX_NODES} "
+                                 f"values through YAML aliases (*name); write the config without nested aliases")
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """Parse YAML text (safe tags only) with aliases bounded; `where` names it in errors."""
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise CrosstuneError(f"{p}: not UTF-8 text") from None
+        loader = _LinedLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _expanded_size(node, where)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise CrosstuneError(f"{p}{line}: malformed YAML ({getattr(e, 'problem', e)})") from None
+        raise CrosstuneError(f"{where}{line}: malformed YAML ({getattr(e, 'problem', e)})") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The one YAML reader for every config: size-bounded, aliases bounded, mappings remember their lines."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise CrosstuneError(f"{p}: no such config file")
+        size = p.stat().st_size
+    except OSError as e:  # e.g. a name too long for the file system
+        raise CrosstuneError(f"{p}: cannot read ({e.strerror})") from None
+    if size > MAX_CONFIG_BYTES:
+        raise CrosstuneError(f"{p}: {size} bytes; a config file holds at most {MAX_CONFIG_BYTES} (data belongs "
+                             f"in data files that the config names)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CrosstuneError(f"{p}: not UTF-8 text") from None
+    data = load_yaml_text(text, str(p))
     if data is None:
         raise CrosstuneError(f"{p}: empty config")
     if not isinstance(data, dict):
@@ -47,7 +130,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise CrosstuneError(f"override {item!r}: expected key=value, e.g. train.lr=1e-4")
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = load_yaml_text(raw, f"override {item!r}") if raw != "" else ""
         if isinstance(value, str) and _looks_numeric(value):
             value = float(value)  # YAML 1.1 reads "1e-4" as a string
         _set_path(data, key.split("."), value, item)
@@ -68,6 +151,7 @@ def _set_path(node: Any, parts: list[str], value: Any, item: str) -> None:
             continue
         if last:
             node[part] = value
+            getattr(node, "lines", {}).pop(part, None)  # the value no longer comes from the file
         elif not isinstance(node.get(part), (dict, list)):
             node[part] = {}
         node = node[part] if not last else node
@@ -88,23 +172,63 @@ def validate(model: type[T], data: dict[str, Any], source: str = "config") -> T:
         errors = e.errors()  # a misspelt key also makes its right spelling "missing": name the misspelling first
         err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
         field = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        where = f"{source}:{line}" if (line := _line_of(data, err["loc"])) else source
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, err["loc"][:-1])
-            raise CrosstuneError(f"{source}: unknown key '{field}'; expected one of: {allowed}") from None
+            raise CrosstuneError(f"{where}: unknown key '{field}'; expected one of: {allowed}") from None
         msg = err["msg"].removeprefix("Value error, ")  # our validators' messages read better without it
-        raise CrosstuneError(f"{source}: field '{field}': {msg}") from None
+        raise CrosstuneError(f"{where}: field '{field}': {msg}") from None
+
+
+def _line_of(data: Any, loc: tuple) -> int | None:
+    """The line of the deepest key on `loc` (None when an override set it); steps that name no key, such as a
+    union's tag, are passed over."""
+    line, node = None, data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            line = getattr(node, "lines", {}).get(part)  # none: the value came from an override
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+    return line
+
+
+def _members(ann: Any) -> list[Any]:
+    """Annotated[X, ...] -> X; Optional/Union -> each member."""
+    if get_origin(ann) is Annotated:
+        return _members(get_args(ann)[0])
+    if get_origin(ann) in (Union, types.UnionType):
+        return [m for a in get_args(ann) for m in _members(a)]
+    return [ann]
+
+
+def _step(ann: Any, part: Any) -> Any:
+    """The annotation one step down `loc`: a model's field, a dict's value, a list's item, or the union member
+    whose Literal tag is `part`."""
+    members = _members(ann)
+    models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+    for m in models:
+        if part in m.model_fields:
+            return m.model_fields[part].annotation
+    for m in models:
+        if any(get_origin(f.annotation) is Literal and part in get_args(f.annotation) for f in m.model_fields.values()):
+            return m
+    for m in members:
+        if get_origin(m) is dict:
+            return get_args(m)[1]
+        if get_origin(m) is list and isinstance(part, int):
+            return get_args(m)[0]
+    return None
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> str:
-    cls: Any = model
+    ann: Any = model
     for part in loc:
-        field = getattr(cls, "model_fields", {}).get(part)
-        ann = getattr(field, "annotation", None)
-        models = [a for a in (ann, *get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not models:  # Optional[Model] and Model | None unwrap to the model; anything else has no key list
-            return "(see the docs)"
-        cls = models[0]
-    return ", ".join(getattr(cls, "model_fields", {}))
+        ann = _step(ann, part)
+    models = [m for m in _members(ann) if isinstance(m, type) and issubclass(m, BaseModel)]
+    if len(models) != 1:
+        return "(see the docs)"
+    return ", ".join(models[0].model_fields)
 
 
 def load_config(model: type[T], path: str | Path, overrides: list[str] | None = None) -> T:

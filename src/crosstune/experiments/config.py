@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator
 
-from crosstune.config import StrictModel, read_yaml, validate
+from crosstune.config import LinedDict, StrictModel, read_yaml, validate
 from crosstune.errors import CrosstuneError
 
 
@@ -132,8 +132,9 @@ class Experiment(StrictModel):
 
 def substitute_vars(node: Any, variables: dict[str, Any], src: str) -> Any:
     """`${name}` -> the variable: a whole-string reference keeps the value's type, inside text it is formatted."""
-    if isinstance(node, dict):
-        return {k: substitute_vars(v, variables, src) for k, v in node.items()}
+    if isinstance(node, dict):  # (read_yaml bounded the aliases, so this copy is bounded too; lines are kept)
+        return LinedDict({k: substitute_vars(v, variables, src) for k, v in node.items()},
+                         lines=getattr(node, "lines", None))
     if isinstance(node, list):
         return [substitute_vars(v, variables, src) for v in node]
     if isinstance(node, str) and "${" in node:
@@ -157,5 +158,7 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     variables = raw.get("vars") or {}
     if not isinstance(variables, dict):
         raise CrosstuneError(f"{path}: field 'vars': expected a mapping of names to values")
-    body = substitute_vars({k: v for k, v in raw.items() if k != "vars"}, variables, str(path))
-    return validate(Experiment, {**body, "vars": variables}, str(path))
+    body = substitute_vars(LinedDict({k: v for k, v in raw.items() if k != "vars"},
+                                     lines=getattr(raw, "lines", None)), variables, str(path))
+    body["vars"] = variables
+    return validate(Experiment, body, str(path))
