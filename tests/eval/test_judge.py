@@ -213,10 +213,22 @@ def test_parse_choice(text, expected):
 
 
 @pytest.mark.parametrize("text", ["", "Both (a) and (b) are good", "Response (a) ... Response (b)",
-                                  "I will answer a question", "apple"])
+                                  "I will answer a question", "apple",
+                                  # ambiguous: both letters offered (each used to count as a vote for the first)
+                                  "a or b", "(a) or (b)", "A/B", "[[A]] and [[B]]", "a, b", "Neither."])
 def test_parse_choice_failures(text):
     parsed, reason = jp.parse_choice(text)
     assert parsed is None and reason
+
+
+def test_judge_prompts_use_the_released_language_names():
+    """X-Instruction's released prompt says "Bengali" where CLDR (crosstune.languages) says "Bangla"."""
+    from crosstune.languages import language_name
+
+    x = jp.load_prompt("xinstruct")
+    user = x.render(language_name("bn"), "q", "x", "y")[-1]["content"]
+    assert user.startswith("Given the question and the answer in Bengali language.") and "Bangla" not in user
+    assert x.render("Swahili", "q", "x", "y")[-1]["content"].startswith("Given the question and the answer in Swahili")
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -106,3 +106,35 @@ def test_a_miss_always_has_a_reason():
     c = lcpr.check_response("Авраам историческая личност ли е?\n\nАвраам историческая лич", "bg",
                             build_detector("pycld2"))
     assert not c.line_error and c.detected == "ru" and c.reason == "wrong-language"
+
+
+def test_english_glued_to_non_latin_text_is_found(det):
+    """Before: the word pattern took Han/kana/Hangul/Arabic letters for word characters around a Latin word, so
+    these passed WPR; the reference (and now crosstune) fail them."""
+    for text, lang, words in (("这是一个machine learning模型，它在很多任务上都表现得非常好。", "zh",
+                               {"machine", "learning"}),
+                              ("これはmachine learningのモデルで、多くの仕事でとても良い結果を出します。", "ja",
+                               {"machine", "learning"}),
+                              ("이것은 machine learning모델이며 많은 작업에서 매우 좋은 결과를 보여줍니다.", "ko",
+                               {"machine", "learning"}),
+                              ("هذا نموذج machineلتعلم الآلة ويعمل بشكل جيد جدا في كثير من المهام المختلفة.", "ar",
+                               {"machine"})):
+        c = lcpr.check_response(text, lang, det)
+        assert not c.line_error and c.word_error and set(c.english) == words, (lang, c.english)
+    assert lcpr.english_words("Java8ist gut", "de") == []  # a run of letters is one word: no "java" inside "Java8ist"
+    assert "model" not in lcpr.english_words("unmodelled", "en")
+
+
+@pytest.mark.parametrize("text,lang", [("好的。", "zh"), ("北京。", "zh"), ("Yes.", "en"), ("はい、そうです。", "ja"),
+                                       ("네, 맞아요.", "ko"), ("Да.", "ru"), ("Sí, claro.", "es")])
+def test_short_valid_answers_pass(det, text, lang):
+    """Before: an all-short answer was judged whole by a detector that needs 4 letters, so each was a miss."""
+    c = lcpr.check_response(text, lang, det)
+    assert not c.line_error and c.detected == lang and c.lines[0]["short"], c
+
+
+@pytest.mark.parametrize("text,lang,reason", [("Yes.", "zh", "wrong-script"), ("Danke schön.", "fr", "wrong-language"),
+                                              ("好的。", "ru", "wrong-script"), ("42", "en", "no-evidence")])
+def test_short_wrong_answers_fail(det, text, lang, reason):
+    c = lcpr.check_response(text, lang, det)
+    assert c.line_error and c.reason == reason, c

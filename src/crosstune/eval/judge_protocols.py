@@ -24,6 +24,9 @@ from typing import Callable
 from crosstune.errors import CrosstuneError
 
 PLACEHOLDERS = ("{lang}", "{instruction}", "{output1}", "{output2}")
+# `{lang}` is the English language name; where CLDR's name differs from the one the released judge prompts use
+# (X-Instruction writes "Bengali"), the prompts' spelling is rendered
+PROMPT_NAMES = {"Bangla": "Bengali"}
 REQUIRED = ("{instruction}", "{output1}", "{output2}")
 
 
@@ -34,6 +37,7 @@ class Prompt:
     source: str
 
     def render(self, lang: str, instruction: str, output1: str, output2: str) -> list[dict]:
+        lang = PROMPT_NAMES.get(lang, lang)
         values = dict(zip(PLACEHOLDERS, (lang, instruction, output1, output2)))
         user = re.sub("|".join(re.escape(p) for p in PLACEHOLDERS), lambda m: values[m.group(0)], self.user)
         system = self.system.replace("{lang}", lang) if self.system else None
@@ -97,6 +101,10 @@ _BRACKETED = re.compile(r"\[\[\s*([ab])\s*\]\]", re.I)
 _NAMED = re.compile(r"(?i:\b(?:response|output|answer|option|choice)\s*(?:is\s*)?)"
                     r"(?:\(([abAB])\)|:\s*\(?([abAB])\)?(?![A-Za-z])|([AB])(?![A-Za-z]))")
 _LEADING = re.compile(r"^\W*\(?([ab])\)?(?:[\s.:,)]|$)", re.I)
+# both letters offered as alternatives ("a or b", "(a)/(b)", "[[A]] and [[B]]", "A vs B"): no decision
+_BOTH = re.compile(r"(?<![A-Za-z])[(\[]*([ab])[)\]]*\s*(?:or|and|nor|/|&|vs\.?|versus|,)\s*[(\[]*([ab])[)\]]*"
+                   r"(?![A-Za-z])", re.I)
+_UNDECIDED = re.compile(r"^\W*(?:both|neither|tie|equal(?:ly)?|either|none)\b", re.I)
 
 
 def parse_choice(text: str) -> tuple[dict | None, str | None]:
@@ -104,6 +112,8 @@ def parse_choice(text: str) -> tuple[dict | None, str | None]:
     text = (text or "").strip()
     if not text:
         return None, "empty verdict"
+    if _UNDECIDED.match(text) or any(a.lower() != b.lower() for a, b in _BOTH.findall(text)):
+        return None, "ambiguous: both or neither of (a) and (b)"
     for pattern in (_LETTER_ONLY, _BRACKETED):
         m = pattern.search(text)
         if m:
@@ -165,9 +175,13 @@ PROTOCOLS = {
 
 
 def get_protocol(name: str) -> Protocol:
-    if name not in PROTOCOLS:
-        raise CrosstuneError(f"--protocol {name!r}: expected one of {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[name]
+    """A built-in, or `package.module:Object` naming a user's `Protocol` (its parse returns {"first", "second"}
+    scores, or {"pick"} when its name is pinch; it needs --prompt FILE). Importing it runs its code."""
+    from crosstune.registry import Registry
+
+    registry = Registry("judge protocol", PROTOCOLS, lambda o: isinstance(o, Protocol),
+                        "a crosstune.eval.judge_protocols.Protocol(name, parse, max_new_tokens)")
+    return registry.get(name, f"--protocol {name!r}")
 
 
 OUTCOME_SCORE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
