@@ -1,7 +1,10 @@
 """Read a parallel benchmark's rows in any common shape and join them into items: {lang: (location, row)}.
 
 Formats: anything `crosstune.data.io.read_rows` reads (JSONL, JSON, Parquet, HF folders), TSV/CSV (with a header,
-or `columns` named in the task), and SQuAD JSON (one row per question, with the paragraph's other answers).
+or `columns` named in the task: a first row equal to them is skipped, and `skip_header: true` skips a first row of
+other names), and SQuAD JSON (one row per question, with the paragraph's other answers). Any text format may be
+gzipped (`.tsv.gz`, `.csv.gz`, `.json.gz`, `.jsonl.gz`). The column count of every TSV/CSV row is checked as it is
+read, before the task's `filter` sees it.
 Layouts: `nested` (one row holds every language under its key: SeaEval), `long` (one row per language, a
 `language_field` says which), `per_language` (a file per language: `data_files` with `{key}`/`{lang}` in the
 path, or a mapping lang -> path). Items are joined on `id_field`, or on the line number when `id_field` is null.
@@ -10,7 +13,10 @@ path, or a mapping lang -> path). Items are joined on `id_field`, or on the line
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import zlib
+from contextlib import contextmanager
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
@@ -44,15 +50,30 @@ def _resolve(raw: str, cfg, root, field: str = "data_files") -> Path:
         raise CrosstuneError(f"{e}; or {hint}") from None
 
 
-def read_any(path: Path, fmt: str, columns: list[str] | None, delimiter: str | None = None) -> Iterator[tuple[int, dict]]:
-    """Yield (line or row number, row) from one file in the given format."""
+def read_any(path: Path, fmt: str, columns: list[str] | None, delimiter: str | None = None,
+             skip_header: bool = False) -> Iterator[tuple[int, dict]]:
+    """Yield (line or row number, row) from one file in the given format (gzipped too)."""
     fmt = fmt if fmt != "auto" else _guess(path)
     if fmt == "squad":
         yield from _read_squad(path)
     elif fmt in ("tsv", "csv"):
-        yield from _read_delimited(path, delimiter or ("\t" if fmt == "tsv" else ","), columns)
+        yield from _read_delimited(path, delimiter or ("\t" if fmt == "tsv" else ","), columns, skip_header)
     else:
         yield from read_rows(path)
+
+
+@contextmanager
+def _text(path: Path):
+    """The file as UTF-8 text (`.gz` decompressed); bad bytes or a broken gzip are an error naming the file."""
+    try:
+        with (gzip.open(path, "rt", encoding="utf-8", newline="") if path.name.lower().endswith(".gz")
+              else open(path, encoding="utf-8", newline="")) as f:
+            yield f
+    except UnicodeDecodeError as e:
+        raise CrosstuneError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-encode the file as UTF-8"
+                             + ("" if path.name.lower().endswith(".gz") else " (or gzip it as .gz)")) from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise CrosstuneError(f"{path}: cannot read ({e}); is the file truncated or corrupt?") from None
 
 
 def _guess(path: Path) -> str:
@@ -60,20 +81,36 @@ def _guess(path: Path) -> str:
     return "tsv" if name.endswith(".tsv") else "csv" if name.endswith(".csv") else "rows"
 
 
-def _read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8", newline="") as f:
+def _read_delimited(path: Path, delimiter: str, columns: list[str] | None,
+                    skip_header: bool = False) -> Iterator[tuple[int, dict]]:
+    with _text(path) as f:
         reader = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
-        header = columns
+        header, first = columns, columns is not None
         for line, cells in enumerate(reader, 1):
             if not cells or not any(c.strip() for c in cells):
                 continue
             if header is None:
                 header = cells
                 continue
+            if first:  # the first row of a file read with `columns`: its own header when it names them
+                first = False
+                if skip_header or [c.strip() for c in cells] == header:
+                    continue
             if len(cells) != len(header):
+                hint = ("; if this row is the file's header, set skip_header: true"
+                        if columns is not None and line == _first_line(path) else "")
                 raise CrosstuneError(f"{where(path, line)}: {len(cells)} columns, expected {len(header)} "
-                                     f"({', '.join(header)})")
+                                     f"({', '.join(header)}){hint}")
             yield line, dict(zip(header, cells))
+
+
+def _first_line(path: Path) -> int:
+    """The line number of the first non-blank line (where a header row would be)."""
+    with _text(path) as f:
+        for n, text in enumerate(f, 1):
+            if text.strip():
+                return n
+    return 0
 
 
 def _read_squad(path: Path) -> Iterator[tuple[int, dict]]:
@@ -81,8 +118,9 @@ def _read_squad(path: Path) -> Iterator[tuple[int, dict]]:
     answer_start}), answer_texts, paragraph_answers (the first answer of each question in the paragraph),
     paragraph_index, question_index (this question's position in paragraph_answers)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        with _text(path) as f:
+            data = json.loads(f.read())
+    except ValueError as e:
         raise CrosstuneError(f"{path}: not a SQuAD JSON file ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise CrosstuneError(f"{path} field 'data': expected SQuAD JSON {{\"data\": [{{\"paragraphs\": ...}}]}}")
@@ -122,7 +160,7 @@ def _item_id(cfg, path: Path, line: int, row: dict) -> str:
 
 def _nested(cfg, path: Path, languages: list[str]):
     keys = {cfg.language_key(lang) for lang in cfg.languages}
-    for n, (line, row) in enumerate(read_any(path, cfg.format, cfg.columns), 1):
+    for n, (line, row) in enumerate(read_any(path, cfg.format, cfg.columns, skip_header=cfg.skip_header), 1):
         item_id = _item_id(cfg, path, n if cfg.id_field is None else line, row)
         shared = {k: v for k, v in row.items() if k not in keys}
         recs = {}
@@ -141,7 +179,7 @@ def _join_long(cfg, path: Path, languages: list[str]):
     by_key = {cfg.language_key(lang): lang for lang in languages}
     groups: dict[str, dict[str, Located]] = {}
     counts: dict[str, int] = defaultdict(int)
-    for line, row in read_any(path, cfg.format, cfg.columns):
+    for line, row in read_any(path, cfg.format, cfg.columns, skip_header=cfg.skip_header):
         if cfg.language_field not in row:
             raise CrosstuneError(f"{where(path, line, cfg.language_field)}: missing the row's language")
         lang = by_key.get(str(row[cfg.language_field]))
@@ -165,7 +203,7 @@ def _join_per_language(cfg, files: dict[str, Path], languages: list[str]):
     per_lang: dict[str, dict[str, Located]] = {}
     for lang in languages:
         rows: dict[str, Located] = {}
-        for n, (line, row) in enumerate(read_any(files[lang], cfg.format, cfg.columns), 1):
+        for n, (line, row) in enumerate(read_any(files[lang], cfg.format, cfg.columns, skip_header=cfg.skip_header), 1):
             item_id = _item_id(cfg, files[lang], n if cfg.id_field is None else line, row)
             if item_id in rows:
                 raise CrosstuneError(f"{where(files[lang], line, cfg.id_field)}: duplicate item id {item_id!r}")

@@ -57,6 +57,7 @@ class TaskConfig(StrictModel):
     data_files: Union[str, dict[str, str]]
     format: str = "auto"  # auto | rows | tsv | csv | squad
     columns: Optional[list[str]] = None  # tsv/csv without a header row
+    skip_header: bool = False  # tsv/csv with `columns`: the file's first row is a header of other names; skip it
     layout: Literal["auto", "nested", "long", "per_language"] = "auto"
     language_field: Optional[str] = None  # long layout
     id_field: Optional[str] = "id"  # null: join languages on the line number
