@@ -33,7 +33,7 @@ def test_run_then_compare(tiny_model_dir, tmp_path, capsys):
     rows = [json.loads(x) for x in (tmp_path / "a/cross_mmlu/predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 9 and all("Question" in r["prompt"] for r in rows)  # the text the model received
     x = json.loads((tmp_path / "a/xquad/summary.json").read_text())
-    assert {"f1", "exact_match", "consistency_3"} <= set(x) and x["template"] == "auto"
+    assert {"f1", "exact_match", "consistency_3"} <= set(x) and x["template"] == "chat"  # auto, resolved
     index = json.loads((tmp_path / "a/summary.json").read_text())
     assert set(index) == {"cross_mmlu", "xquad"}
     # the same model with the training (chat) template: a second run to compare against

@@ -125,7 +125,7 @@ def test_plan_cross_lingual_target_and_samples(prompt_files):
     assert {q.seed for q in plan_generation(items, Decoding(samples=2)).requests} == {0}  # greedy: seed unused
     assert {(q.temperature, q.top_p) for q in plan.requests} == {(0.7, 0.9)}
     assert plan.requests[0].prompt == [{"role": "user", "content": "What is the capital of France? Answer in Chinese."}]
-    assert plan_generation(items, Decoding(chat=False)).requests[0].prompt == "What is the capital of France?"
+    assert plan_generation(items, Decoding(template="raw")).requests[0].prompt == "What is the capital of France?"
     with pytest.raises(CrosstuneError, match="--target-language needs --directive"):
         plan_generation(items, Decoding(), "none", "zh")
 
@@ -151,7 +151,7 @@ def test_run_rows_rerun_and_changed_settings(tmp_path, prompt_files, tiny):
     s3 = run_generation(CachedBackend(tiny, cache), items, tmp_path / "run", model="tiny", decoding=dec,
                         directive="answer_in")  # the same folder again: nothing to do
     assert (s3["calls"], s3["rows_resumed"]) == (0, 6)
-    with pytest.raises(CrosstuneError, match=r"run\.json: this folder holds a run with other settings \(decoding\)"):
+    with pytest.raises(CrosstuneError, match=r"run\.json: this folder holds a run with other settings \(changed: decoding\."):
         run_generation(CachedBackend(tiny, cache), items, tmp_path / "run", model="tiny",
                        decoding=replace(dec, max_new_tokens=7), directive="answer_in")
     longer = CachedBackend(tiny, cache)  # a changed setting is a new key: no stale outputs

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from crosstune.cli.eval_run import csv_list, data_overrides, set_threads, write_report
 from crosstune.console import console, out
 from crosstune.errors import CrosstuneError
 
@@ -18,18 +19,6 @@ app.command("judge")(__import__("crosstune.cli.eval_judge", fromlist=["x"]).judg
 app.command("run")(__import__("crosstune.cli.eval_run", fromlist=["x"]).run)
 app.command("tasks")(__import__("crosstune.cli.eval_run", fromlist=["x"]).tasks)
 app.command("compare")(__import__("crosstune.cli.eval_run", fromlist=["x"]).compare)
-
-MODES = ("loglik", "generate")
-
-
-def _csv(value: Optional[str]) -> list[str]:
-    return [x.strip() for x in value.split(",") if x.strip()] if value else []
-
-
-def _data_overrides(pairs: list[str]) -> dict[str, str]:
-    from crosstune.cli.eval_run import data_overrides
-
-    return data_overrides(pairs)
 
 
 @app.command("consistency")
@@ -59,25 +48,25 @@ def consistency(
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 is faster on an oversubscribed "
                                                             "machine: threads that share a core spin and stall)."),
+    cache: Optional[Path] = typer.Option(None, help="Call cache file (default $CROSSTUNE_CACHE/calls.sqlite)."),
 ) -> None:
     """Accuracy, Consistency_s and AC3_s on parallel multiple-choice tasks (SeaEval's metrics)."""
     if (predictions is None) == (model is None):
         raise CrosstuneError("give exactly one of --predictions FILE (score saved outputs) or --model M (evaluate)")
     if extractor not in ("seaeval", "crossin"):
         raise CrosstuneError(f"--extractor {extractor!r}: expected seaeval or crossin")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     if predictions is not None:
-        _score_file(predictions, task, out_path, extractor, seed, n_boot, _data_overrides(data), data_root)
+        _score_file(predictions, task, out_path, extractor, seed, n_boot, data_overrides(data), data_root)
     else:
         from crosstune.eval.evaluate import evaluate_consistency
 
-        evaluate_consistency(model, _csv(tasks), _csv(mode), out_path, limit=limit, languages=_csv(languages) or None,
-                             prompt=prompt, batch_size=batch_size, dtype=dtype, extractor=extractor, seed=seed,
-                             max_new_tokens=max_new_tokens, chat=chat, template=template, scaffolding=scaffolding,
-                             data=_data_overrides(data), data_root=data_root, n_boot=n_boot)
+        results = evaluate_consistency(
+            model, csv_list(tasks), csv_list(mode), out_path, limit=limit, languages=csv_list(languages) or None,
+            prompt=prompt, batch_size=batch_size, dtype=dtype, extractor=extractor, seed=seed,
+            max_new_tokens=max_new_tokens, chat=chat, template=template, scaffolding=scaffolding,
+            data=data_overrides(data), data_root=data_root, n_boot=n_boot, cache=cache)
+        write_report(out_path, f"Cross-lingual consistency: {model}", results, by_mode=True)
 
 
 def _score_file(predictions, task, out_path, extractor, seed, n_boot, data, data_root) -> None:

@@ -13,7 +13,7 @@ from crosstune.console import console, out
 from crosstune.errors import CrosstuneError
 
 
-def _csv(value: Optional[str]) -> list[str]:
+def csv_list(value: Optional[str]) -> list[str]:
     return [x.strip() for x in value.split(",") if x.strip()] if value else []
 
 
@@ -54,6 +54,8 @@ def run(
     seed: int = typer.Option(0, help="Seeds the extraction fallback and the bootstrap."),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 on a shared machine)."),
+    cache: Optional[Path] = typer.Option(None, help="Call cache file (default $CROSSTUNE_CACHE/calls.sqlite): a "
+                                                    "rerun on the same model and tasks makes no model calls."),
 ) -> None:
     """Evaluate a model on parallel benchmarks: per-language scores and cross-lingual consistency."""
     from crosstune.eval.evaluate import evaluate
@@ -61,10 +63,21 @@ def run(
     if scaffolding not in (None, "english", "native"):
         raise CrosstuneError(f"--scaffolding {scaffolding!r}: expected english or native")
     set_threads(threads)
-    evaluate(model, _csv(tasks), out_dir, languages=_csv(languages) or None, limit=limit, template=template,
-             mode=mode, prompt=prompt, scaffolding=scaffolding, batch_size=batch_size, dtype=dtype,
-             extractor=extractor, seed=seed, max_new_tokens=max_new_tokens, data=data_overrides(data),
-             data_root=data_root, n_boot=n_boot)
+    results = evaluate(model, csv_list(tasks), out_dir, languages=csv_list(languages) or None, limit=limit,
+                       template=template, mode=mode, prompt=prompt, scaffolding=scaffolding, batch_size=batch_size,
+                       dtype=dtype, extractor=extractor, seed=seed, max_new_tokens=max_new_tokens,
+                       data=data_overrides(data), data_root=data_root, n_boot=n_boot, cache=cache)
+    write_report(out_dir, f"Evaluation: {model}", results)
+
+
+def write_report(out_dir: Path, title: str, results, by_mode: bool = False) -> None:
+    """The tables and figures of an evaluation folder, by the primary process only (`accelerate launch`)."""
+    from crosstune.eval.runner import process_state
+
+    if process_state().process_index == 0:
+        from crosstune.report.evaluation import write_eval_report
+
+        write_eval_report(out_dir, title, by_mode)
 
 
 def tasks() -> None:

@@ -63,7 +63,7 @@ def plan_build(path: str | Path, overrides: list[str] | None = None, seed: int |
     if seed is not None:
         data["seed"] = seed
     cfg = validate(BuildConfig, data, str(path))
-    recipe = get_recipe(cfg.name)
+    recipe = get_recipe(cfg.name, f"{path}: field 'name'")
     params = validate(recipe.params, cfg.recipe, f"{path}: recipe")
     if recipe.uses_sources:
         if not cfg.sources:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from crosstune.errors import CrosstuneError
-from crosstune.eval.runner import read_predictions
+from crosstune.eval.rundir import read_rows
 
 
 def run_folders(run: Path) -> dict[str, Path]:
@@ -49,8 +49,8 @@ def _paired(a_rows: list[dict], b_rows: list[dict], where_a: Path, where_b: Path
 
 
 def compare_task(dir_a: Path, dir_b: Path, n_boot: int = 2000, seed: int = 0) -> dict:
-    shared, a, b = _paired(read_predictions(dir_a / "predictions.jsonl"), read_predictions(dir_b / "predictions.jsonl"),
-                           dir_a, dir_b)
+    shared, a, b = _paired(read_rows(dir_a / "predictions.jsonl", what="prediction row"),
+                           read_rows(dir_b / "predictions.jsonl", what="prediction row"), dir_a, dir_b)
     return compare_outcomes(a, b, n_boot, seed)
 
 

@@ -1,22 +1,41 @@
-"""Evaluate one model on several tasks: load every task first (bad configs and data fail before the model loads),
-build the backend once, run each task with the scorer its kind calls for, and write an index of the results.
+"""The evaluation engine: load every task first (bad configs and data fail before the model loads), build one
+backend behind the call cache, score each (task, mode) into its run folder, and write an index of the results.
 
-`evaluate` is `crosstune eval run` (OUT/<task>/...); `evaluate_consistency` is `crosstune eval consistency`
-(SeaEval-style multiple choice, one folder per scoring mode: OUT/<task>/<mode>/...).
+`evaluate` is `crosstune eval run` (OUT/<task>/...); `evaluate_consistency` is `crosstune eval consistency`, the same
+engine on multiple-choice tasks with one folder per scoring mode (OUT/<task>/<mode>/...); `run_jobs` is what both
+and the experiment runner's consistency suites call. Every model call goes through `crosstune.models.cache`: a rerun
+into a new folder on the same model and tasks makes no model calls and writes the same summaries. Tables and
+figures are the report's (`crosstune.report.evaluation.write_eval_report`), written by the callers.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from crosstune.console import console, out
 from crosstune.errors import CrosstuneError
+from crosstune.eval import rundir
 from crosstune.eval.runner import process_state, run_task
-from crosstune.eval.scorers import GenerateScorer, LoglikScorer, build_scorer
+from crosstune.eval.scorers import build_scorer
 from crosstune.eval.tasks import TaskConfig, load_items, load_task
 
 MODES = ("loglik", "generate")
+INDEX_KEYS = ("kind", "mode", "template", "n_items", "languages", "accuracy", "acc_norm", "f1", "exact_match",
+              "consistency_3", "ac3_3", "consistent_correct_3", "rankc")
+
+
+@dataclass
+class Job:
+    """One (task, scorer) into one run folder."""
+
+    cfg: TaskConfig
+    items: list
+    scorer: object
+    run_dir: Path
+    prompt: str
+    extra: dict = field(default_factory=dict)
 
 
 def task_with_data(name: str, data: dict[str, str] | None = None) -> TaskConfig:
@@ -27,7 +46,8 @@ def task_with_data(name: str, data: dict[str, str] | None = None) -> TaskConfig:
     return cfg
 
 
-def _load(task_names, languages, prompt, limit, scaffolding, data, data_root):
+def load_tasks(task_names, languages=None, prompt=None, limit=None, scaffolding=None, data=None, data_root=None):
+    """[(task config, items)] for every task name, all read before any model work."""
     loaded = []
     for name in task_names:
         cfg = task_with_data(name, data)
@@ -42,35 +62,78 @@ def _load(task_names, languages, prompt, limit, scaffolding, data, data_root):
     return loaded
 
 
-def _backend(model: str, dtype: str, batch_size: int):
+def cached_backend(model: str, dtype: str = "float32", batch_size: int = 32, cache_path=None):
+    """The backend for a model spec behind the one call cache (default $CROSSTUNE_CACHE/calls.sqlite)."""
     from crosstune.models.backends import build_backend
+    from crosstune.models.cache import CachedBackend, CallCache
 
-    return build_backend(model, dtype=dtype, batch_size=batch_size)
+    return CachedBackend(build_backend(model, dtype=dtype, batch_size=batch_size), CallCache(cache_path))
+
+
+def run_jobs(backend, jobs: list[Job], model: str, *, n_boot: int = 1000, seed: int = 0, data_root=None,
+             quiet: bool = False) -> list[dict]:
+    """Score every job on `backend` (a `CachedBackend` to reuse earlier calls); one summary per job."""
+    primary = process_state().process_index == 0
+    summaries = []
+    for job in jobs:
+        s = run_task(backend, job.cfg, job.scorer, job.items, job.run_dir.parent, model, job.prompt, n_boot=n_boot,
+                     seed=seed, run_dir=job.run_dir, data_root=data_root, extra=job.extra)
+        summaries.append(s)
+        if primary and not quiet:
+            out.print(headline(job.cfg.name, job.scorer.mode, s))
+    if primary and hasattr(backend, "calls"):
+        console.print(f"model calls: {backend.calls}, cached: {backend.hits}")
+    return summaries
 
 
 def evaluate(model: str, task_names: list[str], out_dir: Path, *, languages: list[str] | None = None,
              limit: int | None = None, template: str | None = None, mode: str | None = None,
-             prompt: str | None = None, scaffolding: str | None = None, batch_size: int = 32,
-             dtype: str = "float32", extractor: str | None = None, seed: int = 0, max_new_tokens: int | None = None,
-             data: dict[str, str] | None = None, data_root=None, n_boot: int = 1000) -> dict[str, dict]:
-    """`crosstune eval run`: every task into OUT/<task>/ (summary.json, predictions.jsonl, run.json, table.md)."""
-    if mode is not None and mode not in MODES:
-        raise CrosstuneError(f"--mode {mode!r}: expected loglik or generate (multiple-choice tasks only)")
-    loaded = _load(task_names, languages, prompt, limit, scaffolding, data, data_root)
-    backend = _backend(model, dtype, batch_size)
-    results = {}
-    for cfg, items in loaded:
-        scorer = build_scorer(cfg, mode, template=template, extractor=extractor, seed=seed,
-                              max_new_tokens=max_new_tokens)
-        extra = {"scaffolding": scaffolding or cfg.scaffolding}
-        s = run_task(backend, cfg, scorer, items, out_dir, model, prompt or cfg.default_prompt, n_boot=n_boot,
-                     seed=seed, run_dir=Path(out_dir) / cfg.name, data_root=data_root, extra=extra)
-        results[cfg.name] = s
-        if process_state().process_index == 0:
-            out.print(headline(cfg.name, scorer.mode, s))
-    if process_state().process_index == 0:
-        write_run_index(Path(out_dir), model)
-    return results
+             modes: list[str] | None = None, by_mode: bool = False, prompt: str | None = None,
+             scaffolding: str | None = None, batch_size: int = 32, dtype: str = "float32",
+             extractor: str | None = None, seed: int = 0, max_new_tokens: int | None = None,
+             data: dict[str, str] | None = None, data_root=None, n_boot: int = 1000, cache=None,
+             multiple_choice_only: bool = False, command: str = "eval run") -> dict[str, dict]:
+    """`crosstune eval run`: every task (x mode) into OUT/<task>/ (OUT/<task>/<mode>/ with `by_mode`): run.json,
+    predictions.jsonl, summary.json, timing.json; then OUT/summary.json, the index. Returns {folder: summary}."""
+    modes = modes if modes is not None else [mode]
+    bad = [m for m in modes if m is not None and m not in MODES]
+    if bad or not modes:
+        raise CrosstuneError(f"--mode {','.join(m or '' for m in modes)}: expected loglik, generate "
+                             f"{'or loglik,generate' if by_mode else '(multiple-choice tasks only)'}")
+    loaded = load_tasks(task_names, languages, prompt, limit, scaffolding, data, data_root)
+    if multiple_choice_only:
+        for cfg, _ in loaded:
+            if cfg.kind != "multiple_choice":
+                raise CrosstuneError(f"task {cfg.name} is {cfg.kind}; `eval consistency` runs multiple-choice "
+                                     "tasks (use `crosstune eval run`)")
+    out_dir = Path(out_dir)
+    primary = process_state().process_index == 0
+    with rundir.run_lock(out_dir, command, primary):
+        backend = cached_backend(model, dtype, batch_size, cache)
+        jobs = []
+        for cfg, items in loaded:
+            for m in modes:
+                scorer = build_scorer(cfg, m, template=template, extractor=extractor, seed=seed,
+                                      max_new_tokens=max_new_tokens)
+                folder = out_dir / cfg.name / scorer.mode if by_mode else out_dir / cfg.name
+                jobs.append(Job(cfg, items, scorer, folder, prompt or cfg.default_prompt,
+                                {"scaffolding": scaffolding or cfg.scaffolding}))
+        summaries = run_jobs(backend, jobs, model, n_boot=n_boot, seed=seed, data_root=data_root)
+        if primary:
+            write_index(out_dir, by_mode)
+    return {str(j.run_dir.relative_to(out_dir)): s for j, s in zip(jobs, summaries)}
+
+
+def evaluate_consistency(model: str, task_names: list[str], modes: list[str], out_dir: Path, *,
+                         extractor: str = "seaeval", chat: bool = True, template: str | None = None,
+                         **options) -> dict[str, dict]:
+    """`crosstune eval consistency --model`: `evaluate` on multiple-choice tasks, OUT/<task>/<mode>/ per mode
+    (SeaEval's protocol for generate: the seaeval extractor, the chat template unless `chat` is off)."""
+    if not modes:
+        raise CrosstuneError("--mode: expected loglik, generate or loglik,generate")
+    return evaluate(model, task_names, out_dir, modes=modes, by_mode=True, extractor=extractor,
+                    template=template or (None if chat else "raw"), multiple_choice_only=True,
+                    command="eval consistency", **options)
 
 
 def headline(name: str, mode: str, s: dict) -> str:
@@ -82,63 +145,19 @@ def headline(name: str, mode: str, s: dict) -> str:
     return "  ".join(parts)
 
 
-def write_run_index(out_dir: Path, model: str) -> None:
-    """OUT/summary.json (headline numbers per task) and OUT/results.md (every task's table)."""
-    from crosstune.report.consistency import task_table
+def summary_paths(out_dir: Path, by_mode: bool) -> list[Path]:
+    """Every run folder's summary.json under OUT (earlier runs into the same folder too), in name order."""
+    return sorted(Path(out_dir).glob("*/*/summary.json" if by_mode else "*/summary.json"))
 
-    results, tables = {}, []
-    for path in sorted(out_dir.glob("*/summary.json")):
+
+def write_index(out_dir: Path, by_mode: bool = False) -> None:
+    """OUT/summary.json: the headline numbers per task ({task: {mode: full summary}} with `by_mode`)."""
+    results: dict = {}
+    for path in summary_paths(out_dir, by_mode):
         s = json.loads(path.read_text(encoding="utf-8"))
-        keep = ("kind", "mode", "template", "n_items", "languages", "accuracy", "acc_norm", "f1", "exact_match",
-                "consistency_3", "ac3_3", "consistent_correct_3", "rankc")
-        results[path.parent.name] = {k: s[k] for k in keep if k in s} | {
-            "per_language": s.get("per_language", {})}
-        tables.append(task_table(s))
-    (out_dir / "summary.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out_dir / "results.md").write_text(f"# Evaluation: {model}\n\n" + "\n".join(tables), encoding="utf-8")
-    console.print(f"wrote {out_dir}/summary.json, results.md and per-task folders")
-
-
-def evaluate_consistency(model: str, task_names: list[str], modes: list[str], out_dir: Path, *, limit=None,
-                         languages=None, prompt=None, batch_size: int = 32, dtype: str = "float32",
-                         extractor: str = "seaeval", seed: int = 0, max_new_tokens=None, chat: bool = True,
-                         template: str | None = None, scaffolding: str | None = None, data=None, data_root=None,
-                         n_boot: int = 1000) -> None:
-    """`crosstune eval consistency --model`: SeaEval-style multiple choice, OUT/<task>/<mode>/ per mode."""
-    bad = [m for m in modes if m not in MODES]
-    if bad or not modes:
-        raise CrosstuneError(f"--mode {','.join(modes)}: expected loglik, generate or loglik,generate")
-    loaded = _load(task_names, languages, prompt, limit, scaffolding, data, data_root)
-    for cfg, _ in loaded:
-        if cfg.kind != "multiple_choice":
-            raise CrosstuneError(f"task {cfg.name} is {cfg.kind}; `eval consistency` runs multiple-choice tasks "
-                                 "(use `crosstune eval run`)")
-    backend = _backend(model, dtype, batch_size)
-    for cfg, items in loaded:
-        for m in modes:
-            if m == "loglik":
-                scorer = LoglikScorer(cfg, template or "raw")
-            else:
-                scorer = GenerateScorer(cfg, extractor, seed, chat, max_new_tokens, template)
-            s = run_task(backend, cfg, scorer, items, out_dir, model, prompt or cfg.default_prompt,
-                         n_boot=n_boot, seed=seed, data_root=data_root)
-            if process_state().process_index == 0:
-                out.print(f"{cfg.name} {m}: acc {s['overall_acc']:.4f}  con3 {s.get('consistency_score_3', float('nan')):.4f}"
-                          f"  AC3_3 {s.get('AC3_3', float('nan')):.4f}  ({s['n_items']} items x {len(s['languages'])} langs)")
-    if process_state().process_index == 0:
-        write_consistency_index(Path(out_dir), model)
-
-
-def write_consistency_index(out_dir: Path, model: str) -> None:
-    """OUT/summary.json and OUT/results.md cover every task/mode run into this folder (earlier runs too)."""
-    from crosstune.report.consistency import task_table
-
-    results, tables = {}, []
-    for path in sorted(out_dir.glob("*/*/summary.json")):
-        s = json.loads(path.read_text(encoding="utf-8"))
-        results.setdefault(path.parent.parent.name, {})[path.parent.name] = s
-        tables.append(task_table(s))
-    (out_dir / "summary.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    (out_dir / "results.md").write_text(f"# Cross-lingual consistency: {model}\n\n" + "\n".join(tables),
-                                        encoding="utf-8")
-    console.print(f"wrote {out_dir}/summary.json, results.md and per-task folders")
+        if by_mode:
+            results.setdefault(path.parent.parent.name, {})[path.parent.name] = s
+        else:
+            results[path.parent.name] = {k: s[k] for k in INDEX_KEYS if k in s} | {
+                "per_language": s.get("per_language", {})}
+    rundir.write_json(Path(out_dir) / "summary.json", results)

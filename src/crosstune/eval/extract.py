@@ -3,6 +3,7 @@ fork's variant. Each random decision uses the `rng` passed in (seeded per item b
 SeaEval itself uses the unseeded global `random`), and the path taken is returned for the per-item log.
 
 Paths: `empty_random`, `stage1`, `stage1_tie_random`, `stage2`, `stage2_tie_random`, `no_match_random`.
+A user's extractor (`package.module:function`, through `get_extractor`) takes the same arguments.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+
+from crosstune.registry import Registry, is_function
 
 LETTERS = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"]
 _CN = str.maketrans("，。“”‘’！？【】《》（）", ",.\"\"''!?[]<>()")
@@ -103,6 +106,13 @@ def crossin_align(choices: list[str], prediction: str, rng: random.Random) -> tu
 
 
 EXTRACTORS = {"seaeval": seaeval_align, "crossin": crossin_align}
+REGISTRY = Registry("answer extractor", EXTRACTORS, is_function,
+                    "a function (choices, prediction, rng) -> (chosen choice string, extraction path)")
+
+
+def get_extractor(name: str, where: str | None = None):
+    """`seaeval`, `crossin`, or `package.module:function` (a user's extractor with the same signature)."""
+    return REGISTRY.get(name, where)
 
 
 def item_rng(seed: int, *key: str) -> random.Random:

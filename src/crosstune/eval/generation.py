@@ -11,7 +11,6 @@ plus `index` (row position in its prompt file), `source` (file:line) and `seed`.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 from crosstune.console import console
 from crosstune.data.io import dumps_row
 from crosstune.errors import CrosstuneError
+from crosstune.eval import rundir
 from crosstune.eval.prompt_sets import DIRECTIVES, PromptItem, directed_text, read_prompt_set
 from crosstune.languages import normalize
 from crosstune.models.backends.base import GenerateRequest
@@ -120,39 +120,6 @@ def _row_key(row: dict) -> tuple[str, str, int]:
     return row["language"], row["id"], int(row["sample"])
 
 
-def _load_rows(path: Path) -> list[dict]:
-    """Rows already written; a torn last line (a kill mid-write) is cut off the file."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    good = data if data.endswith(b"\n") else data[:data.rfind(b"\n") + 1]
-    rows = []
-    for line in good.splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise CrosstuneError(f"{path}: a damaged row in the middle of the file; delete the folder "
-                                     "and rerun (the call cache still has every finished generation)") from None
-    if len(good) != len(data):
-        with open(path, "r+b") as f:
-            f.truncate(len(good))
-    return rows
-
-
-def _check_run(out_dir: Path, meta: dict) -> None:
-    path = out_dir / "run.json"
-    if path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        changed = [k for k in meta if k != "started" and old.get(k) != meta[k]]
-        if changed:
-            raise CrosstuneError(f"{path}: this folder holds a run with other settings ({', '.join(changed)}); "
-                                 "use another --out, or delete the folder (cached calls are reused either way)")
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def _parallelism(backend) -> int:
     return max(int(getattr(backend, "concurrency", 0) or 0), int(getattr(backend, "batch_size", 0) or 0), 1)
 
@@ -168,12 +135,11 @@ def run_generation(backend, items: list[PromptItem], out_dir: str | Path, *, mod
             "target_language": normalize(target_language) if target_language else None,
             "decoding": asdict(decoding), "prompts": (extra_meta or {}).get("prompts"),
             "limit": (extra_meta or {}).get("limit"), "n_items": len(items), "n_rows": len(plan.rows)}
-    meta = json.loads(json.dumps(meta))  # as it reads back from run.json (tuples become lists)
-    _check_run(out_dir, meta)
+    rundir.check_run(out_dir, meta)
     if skipped is not None:  # why each bad prompt row was left out (datatrove-style exclusion record)
         (out_dir / "skipped.jsonl").write_text("".join(dumps_row(r) + "\n" for r in skipped), encoding="utf-8")
     path = out_dir / GENERATIONS
-    done = {_row_key(r): r for r in _load_rows(path)}
+    done = {_row_key(r): r for r in rundir.read_rows(path, repair=True, what="generation row")}
     todo = [i for i, row in enumerate(plan.rows) if _row_key(row) not in done]
     resumed = len(plan.rows) - len(todo)
     if resumed:
@@ -203,14 +169,12 @@ def run_generation(backend, items: list[PromptItem], out_dir: str | Path, *, mod
     summary = _summary(ordered, meta, backend.calls - calls0, backend.hits - hits0, resumed,
                        (getattr(backend, "tokens_generated", 0) or 0) - tokens0, seconds)
     summary["skipped_rows"] = len(skipped or [])
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    rundir.write_json(out_dir / "summary.json", summary)
     return summary
 
 
 def _write_canonical(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(dumps_row({k: r[k] for k in _row_order(r)}) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    rundir.write_rows(path, ({k: r[k] for k in _row_order(r)} for r in rows))
 
 
 def _row_order(row: dict) -> list[str]:
@@ -270,7 +234,8 @@ def generate(model: str, prompts: list[str], out_dir: str | Path, *, decoding: D
     kind = parse_spec(model).get("kind", "hf")
     overrides = {"concurrency": concurrency} if kind == "openai" else {"batch_size": batch_size, "dtype": dtype}
     # flush_every=1: every result is committed as it arrives, so a SIGKILL loses only requests still in flight
-    backend = CachedBackend(build_backend(model, **overrides), CallCache(cache_path), flush_every=1)
-    return run_generation(backend, items, out_dir, model=model, decoding=decoding, directive=directive,
-                          target_language=target_language, skipped=skipped,
-                          extra_meta={"prompts": list(prompts), "limit": limit})
+    with rundir.run_lock(out_dir, "eval generate"):  # a second process on this --out refuses at once
+        backend = CachedBackend(build_backend(model, **overrides), CallCache(cache_path), flush_every=1)
+        return run_generation(backend, items, out_dir, model=model, decoding=decoding, directive=directive,
+                              target_language=target_language, skipped=skipped,
+                              extra_meta={"prompts": list(prompts), "limit": limit})

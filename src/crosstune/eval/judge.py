@@ -10,12 +10,12 @@ loses to one that is; both wrong or both right leave the judge's verdict), with 
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from crosstune.errors import CrosstuneError
 from crosstune.eval import judge_protocols as jp
+from crosstune.eval import rundir
 from crosstune.eval.fidelity import bootstrap_ci, build_detector, check_supported, load_generations
 from crosstune.models.backends import GenerateRequest
 
@@ -247,12 +247,12 @@ def summarize(items, protocol: str, gate_on: bool, n_boot: int = 1000, seed: int
             "position_bias": position_bias(items), "parse_failures": parse_failures(items)}
 
 
+@rundir.locked("eval judge")  # a second judge on this --out refuses at once instead of repeating the calls
 def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Path, *, prompt_file=None,
               gate_mode: str = "auto", lid: str = "fasttext", cache_path=None, n_boot: int = 1000,
               seed: int = 0, max_new_tokens: int | None = None, limit: int | None = None) -> dict:
     """Join A and B, judge every pair in both orders, write items.jsonl, summary.json and results.md."""
     from crosstune.console import console
-    from crosstune.data.io import dumps_row
     from crosstune.eval import lcpr
     from crosstune.models.backends import build_backend
     from crosstune.models.cache import CachedBackend, CallCache
@@ -295,8 +295,8 @@ def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Pa
                     "prompts_differ": sum(pa["prompt"] != pb["prompt"] for pa, pb in pairs), "gate_note": gate_note})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "items.jsonl").write_text("".join(dumps_row(it) + "\n" for it in items), encoding="utf-8")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    rundir.write_rows(out / "items.jsonl", items)
+    rundir.write_json(out / "summary.json", summary)
     (out / "results.md").write_text(judge_table(summary), encoding="utf-8")
     console.print(f"wrote {out}/items.jsonl, summary.json and results.md ({backend.calls} judge calls, "
                   f"{backend.hits} from the cache)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from crosstune.data.io import read_rows
 from crosstune.errors import CrosstuneError, where
-from crosstune.eval.extract import EXTRACTORS, item_rng
+from crosstune.eval.extract import get_extractor, item_rng
 from crosstune.eval.metrics import EPS, summarize
 from crosstune.eval.tasks import TaskConfig, load_items
 
@@ -40,7 +40,7 @@ def score_predictions(path: str | Path, cfg: TaskConfig, extractor: str = "seaev
                       n_boot: int = 1000, eps: float = EPS, data_root=None) -> tuple[dict, list[dict]]:
     """Return ({"MODEL|EVAL_MODE": summary}, per-item extraction records)."""
     path = Path(path)
-    align = EXTRACTORS[extractor]
+    align = get_extractor(extractor, "extractor")
     name_to_tag = {name: tag for tag, name in cfg.languages.items()}
     items = {group[next(iter(group))].id: group for group in load_items(cfg, data_root=data_root)}
     summaries, records = {}, []
@@ -94,7 +94,7 @@ def fallback_expectation(path: str | Path, cfg: TaskConfig, extractor: str = "se
     fallback (empty output, tie, no match), by simulation. An unseeded score (SeaEval's) is one draw of this."""
     import numpy as np
 
-    align = EXTRACTORS[extractor]
+    align = get_extractor(extractor, "extractor")
     name_to_tag = {name: tag for tag, name in cfg.languages.items()}
     items = {group[next(iter(group))].id: group for group in load_items(cfg)}
     rng = np.random.default_rng(seed)

@@ -1,13 +1,16 @@
-"""Run one task with one scorer on one backend, resumably and optionally across processes.
+"""Score one task with one scorer on one backend into one run folder, resumably and optionally across processes.
 
 Per-item predictions are appended to `predictions.jsonl` as the run goes (a killed run resumes and skips finished
-items; a half-written last line is dropped); at the end they are rewritten in item order and the summary, a
-Markdown table and figures are written. `run.json` records the run's identity (model fingerprint, data file
-hashes, dtype, template, task config hash, scorer settings); a rerun into the same folder with any of them changed
-is refused, naming what changed. Under `accelerate launch` (WORLD_SIZE > 1) each process scores every n-th
-remaining prompt into its own part file; process 0 merges them, so the result equals a one-process run.
+items; a half-written last line is dropped); at the end they are rewritten in item order and the summary is
+written. `run.json` records the run's identity (model fingerprint, data file hashes, dtype, template, task config
+hash, scorer settings); a rerun into the same folder with any of them changed is refused, naming what changed
+(`crosstune.eval.rundir`). Under `accelerate launch` (WORLD_SIZE > 1) each process scores every n-th remaining
+prompt into its own part file; process 0 merges them, so the result equals a one-process run. When the backend is
+a `CachedBackend` (as `crosstune.eval.evaluate` builds it), `timing.json` records how many requests reached the
+model and how many the call cache answered, summed over processes.
 
-Layout: RUN_DIR/{run.json, predictions.jsonl, summary.json, table.md, timing.json, figures}
+Layout: RUN_DIR/{run.json, predictions.jsonl, summary.json, timing.json}; tables and figures are the report's
+(`crosstune.report.evaluation`).
 """
 
 from __future__ import annotations
@@ -19,11 +22,10 @@ from pathlib import Path
 
 from crosstune.console import console
 from crosstune.data.io import dumps_row
-from crosstune.errors import CrosstuneError
+from crosstune.eval import rundir
 from crosstune.eval.identity import run_identity
 from crosstune.eval.summary import summarize_rows
 from crosstune.eval.tasks import Item, TaskConfig
-from crosstune.report.consistency import write_task_report
 
 
 class _Single:
@@ -42,65 +44,14 @@ def process_state():
     return PartialState(cpu=True)
 
 
-def _sent(request) -> str:
-    """The text the model received (rendered with the run's template): a generation prompt, or a log-likelihood
-    context (a whole-sentence cloze request has none: its first filled sentence)."""
-    prompt = getattr(request, "prompt", None)
-    if prompt is not None:
-        return prompt if isinstance(prompt, str) else str(prompt)
-    return request.context or request.continuation
+def _counts(backend) -> tuple[int, int]:
+    """(requests sent to the model, requests the call cache answered) so far; (0, 0) for an uncached backend."""
+    return int(getattr(backend, "calls", 0) or 0), int(getattr(backend, "hits", 0) or 0)
 
 
-def read_predictions(path: Path, repair: bool = False) -> list[dict]:
-    """Rows of a predictions file. A last line without its newline (a killed write) is dropped, and with `repair`
-    cut from the file; any other malformed line is an error naming the file and line."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    rows = []
-    for i, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            rows.append(json.loads(raw))
-        except ValueError:
-            if i == len(lines):  # the unterminated tail of an interrupted write
-                console.print(f"[yellow]{path}:{i}: dropping a half-written last line[/]")
-                if repair:
-                    with open(path, "r+b") as f:
-                        f.truncate(len(data) - len(raw))
-                break
-            raise CrosstuneError(f"{path}:{i}: malformed prediction row; delete the file to start this run over") from None
-    return rows
-
-
-def _check_meta(run_dir: Path, meta: dict, primary: bool) -> None:
-    meta_path = run_dir / "run.json"
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text(encoding="utf-8"))
-        if old != meta:
-            changed = _diff(old, meta)
-            raise CrosstuneError(f"{meta_path}: an earlier run with different settings is in this folder "
-                                 f"(changed: {', '.join(changed)}); use another --out or delete it")
-    elif primary:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = meta_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(meta_path)
-
-
-def _diff(old, new, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{k}.")
-        else:
-            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
-    return out
+def _read_all(run_dir: Path, repair: bool) -> dict[tuple[str, str], dict]:
+    paths = [run_dir / "predictions.jsonl", *sorted(run_dir.glob("predictions.part*.jsonl"))]
+    return {(r["id"], r["language"]): r for p in paths for r in rundir.read_rows(p, repair, "prediction row")}
 
 
 def run_task(backend, cfg: TaskConfig, scorer, items: list[dict[str, Item]], out_dir: Path, model: str,
@@ -116,13 +67,12 @@ def run_task(backend, cfg: TaskConfig, scorer, items: list[dict[str, Item]], out
             "prompt": prompt, "scorer": scorer.settings(), **(extra or {}),
             "identity": run_identity(backend, cfg, languages, data_root, getattr(scorer.render, "resolved", None))}
     if primary:
-        _check_meta(run_dir, meta, True)
+        rundir.check_run(run_dir, meta)
     state.wait_for_everyone()
     if not primary:
-        _check_meta(run_dir, meta, False)
+        rundir.check_run(run_dir, meta, write=False)
     pred_path = run_dir / "predictions.jsonl"
-    parts = sorted(run_dir.glob("predictions.part*.jsonl"))
-    done = {(r["id"], r["language"]): r for p in [pred_path, *parts] for r in read_predictions(p, repair=primary)}
+    done = _read_all(run_dir, repair=primary)
     state.wait_for_everyone()
     todo = [it[lang] for it in items for lang in languages if (it[lang].id, lang) not in done]
     todo.sort(key=lambda it: len(it.prompt), reverse=True)  # similar lengths batch together; deterministic
@@ -130,6 +80,7 @@ def run_task(backend, cfg: TaskConfig, scorer, items: list[dict[str, Item]], out
     if done and primary:
         console.print(f"[dim]{cfg.name}/{scorer.mode}: resuming, {len(done)} done, {len(todo)} to go[/dim]")
     out_path = pred_path if state.num_processes == 1 else run_dir / f"predictions.part{state.process_index}.jsonl"
+    calls0, hits0 = _counts(backend)
     t0 = time.perf_counter()
     with open(out_path, "a", encoding="utf-8") as f:
         for s in range(0, len(mine), chunk_size):
@@ -140,7 +91,7 @@ def run_task(backend, cfg: TaskConfig, scorer, items: list[dict[str, Item]], out
             k = 0
             for it, rs in zip(chunk, reqs):
                 row = {"id": it.id, "language": it.language, **scorer.score(it, results[k:k + len(rs)]),
-                       "gold": it.answer, "gold_index": it.answer_index, "prompt": _sent(rs[0])}
+                       "gold": it.answer, "gold_index": it.answer_index, "prompt": scorer.sent(rs[0])}
                 done[(it.id, it.language)] = row
                 f.write(dumps_row(row) + "\n")
                 k += len(rs)
@@ -150,24 +101,31 @@ def run_task(backend, cfg: TaskConfig, scorer, items: list[dict[str, Item]], out
                           f"{f' (process {state.process_index})' if state.num_processes > 1 else ''}, "
                           f"{(s + len(chunk)) / max(elapsed, 1e-9):.1f}/s[/dim]")
     elapsed = time.perf_counter() - t0
+    calls, hits = (a - b for a, b in zip(_counts(backend), (calls0, hits0)))
+    if not primary:
+        rundir.write_json(run_dir / f"calls.part{state.process_index}.json", {"calls": calls, "hits": hits})
     state.wait_for_everyone()
     summary_path = run_dir / "summary.json"
     if primary:
-        done.update({(r["id"], r["language"]): r for p in sorted(run_dir.glob("predictions.part*.jsonl"))
-                     for r in read_predictions(p)})
+        for p in sorted(run_dir.glob("calls.part*.json")):
+            other = json.loads(p.read_text(encoding="utf-8"))
+            calls, hits = calls + other["calls"], hits + other["hits"]
+            p.unlink()
+        done.update(_read_all(run_dir, repair=False))
         rows = [[done[(it[lang].id, lang)] for lang in languages] for it in items]
-        tmp = pred_path.with_suffix(".jsonl.tmp")  # item order: the same bytes however the work was split
-        tmp.write_text("".join(dumps_row(r) + "\n" for rs in rows for r in rs), encoding="utf-8")
-        tmp.replace(pred_path)
+        # item order: the same bytes however the work was split or resumed
+        rundir.write_rows(pred_path, (r for rs in rows for r in rs))
         for p in run_dir.glob("predictions.part*.jsonl"):
             p.unlink()
         summary = summarize_rows(cfg, rows, items, languages, n_boot=n_boot, seed=seed)
         summary.update(task=cfg.name, kind=cfg.kind, mode=scorer.mode, model=model, prompt=prompt,
                        template=scorer.settings().get("template"), skipped_by_filter=getattr(items, "skipped", 0))
-        summary_path.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        write_task_report(run_dir, summary)
-        (run_dir / "timing.json").write_text(json.dumps(
-            {"prompts_scored": len(todo), "seconds": round(elapsed, 2), "processes": state.num_processes,
-             "prompts_per_s": round(len(todo) / elapsed, 3) if todo and elapsed else None}) + "\n")
+        rundir.write_json(summary_path, summary)
+        rundir.write_json(run_dir / "timing.json", {
+            "prompts_scored": len(todo), "seconds": round(elapsed, 2), "processes": state.num_processes,
+            "prompts_per_s": round(len(todo) / elapsed, 3) if todo and elapsed else None,
+            "model_calls": calls, "cached_calls": hits})
+        if calls or hits:
+            console.print(f"[dim]{cfg.name}/{scorer.mode}: model calls {calls}, cached {hits}[/dim]")
     state.wait_for_everyone()
     return json.loads(summary_path.read_text(encoding="utf-8"))

@@ -71,7 +71,7 @@ class TaskConfig(StrictModel):
     literals: dict[str, dict[str, str]] = {}  # {default|en|<tag>: {word: text}} -> `L.word` in templates
     scaffolding: Literal["native", "english"] = "english"
     template: str = "raw"  # the chat/named template the prompt is wrapped in (crosstune.models.render)
-    extract: Optional[Literal["seaeval", "crossin", "number", "span"]] = None
+    extract: Optional[str] = None  # seaeval | crossin | package.module:function (choices); number | span (free)
     fewshot: Optional[FewShotConfig] = None
     generation: GenerationConfig = GenerationConfig()
     loglik: LoglikConfig = LoglikConfig()
@@ -141,6 +141,10 @@ def _check(cfg: TaskConfig) -> None:
         raise CrosstuneError(f"{src} field 'cloze': a cloze task needs cloze.candidates")
     if cfg.kind == "generation" and cfg.extract not in (None, "number", "span"):
         raise CrosstuneError(f"{src} field 'extract': a generation task extracts 'number' or 'span'")
+    if cfg.kind != "generation" and cfg.extract not in (None, "number", "span"):
+        from crosstune.eval.extract import get_extractor
+
+        get_extractor(cfg.extract, f"{src} field 'extract'")
     for name, tpl in cfg.prompts.items():
         for lang, text in (tpl.items() if isinstance(tpl, dict) else [("", tpl)]):
             templating.check(text, f"prompts.{name}" + (f".{lang}" if lang else ""), src)

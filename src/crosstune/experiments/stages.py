@@ -80,23 +80,29 @@ def run_eval(stage: Stage, ctx: Context, deps: dict[str, dict]) -> dict:
 
 
 def _consistency(stage: Stage, ctx: Context, suite, model: str) -> dict:
-    from crosstune.eval.runner import run_task
+    """The evaluation engine of `eval consistency` (OUT/<task>/<mode>/ inside the stage), through the call cache."""
+    from crosstune.eval.evaluate import Job, cached_backend, run_jobs
     from crosstune.eval.scorers import build_scorer
-    from crosstune.models.backends import build_backend
+    from crosstune.report.evaluation import write_eval_report
 
-    backend = build_backend(model, dtype="float32", batch_size=suite.batch_size)
+    seed = ctx.plan.experiment.seed
+    jobs = []
+    for cfg, items in stage.payload["loaded"]["tasks"].values():
+        scorer = build_scorer(cfg, suite.mode, seed=seed)
+        jobs.append(Job(cfg, items, scorer, ctx.path(stage) / cfg.name / scorer.mode,
+                        suite.prompt or cfg.default_prompt, {"scaffolding": cfg.scaffolding}))
+    # the label in run.json names the arm, not the folder, so a moved output folder still resumes
+    summaries = run_jobs(cached_backend(model, "float32", suite.batch_size), jobs, stage.payload["arm"],
+                         n_boot=suite.n_boot, seed=seed, data_root=ctx.data_root)
+    write_eval_report(ctx.path(stage), f"Consistency: {stage.payload['arm']}", by_mode=True)
     out: dict = {}
-    for task, (cfg, items) in stage.payload["loaded"]["tasks"].items():
-        scorer = build_scorer(cfg, suite.mode, seed=ctx.plan.experiment.seed)
-        # the label in run.json names the arm, not the folder, so a moved output folder still resumes
-        s = run_task(backend, cfg, scorer, items, ctx.path(stage), stage.payload["arm"],
-                     suite.prompt or cfg.default_prompt, n_boot=suite.n_boot, seed=ctx.plan.experiment.seed,
-                     data_root=ctx.data_root)
-        out[task] = {"dir": str(Path(stage.dir) / cfg.name / scorer.mode), "n_items": s["n_items"],
-                     "languages": s["languages"], "acc": s["overall_acc"], "language_acc": s["language_acc"],
-                     "con3": s.get("consistency_score_3"), "ac3": s.get("AC3_3"),
-                     "ci95": s.get("bootstrap_95", {}),
-                     "agreement": s.get("agreement", {}), "per_item": str(Path(stage.dir) / cfg.name / scorer.mode / "predictions.jsonl")}
+    for job, s in zip(jobs, summaries):
+        rel = Path(stage.dir) / job.cfg.name / job.scorer.mode
+        out[job.cfg.name] = {"dir": str(rel), "n_items": s["n_items"], "languages": s["languages"],
+                             "acc": s["overall_acc"], "language_acc": s["language_acc"],
+                             "con3": s.get("consistency_score_3"), "ac3": s.get("AC3_3"),
+                             "ci95": s.get("bootstrap_95", {}), "agreement": s.get("agreement", {}),
+                             "per_item": str(rel / "predictions.jsonl")}
     return {"kind": "consistency", "tasks": out}
 
 

@@ -1,10 +1,12 @@
 """Filter blocks, configured under `filters:` in a recipe; they run in this order: length, exact_dedup,
-langid, near_dedup (cheap checks first, and language ID only on rows that survive them)."""
+langid, near_dedup (cheap checks first, and language ID only on rows that survive them), then a user's own
+filters under `custom:` (`package.module:Object`, `filters/custom.py`) in the order listed."""
 
 from __future__ import annotations
 
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Block
+from crosstune.data.filters.custom import CustomFilterSpec, make_custom
 from crosstune.data.filters.dedup import ExactDedup, ExactDedupConfig, NearDedup, NearDedupConfig
 from crosstune.data.filters.langid import LangIdConfig, LangIdFilter
 from crosstune.data.filters.length import LengthConfig, LengthFilter
@@ -15,6 +17,7 @@ class FiltersConfig(StrictModel):
     exact_dedup: ExactDedupConfig | None = ExactDedupConfig()
     langid: LangIdConfig | None = LangIdConfig()
     near_dedup: NearDedupConfig | None = None
+    custom: list[CustomFilterSpec] = []
 
 
 def make_filters(cfg: FiltersConfig, languages: list[str], workers: int = 1) -> list[Block]:
@@ -29,7 +32,7 @@ def make_filters(cfg: FiltersConfig, languages: list[str], workers: int = 1) -> 
         blocks.append(LangIdFilter(cfg.langid, languages, workers))
     if cfg.near_dedup is not None:
         blocks.append(NearDedup(cfg.near_dedup))
-    return blocks
+    return blocks + [make_custom(spec) for spec in cfg.custom]
 
 
 __all__ = ["FiltersConfig", "make_filters", "LangIdFilter", "LengthFilter", "ExactDedup", "NearDedup"]

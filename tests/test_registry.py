@@ -1,0 +1,278 @@
+"""Components by name (`crosstune.registry`): built-in short names keep working; `package.module:Object` imports a
+user's own recipe, filter, backend, translation engine, answer extractor, or judge protocol from a module
+written in the test (in tmp_path, on sys.path / PYTHONPATH); a bad path or a wrong kind is one `error:` line
+naming the file and field, exit status 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import textwrap
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crosstune.errors import CrosstuneError
+from crosstune.registry import ComponentError, Registry, import_object, is_component_path
+from tests.conftest import REPO, run_main
+
+USER_MODULE = '''
+"""A user's own components, written outside crosstune."""
+import dataclasses
+
+from crosstune.data.blocks import Filter
+from crosstune.data.recipes import RECIPES
+from crosstune.eval import judge_protocols as jp
+from crosstune.models.backends.base import LoglikResult
+
+NOT_A_FILTER = 42
+
+
+class MentionsFilter(Filter):
+    """Drops a row whose assistant message mentions any of `words` (case-insensitive)."""
+
+    def __init__(self, words):
+        super().__init__()
+        self.words = [w.lower() for w in words]
+
+    def check(self, row):
+        text = row.example.response.content.lower()
+        hit = next((w for w in self.words if w in text), None)
+        return None if hit is None else ("mentions_word", hit)
+
+
+def short_user(example, min_words=0):
+    """A function filter: a reason string drops the row."""
+    n = len(example.instruction.content.split())
+    return None if n >= min_words else "short_instruction"
+
+
+MONO = dataclasses.replace(RECIPES["monolingual"], name="my_monolingual")
+
+
+class EchoBackend:
+    """Generates the prompt back; log-likelihood is minus the continuation's length."""
+
+    def __init__(self, prefix="echo: ", batch_size=1):
+        self.prefix, self.name, self.fingerprint = prefix, "echo", "echo-v1"
+
+    def generate(self, requests):
+        return [self.prefix + (r.prompt if isinstance(r.prompt, str) else r.prompt[-1]["content"]) for r in requests]
+
+    def loglikelihood(self, requests):
+        return [LoglikResult(-float(len(r.continuation)), False) for r in requests]
+
+
+def not_a_backend(**kw):
+    return "a string"
+
+
+def last_letter(choices, prediction, rng):
+    """An extractor: the choice whose letter is the last capital A-D in the output."""
+    letters = [c for c in prediction if c in "ABCD"][-1:]
+    idx = "ABCD".index(letters[0]) if letters else 0
+    return choices[idx], "last_letter"
+
+
+def parse_verdict(text):
+    a, _, b = text.partition(",")
+    return {"first": int(a), "second": int(b)}, None
+
+
+PROTOCOL = jp.Protocol("pairs", parse_verdict, 8)
+
+
+class UpperEngine:
+    """A translation engine that upper-cases text (any pair)."""
+
+    kind, limit, cached = "upper", 1000, False
+
+    def __init__(self, cfg, cache=None):
+        self.model = cfg.model or "upper"
+        self.suffix = cfg.options.get("suffix", "")
+
+    def fingerprint(self):
+        return "upper-v1"
+
+    def settings(self):
+        return {"suffix": self.suffix}
+
+    def check_pair(self, source, target):
+        pass
+
+    def supports(self, source, target):
+        return True
+
+    def measure(self, text):
+        return len(text)
+
+    def translate_iter(self, texts, source, target):
+        for i, t in enumerate(texts):
+            yield i, t.upper() + self.suffix
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch) -> str:
+    """`user_components` importable in this process (sys.path) and in children (PYTHONPATH)."""
+    mod_dir = tmp_path / "userpkg"
+    mod_dir.mkdir()
+    (mod_dir / "user_components.py").write_text(USER_MODULE, encoding="utf-8")
+    (mod_dir / "broken_components.py").write_text("raise RuntimeError('boom at import')\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(mod_dir))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(mod_dir), os.environ.get("PYTHONPATH", "")]))
+    yield str(mod_dir)
+    for name in ("user_components", "broken_components"):
+        sys.modules.pop(name, None)
+
+
+def _demo() -> str:
+    return str(resources.files("crosstune") / "demo" / "instructions.jsonl")
+
+
+def _recipe(tmp_path: Path, name: str = "monolingual", custom: list | None = None) -> Path:
+    cfg = {"name": name, "seed": 0,
+           "sources": [{"language": "en", "path": _demo(), "format": "alpaca", "prefix": "en_", "id_field": "id"}],
+           "recipe": {"language": "en", "total": 40},
+           "filters": {"langid": None, "custom": custom or []}}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# ---- the registry itself ----------------------------------------------------------------------------------------
+def test_paths_builtins_and_errors(user_module):
+    assert is_component_path("user_components:MentionsFilter") and is_component_path("a.b:C.d")
+    assert not is_component_path("openai:model@http://x") and not is_component_path("monolingual")
+    reg = Registry("widget", {"plain": 1}, lambda o: isinstance(o, int), "an int")
+    assert reg.get("plain") == 1
+    assert reg.get("user_components:NOT_A_FILTER", "w.yaml: field 'x'") == 42
+    cases = {
+        "nope": "w.yaml: field 'x': unknown widget 'nope'; expected one of plain, or package.module:Object",
+        "no_such_mod_xyz:Thing": "cannot import module 'no_such_mod_xyz'",
+        "user_components:Missing": "'user_components' has no attribute 'Missing'",
+        "broken_components:X": "importing 'broken_components' failed: RuntimeError: boom at import",
+        "user_components:short_user": "is the function 'short_user', not a widget: expected an int",
+    }
+    for name, msg in cases.items():
+        with pytest.raises(ComponentError, match="^w.yaml: field 'x': ") as e:
+            reg.get(name, "w.yaml: field 'x'")
+        assert msg in str(e.value) and "\n" not in str(e.value)
+    assert isinstance(ComponentError("x"), (CrosstuneError, ValueError))
+    with pytest.raises(ComponentError, match="not a component path"):
+        import_object("no colon")
+
+
+# ---- filters: the must-show, through the real CLI in a child process ---------------------------------------------
+def test_user_filter_class_runs_in_data_build(tmp_path, user_module):
+    recipe = _recipe(tmp_path, custom=[
+        {"component": "user_components:MentionsFilter", "params": {"words": ["paris", "tokyo"]}},
+        {"component": "user_components:short_user", "params": {"min_words": 4}, "name": "short"}])
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "crosstune", "data", "build", str(recipe), "--out", str(out),
+                           "--workers", "1"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows, excluded = _lines(out / "train.jsonl"), _lines(out / "exclusions.jsonl")
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    mentions = [e for e in excluded if e["block"] == "MentionsFilter"]
+    short = [e for e in excluded if e["block"] == "short"]
+    assert mentions and short  # both user filters dropped rows, and every drop is recorded with its reason
+    assert {e["reason"] for e in mentions} == {"mentions_word"} and {e["detail"] for e in mentions} <= {"paris", "tokyo"}
+    assert {e["reason"] for e in short} == {"short_instruction"}
+    for r in rows:  # no kept row breaks either rule
+        assert not any(w in r["messages"][-1]["content"].lower() for w in ("paris", "tokyo"))
+        assert len(r["messages"][0]["content"].split()) >= 4
+    assert manifest["filters"]["MentionsFilter"]["dropped:mentions_word"] == len(mentions)
+    assert manifest["filters"]["short"]["dropped:short_instruction"] == len(short)
+    assert manifest["exclusions"]["rows"] == len(excluded)
+    assert len(rows) == 40  # a fixed-budget recipe refills what the user's filters dropped
+
+
+def test_bad_filter_paths_are_one_error_line(tmp_path, user_module, capsys):
+    for component, msg in [("no_such_mod_xyz:F", "cannot import module 'no_such_mod_xyz'"),
+                           ("user_components:NOT_A_FILTER", "is a int object, not a filter")]:
+        recipe = _recipe(tmp_path, custom=[{"component": component}])
+        code, cap = run_main(["data", "build", str(recipe), "--out", str(tmp_path / "o")], capsys)
+        assert code == 2 and re.match(rf"error: {re.escape(str(recipe))}(:\d+)?: field 'filters.custom.0.component': ",
+                                      cap.err)
+        assert msg in cap.err and "Traceback" not in cap.err and len(cap.err.strip().splitlines()) == 1
+    recipe = _recipe(tmp_path, custom=[{"component": "user_components:MentionsFilter", "params": {"wrods": []}}])
+    code, cap = run_main(["data", "build", str(recipe), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "field 'filters.custom.0'" in cap.err and "'wrods'" in cap.err
+
+
+# ---- recipes ------------------------------------------------------------------------------------------------------
+def test_user_recipe_by_path(tmp_path, user_module, capsys):
+    from crosstune.data.build import build
+
+    res = build(_recipe(tmp_path, name="user_components:MONO"), tmp_path / "out")
+    assert res.manifest["recipe"] == "user_components:MONO" and res.manifest["counts"]["rows"] == 40
+    code, cap = run_main(["data", "build", str(_recipe(tmp_path, name="user_components:EchoBackend")),
+                          "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and f"{tmp_path / 'recipe.yaml'}: field 'name': " in cap.err and "not a recipe" in cap.err
+
+
+# ---- backends, extractors, judge protocols -------------------------------------------------------------------------
+def test_user_backend(user_module):
+    from crosstune.models.backends import GenerateRequest, LoglikRequest, build_backend, parse_spec
+
+    assert parse_spec("openai:m@http://h/v1")["kind"] == "openai" and parse_spec("default") == {"kind": "hf", "model": "default"}
+    b = build_backend({"kind": "user_components:EchoBackend", "prefix": "> "}, dtype="float32", batch_size=4)
+    assert b.generate([GenerateRequest("hi")]) == ["> hi"]
+    assert build_backend("user_components:EchoBackend").loglikelihood([LoglikRequest("a", "bcd")])[0].logprob == -3.0
+    with pytest.raises(CrosstuneError, match="backend kind 'user_components:not_a_backend': .* returned a str"):
+        build_backend("user_components:not_a_backend")
+
+
+def test_user_extractor_and_task_field(tmp_path, user_module):
+    from crosstune.eval.extract import get_extractor
+    from crosstune.eval.tasks import load_task
+
+    align = get_extractor("user_components:last_letter")
+    assert align(["(A) x", "(B) y"], "not A but B", random.Random(0)) == ("(B) y", "last_letter")
+    task = REPO / "src" / "crosstune" / "demo" / "demo_mc.yaml"
+    assert load_task(str(task), ["extract=user_components:last_letter"]).extract == "user_components:last_letter"
+    with pytest.raises(CrosstuneError, match=r"field 'extract': unknown answer extractor 'nope'"):
+        load_task(str(task), ["extract=nope"])
+
+
+def test_user_judge_protocol(user_module):
+    from crosstune.eval import judge_protocols as jp
+
+    proto = jp.get_protocol("user_components:PROTOCOL")
+    assert proto.parse("7,3") == ({"first": 7, "second": 3}, None)
+    assert jp.pair_outcome(proto.name, {"ab": {"first": 7, "second": 3}, "ba": {"first": 2, "second": 8}})["outcome"] == "win"
+    with pytest.raises(CrosstuneError, match="--protocol 'user_components:last_letter': .*not a judge protocol"):
+        jp.get_protocol("user_components:last_letter")
+
+
+# ---- translation engines --------------------------------------------------------------------------------------------
+def test_user_translation_engine(tmp_path, user_module, capsys):
+    src = tmp_path / "src.jsonl"
+    src.write_text("".join(json.dumps({"instruction": f"say hello {i}", "input": "", "output": f"hello {i}"}) + "\n"
+                           for i in range(3)), encoding="utf-8")
+    cfg = tmp_path / "translate.yaml"
+    cfg.write_text(textwrap.dedent(f"""\
+        source: {{path: {src}, format: alpaca}}
+        languages: [pt]
+        engine: {{kind: "user_components:UpperEngine", options: {{suffix: "!"}}}}
+        signals: {{min_langid_confidence: 1.0}}
+        cache: {tmp_path / 'calls.sqlite'}
+        """), encoding="utf-8")
+    code, cap = run_main(["data", "translate", str(cfg), "--out", str(tmp_path / "t")], capsys)
+    assert code == 0, cap.err
+    rows = _lines(tmp_path / "t" / "parallel.jsonl")
+    assert rows and rows[0]["pt"]["instruction"].endswith("!") and "SAY HELLO" in rows[0]["pt"]["instruction"]
+    code, cap = run_main(["data", "translate", str(cfg), "--out", str(tmp_path / "t2"),
+                          "engine.kind=user_components:NOT_A_FILTER"], capsys)
+    assert code == 2 and "field 'engine.kind'" in cap.err and "not a translation engine" in cap.err
