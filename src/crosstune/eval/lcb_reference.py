@@ -73,6 +73,14 @@ def _mecab():
     return GenericTagger(f'-O wakati -b 50000 -r "{rc}" -d "{unidic_lite.DICDIR}"')
 
 
+def check_extra(languages) -> None:
+    """Fail early (before any model loads) when zh or ja is to be scored and its tokenizer is not installed."""
+    if "zh" in languages:
+        _jieba()
+    if "ja" in languages:
+        _mecab()
+
+
 @lru_cache(maxsize=2**20)
 def tokenize(line: str, lang: str) -> tuple[str, ...]:
     if lang == "zh":

@@ -52,12 +52,13 @@ class FewShotConfig(StrictModel):
 class TaskConfig(StrictModel):
     name: str
     description: str = ""
-    kind: Literal["multiple_choice", "generation", "cloze"] = "multiple_choice"
+    kind: Literal["multiple_choice", "generation", "cloze", "language_confusion"] = "multiple_choice"
     method: Literal["loglik", "generate"] = "loglik"  # multiple choice: how an option is chosen
     data_files: Union[str, dict[str, str]]
     format: str = "auto"  # auto | rows | tsv | csv | squad
     columns: Optional[list[str]] = None  # tsv/csv without a header row
     skip_header: bool = False  # tsv/csv with `columns`: the file's first row is a header of other names; skip it
+    sources: dict[str, list[str]] = {}  # language_confusion (LCB, crosstune.eval.lcb): source -> its languages
     layout: Literal["auto", "nested", "long", "per_language"] = "auto"
     language_field: Optional[str] = None  # long layout
     id_field: Optional[str] = "id"  # null: join languages on the line number
