@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crosstune.errors import CrosstuneError
 
@@ -22,10 +22,22 @@ MAX_SCALAR_CHARS = 1 << 20  # one value (a path, a template, a prompt)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in: the same YAML, ~10x faster
 
 
+# Numbers with their real ranges, checked when a config is read (every numeric config field has one)
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what numpy and torch accept
+Threads = Annotated[int, Field(ge=0, le=4096)]  # 0: the library's default
+Workers = Annotated[int, Field(ge=1, le=4096)]  # threads, processes or requests in flight
+Tokens = Annotated[int, Field(ge=1, le=1 << 20)]  # a generation or sequence length
+Batch = Annotated[int, Field(ge=1, le=1 << 16)]
+Count = Annotated[int, Field(ge=0, le=10**9)]  # rows, items, steps (0 where it means "off" or "all")
+Chars = Annotated[int, Field(ge=0, le=10**8)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+UNHASHED = {"hashed": False}  # Field(json_schema_extra=UNHASHED): where results are kept, not what they are
+
+
 class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class LinedDict(dict):
@@ -236,9 +248,23 @@ def load_config(model: type[T], path: str | Path, overrides: list[str] | None = 
     return validate(model, data, str(path))
 
 
+def _unhashed(cfg: BaseModel) -> dict:
+    """model_dump's `exclude` for the fields marked UNHASHED, at any depth."""
+    out: dict = {}
+    for name, field in type(cfg).model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        value = getattr(cfg, name)
+        if extra.get("hashed") is False:
+            out[name] = True
+        elif isinstance(value, BaseModel) and (sub := _unhashed(value)):
+            out[name] = sub
+    return out
+
+
 def config_hash(cfg: BaseModel) -> str:
+    """What identifies a config's results: every field but those marked UNHASHED (e.g. the call cache's path)."""
     import hashlib
     import json
 
-    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()
+    blob = json.dumps(cfg.model_dump(mode="json", exclude=_unhashed(cfg)), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

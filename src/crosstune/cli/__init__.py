@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -13,7 +14,7 @@ from crosstune.cli import models as models_cli
 from crosstune.cli import quickstart as quickstart_cli
 from crosstune.cli import run as run_cli
 from crosstune.cli import train as train_cli
-from crosstune.errors import CrosstuneError
+from crosstune.errors import CrosstuneError, shorten
 
 app = typer.Typer(help="Cross-lingual instruction tuning, measured language by language.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -42,7 +43,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="crosstune")
     except CrosstuneError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shorten(str(e))}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        print(f"error: {shorten(str(e.filename))}: a file name longer than this system allows", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

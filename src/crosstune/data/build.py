@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from crosstune.config import StrictModel, apply_overrides, config_hash, read_yaml, validate
+from crosstune.config import Seed, StrictModel, apply_overrides, config_hash, read_yaml, validate
 from crosstune.data.blocks import ExclusionSink, Quota, run_blocks
 from crosstune.data.filters import FiltersConfig, make_filters
 from crosstune.data.langid_pool import default_workers
@@ -37,7 +37,7 @@ from crosstune.languages import normalize
 
 class BuildConfig(StrictModel):
     name: str
-    seed: int = 0
+    seed: Seed = 0
     sources: list[SourceSpec] = []
     recipe: dict[str, Any] = {}
     filters: FiltersConfig = FiltersConfig()

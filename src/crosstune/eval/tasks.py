@@ -15,7 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal, Optional, Union
 
-from crosstune.config import StrictModel, apply_overrides, read_yaml, validate
+from pydantic import Field
+
+from crosstune.config import StrictModel, Tokens, apply_overrides, read_yaml, validate
 from crosstune.errors import CrosstuneError
 from crosstune.eval import templating
 from crosstune.eval.sources import join_rows, load_fewshot
@@ -23,7 +25,7 @@ from crosstune.eval.templating import LETTERS
 
 
 class GenerationConfig(StrictModel):
-    max_new_tokens: int = 128
+    max_new_tokens: Tokens = 128  # at least 1: an empty answer cannot be scored
     stop: list[str] = []
 
 
@@ -44,7 +46,7 @@ class FewShotConfig(StrictModel):
     file: str
     format: str = "auto"
     records: str = "data"  # expression over {data, lang, key} -> list of exemplar records
-    n: int = 8
+    n: int = Field(8, ge=0, le=10_000)
     template: str  # per exemplar; the exemplar's fields, L, lang
     separator: str = "\n\n"  # between exemplars and before the question
 

@@ -25,14 +25,14 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator
 
-from crosstune.config import LinedDict, StrictModel, read_yaml, validate
+from crosstune.config import Batch, LinedDict, Seed, StrictModel, Threads, Tokens, read_yaml, validate
 from crosstune.errors import CrosstuneError
 
 
 class DataEntry(StrictModel):
     recipe: str  # a recipe YAML: relative to the working directory, the experiment's folder or its parent
     overrides: dict[str, Any] = {}  # dotted key -> value, as `crosstune data build ... key=value`
-    seed: int | None = None  # default: the experiment's seed
+    seed: Seed | None = None  # default: the experiment's seed
 
 
 class TrainEntry(StrictModel):
@@ -54,11 +54,11 @@ class ConsistencySuite(StrictModel):
     tasks: list[str]
     languages: list[str] | None = None  # default: all of the task's
     mode: Literal["loglik", "generate"] = "loglik"
-    limit: int | None = Field(None, gt=0)
+    limit: int | None = Field(None, gt=0, le=10**9)
     prompt: str | None = None
     data_files: dict[str, str] = {}  # task (as listed, or its name) -> data file, e.g. {demo_mc: "{demo}/mc.jsonl"}
-    batch_size: int = Field(32, gt=0)
-    n_boot: int = Field(1000, ge=0)
+    batch_size: Batch = 32
+    n_boot: int = Field(1000, ge=0, le=10**6)
 
 
 class GenerationRun(StrictModel):
@@ -76,11 +76,11 @@ class GenerationSuite(StrictModel):
     kind: Literal["generation"]
     prompts: list[str]  # [LANG=]FILE specs, as `crosstune eval generate --prompts`
     runs: list[GenerationRun] = [GenerationRun()]
-    limit: int | None = Field(None, gt=0)  # prompts per language (the first ones)
-    max_new_tokens: int = Field(64, gt=0)
-    batch_size: int = Field(16, gt=0)
+    limit: int | None = Field(None, gt=0, le=10**9)  # prompts per language (the first ones)
+    max_new_tokens: Tokens = 64
+    batch_size: Batch = 16
     lid: str = "pycld2"
-    n_boot: int = Field(1000, ge=0)
+    n_boot: int = Field(1000, ge=0, le=10**6)
 
 
 class JudgeSuite(StrictModel):
@@ -96,9 +96,9 @@ class JudgeSuite(StrictModel):
     prompt: str | None = None  # a judge prompt file ({lang}, {instruction}, {output1}, {output2})
     gate: Literal["auto", "on", "off"] = "auto"  # language gate for the headline score (both always reported)
     lid: str = "pycld2"
-    limit: int | None = Field(None, gt=0)  # pairs per language
-    max_new_tokens: int | None = Field(None, gt=0)
-    n_boot: int = Field(1000, ge=1)
+    limit: int | None = Field(None, gt=0, le=10**9)  # pairs per language
+    max_new_tokens: Tokens | None = None
+    n_boot: int = Field(1000, ge=1, le=10**6)
 
 
 Suite = Annotated[Union[ConsistencySuite, GenerationSuite, JudgeSuite], Field(discriminator="kind")]
@@ -109,8 +109,8 @@ class Experiment(StrictModel):
     description: str = ""
     vars: dict[str, Any] = {}  # `${name}` anywhere below is replaced by the value (override: vars.budget=200)
     model: str = "default"  # the base model every training config starts from (unless it names its own)
-    seed: int = 0
-    threads: int = Field(0, ge=0)  # torch CPU threads for every stage (0: torch's default)
+    seed: Seed = 0
+    threads: Threads = 0  # torch CPU threads for every stage (0: torch's default)
     data: dict[str, DataEntry] = {}
     train: dict[str, TrainEntry] = {}
     arms: list[Arm] | None = None  # default: every data entry x every train entry

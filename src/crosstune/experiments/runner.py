@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from crosstune.console import console
+from crosstune.errors import shorten
 from crosstune.experiments.config import load_experiment
 from crosstune.experiments.plan import Plan, data_root_from_env, make_plan
 from crosstune.experiments.results import write_results
@@ -88,7 +89,7 @@ def run_stages(plan: Plan, out_dir: Path, data_root: Path | None = None) -> dict
                 try:
                     result = KINDS[stage.kind](stage, ctx, {d: status[d]["result"] for d in stage.deps})
                 except Exception as e:  # noqa: BLE001 - a crashing stage is recorded, the others go on
-                    err = f"{type(e).__name__}: {e}"
+                    err = shorten(f"{type(e).__name__}: {e}")  # the whole text is in the traceback
                     _write_json(path / "error.json", {"key": stage.key, "error": err,
                                                       "traceback": traceback.format_exc()})
                     rec.update(status="failed", error=err, seconds=round(time.perf_counter() - t0, 2))

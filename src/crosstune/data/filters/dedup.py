@@ -10,7 +10,9 @@ import re
 import numpy as np
 from xxhash import xxh3_128_digest
 
-from crosstune.config import StrictModel
+from pydantic import Field
+
+from crosstune.config import Fraction, Seed, StrictModel
 from crosstune.data.blocks import Filter, Row
 from crosstune.data.digests import DigestMap, StringList
 from crosstune.errors import CrosstuneError
@@ -24,11 +26,11 @@ class ExactDedupConfig(StrictModel):
 
 
 class NearDedupConfig(StrictModel):
-    threshold: float = 0.8  # estimated Jaccard similarity of n-gram sets
-    ngram: int = 5
-    num_perm: int = 64
-    bands: int = 16
-    seed: int = 1  # fixed: the hash family, not the data order
+    threshold: Fraction = 0.8  # estimated Jaccard similarity of n-gram sets
+    ngram: int = Field(5, ge=1, le=1000)
+    num_perm: int = Field(64, ge=1, le=4096)
+    bands: int = Field(16, ge=1, le=4096)
+    seed: Seed = 1  # fixed: the hash family, not the data order
 
 
 def row_text(row: Row) -> str:

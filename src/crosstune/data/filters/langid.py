@@ -17,7 +17,7 @@ import time
 from collections import deque
 from typing import Literal
 
-from crosstune.config import StrictModel
+from crosstune.config import Fraction, StrictModel
 from crosstune.data.blocks import BatchFilter, Row
 from crosstune.data.langid import get_detector, same_base_language
 from crosstune.data.langid_pool import SUPPORTED as WORKERS_SUPPORTED
@@ -34,7 +34,7 @@ AGREE, MISMATCH, UNDETERMINED = range(3)
 class LangIdConfig(StrictModel):
     backend: Literal["pycld2", "lingua"] = "pycld2"
     sides: list[Side] = ["user", "assistant"]
-    min_confidence: float = 0.0
+    min_confidence: Fraction = 0.0
     restrict: bool = True  # candidates = the recipe's languages (lingua restricts, pycld2 re-ranks)
     accept: dict[str, list[str]] = {}  # declared -> also accepted, e.g. {ms: [id]}
     drop_undetermined: bool = False

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from crosstune.config import StrictModel
+from crosstune.config import Chars, StrictModel
 from crosstune.data.blocks import Filter, Row
 
 
 class LengthConfig(StrictModel):
-    min_chars: int = 1
-    max_chars: int = 20000
+    min_chars: Chars = 1
+    max_chars: Chars = 20000
     sides: list[Literal["user", "assistant"]] = ["user", "assistant"]
 
 

