@@ -54,6 +54,7 @@ def run(
     seed: int = typer.Option(0, help="Seeds the extraction fallback and the bootstrap."),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 on a shared machine)."),
+    decoding: str = typer.Option("lcb", help="LCB tasks: lcb (the paper's: T 0.3, top-p 0.75, seeded) or greedy."),
     cache: Optional[Path] = typer.Option(None, help="Call cache file (default $CROSSTUNE_CACHE/calls.sqlite): a "
                                                     "rerun on the same model and tasks makes no model calls."),
 ) -> None:
@@ -63,7 +64,16 @@ def run(
     if scaffolding not in (None, "english", "native"):
         raise CrosstuneError(f"--scaffolding {scaffolding!r}: expected english or native")
     set_threads(threads)
-    results = evaluate(model, csv_list(tasks), out_dir, languages=csv_list(languages) or None, limit=limit,
+    # issue 20: LCB tasks (kind language_confusion) are generated and scored by crosstune.eval.lcb; the rest below
+    from crosstune.eval.lcb import run_lcb_part
+
+    names = run_lcb_part(model, csv_list(tasks), out_dir, languages=csv_list(languages) or None, limit=limit,
+                         decoding=decoding, seed=seed, max_new_tokens=max_new_tokens, template=template,
+                         batch_size=batch_size, dtype=dtype, data=data_overrides(data), data_root=data_root,
+                         cache=cache)
+    if not names:
+        return
+    results = evaluate(model, names, out_dir, languages=csv_list(languages) or None, limit=limit,
                        template=template, mode=mode, prompt=prompt, scaffolding=scaffolding, batch_size=batch_size,
                        dtype=dtype, extractor=extractor, seed=seed, max_new_tokens=max_new_tokens,
                        data=data_overrides(data), data_root=data_root, n_boot=n_boot, cache=cache)

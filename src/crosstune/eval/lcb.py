@@ -39,6 +39,14 @@ def split_tasks(names: list[str]) -> tuple[list[str], list[str]]:
     return [n for n in names if n not in lcb], lcb
 
 
+def run_lcb_part(model: str, names: list[str], out_dir: str | Path, **options) -> list[str]:
+    """`eval run`'s hook: run the LCB tasks among `names` (`run_lcb_tasks`) and return the other task names."""
+    others, lcb = split_tasks(names)
+    if lcb:
+        run_lcb_tasks(model, lcb, out_dir, **options)
+    return others
+
+
 def task_id(cfg: TaskConfig) -> str:
     """LCB's `task` column: `monolingual` / `crosslingual` for the shipped tasks, else the task name."""
     return cfg.name.removeprefix("lcb_")
