@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from crosstune.train.state_io import load_tree
 from tests.conftest import REPO
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -60,9 +61,9 @@ def test_two_processes_match_one(tiny_model_dir, mixture_file, tmp_path):
     w2 = load_file(two / "checkpoint-4" / "trainable.safetensors")
     assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
     # each process continues its own RNG stream (dropout masks differ between processes); both were saved
-    states = [torch.load(two / "checkpoint-4" / f"random_states_{r}.pkl", weights_only=False) for r in (0, 1)]
-    assert not torch.equal(states[0]["torch_manual_seed"], states[1]["torch_manual_seed"])
-    assert states[0]["random_state"] != states[1]["random_state"]
+    states = [load_tree(two / "checkpoint-4" / f"rng_{r}") for r in (0, 1)]  # JSON + safetensors, no pickle
+    assert not torch.equal(states[0]["torch"], states[1]["torch"])
+    assert states[0]["python"] != states[1]["python"]
 
 
 def test_rank_streams_differ_with_dropout_and_resume_per_rank(tiny_model_dir, mixture_file, tmp_path):
@@ -83,8 +84,8 @@ def test_rank_streams_differ_with_dropout_and_resume_per_rank(tiny_model_dir, mi
     assert "resumed from" in r.stderr and "frozen weights bfloat16, compiled norms" in r.stderr
     again = log(out)
     assert [x["loss"] for x in again] == [x["loss"] for x in full]
-    states = [torch.load(out / "checkpoint-2" / f"random_states_{k}.pkl", weights_only=False) for k in (0, 1)]
-    assert not torch.equal(states[0]["torch_manual_seed"], states[1]["torch_manual_seed"])
+    states = [load_tree(out / "checkpoint-2" / f"rng_{k}") for k in (0, 1)]
+    assert not torch.equal(states[0]["torch"], states[1]["torch"])
 
 
 def test_fsdp_launch_on_cpu_is_refused_not_silently_ddp(tiny_model_dir, mixture_file, tmp_path):

@@ -6,11 +6,11 @@ are top-level so `crosstune train cfg.yaml max_steps=10` works.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from crosstune.config import StrictModel
+from crosstune.config import Batch, Count, Seed, StrictModel, Threads
 
 
 class ModelSection(StrictModel):
@@ -36,8 +36,8 @@ class ModelSection(StrictModel):
 
 
 class LoraSection(StrictModel):
-    r: int = Field(16, gt=0)
-    alpha: float = 32
+    r: int = Field(16, gt=0, le=65536)  # at most the adapted layers' width (checked when the model loads)
+    alpha: float = Field(32, gt=0, le=1e6)
     dropout: float = Field(0.05, ge=0, lt=1)
     # how LoRA dropout masks are drawn (same Bernoulli(dropout) masks in distribution either way):
     # auto: on a CPU, only the dropped positions (train/dropout.py: ~3x cheaper masks, +9-26% tokens/s and ~1 GB less
@@ -63,30 +63,30 @@ class LoraSection(StrictModel):
 class TokenizeSection(StrictModel):
     template: str = "auto"  # auto (tokenizer's chat template), chat, alpaca, gemma, llama
     loss_on: Literal["response", "last_turn", "all"] = "response"
-    max_length: int = Field(512, gt=8)
+    max_length: int = Field(512, gt=8, le=1 << 20)
     overflow: Literal["truncate", "drop"] = "truncate"
 
 
 class BatchSection(StrictModel):
-    size: int = Field(4, gt=0)  # examples (pad/flatten) or packed sequences (pack) per micro-batch per process
-    grad_accum: int = Field(1, gt=0)
+    size: Batch = 4  # examples (pad/flatten) or packed sequences (pack) per micro-batch per process
+    grad_accum: Batch = 1
     # pad: length-grouped padded batches (safe with any attention implementation);
     # pack: examples packed into rows of max_length tokens, isolated via position_ids (checked at start-up).
     mode: Literal["pad", "pack"] = "pad"
 
 
 class OptimSection(StrictModel):
-    lr: float = Field(1e-4, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
+    lr: float = Field(1e-4, gt=0, le=10)
+    weight_decay: float = Field(0.01, ge=0, le=10)
     scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
-    betas: tuple[float, float] = (0.9, 0.999)
-    max_grad_norm: float | None = 1.0
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    max_grad_norm: float | None = Field(1.0, gt=0, le=1e6)
 
 
 class LogSection(StrictModel):
-    every: int = Field(1, gt=0)  # log every N optimizer steps
-    eval_every: int = Field(0, ge=0)  # 0: only at the end (when eval_data is set)
+    every: int = Field(1, gt=0, le=10**9)  # log every N optimizer steps
+    eval_every: Count = 0  # 0: only at the end (when eval_data is set)
     tensorboard: bool = True  # used when installed
     wandb: bool = False  # opt-in; reads WANDB_* from the environment
 
@@ -94,8 +94,8 @@ class LogSection(StrictModel):
 class TrainConfig(StrictModel):
     data: str
     eval_data: str | None = None
-    max_rows: int = Field(0, ge=0)  # > 0: train on a seeded sample of this many rows of `data` (big mixtures)
-    eval_rows: int = Field(0, ge=0)  # without eval_data: hold out this many rows of `data` (seeded) for eval
+    max_rows: Count = 0  # > 0: train on a seeded sample of this many rows of `data` (big mixtures)
+    eval_rows: Count = 0  # without eval_data: hold out this many rows of `data` (seeded) for eval
     output_dir: str
     method: Literal["lora", "full"] = "lora"
     model: ModelSection = ModelSection()
@@ -105,12 +105,12 @@ class TrainConfig(StrictModel):
     optim: OptimSection = OptimSection()
     log: LogSection = LogSection()
     precision: Literal["auto", "fp32", "bf16_autocast"] = "auto"  # auto: bf16 autocast when the CPU has bf16
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(0, ge=0)  # > 0 overrides epochs
-    save_steps: int = Field(0, ge=0)  # 0: only the final checkpoint
-    save_total_limit: int = Field(2, ge=1)
-    seed: int = 42
-    threads: int = Field(0, ge=0)  # torch CPU threads; 0 = torch's default (all cores). 1 wins on a busy machine
+    epochs: float = Field(1.0, gt=0, le=1e6)
+    max_steps: Count = 0  # > 0 overrides epochs
+    save_steps: Count = 0  # 0: only the final checkpoint
+    save_total_limit: int = Field(2, ge=1, le=10**6)
+    seed: Seed = 42
+    threads: Threads = 0  # torch CPU threads; 0 = torch's default (all cores). 1 wins on a busy machine
     merge: bool = False  # also export a merged HF model folder (LoRA)
 
     @model_validator(mode="after")

@@ -38,6 +38,7 @@ def attach_lora(model, cfg: LoraSection):
     if cfg.modules_to_save:
         check_targets(model, cfg.modules_to_save, "lora.modules_to_save")
     present = [t for t in cfg.target_modules if any(_matches(n, t) for n, _ in model.named_modules())]
+    _check_rank(model, present, cfg.r)
     tie = {"ensure_weight_tying": cfg.keep_tied} if cfg.modules_to_save and _tied(model) else {}
     lcfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=present,
                       modules_to_save=cfg.modules_to_save or None, task_type="CAUSAL_LM", **tie)
@@ -48,6 +49,26 @@ def attach_lora(model, cfg: LoraSection):
     if cfg.dropout_impl == "auto" and cpu:
         use_lora_dropout(model)
     return model
+
+
+def _check_rank(model, targets: list[str], r: int) -> None:
+    """A LoRA update B @ A has rank at most min(in, out) of its layer: a larger r only allocates (r: 1e12 would
+    ask the allocator for terabytes), so it is refused."""
+    widths = [min(m.in_features, m.out_features) for n, m in model.named_modules()
+              if isinstance(m, nn.Linear) and any(_matches(n, t) for t in targets)]
+    if widths and r > max(widths):
+        raise CrosstuneError(f"lora.r {r}: larger than any adapted layer can use (the widest has rank "
+                             f"{max(widths)}: min(in, out)); use at most {max(widths)}")
+
+
+def _sorted_module_sets(model) -> None:
+    """PEFT keeps target_modules as a set, so adapter_config.json would list them in hash order (another order
+    each run); a sorted list names the same modules, the same bytes every time."""
+    for pcfg in getattr(model, "peft_config", {}).values():
+        for key in ("target_modules", "modules_to_save"):
+            value = getattr(pcfg, key, None)
+            if isinstance(value, (set, frozenset)):
+                setattr(pcfg, key, sorted(value))
 
 
 def cast_frozen(model, dtype: torch.dtype) -> int:
@@ -81,6 +102,7 @@ def export(accelerator, loss_mod, tokenizer, out: Path, cfg) -> dict[str, str]:
         return {}
     paths = {}
     target = out / ("adapter" if method == "lora" else "model")
+    _sorted_module_sets(model)
     model.save_pretrained(target, **({"state_dict": state_dict} if state_dict is not None else {}))
     tokenizer.save_pretrained(target)
     paths[target.name] = str(target)
