@@ -1,5 +1,5 @@
 """Components by name (`crosstune.registry`): built-in short names keep working; `package.module:Object` imports a
-user's own recipe, filter, backend, translation engine, answer extractor, or judge protocol from a module
+user's own recipe, filter, backend, translation engine, answer extractor, judge protocol or optimizer from a module
 written in the test (in tmp_path, on sys.path / PYTHONPATH); a bad path or a wrong kind is one `error:` line
 naming the file and field, exit status 2."""
 
@@ -86,6 +86,22 @@ def parse_verdict(text):
 
 
 PROTOCOL = jp.Protocol("pairs", parse_verdict, 8)
+
+
+class CountSuite:
+    """An experiment suite kind: counts the model name's characters (no model is loaded)."""
+
+    def __init__(self, bonus=0):
+        if bonus < 0:
+            raise ValueError("bonus must be >= 0")
+        self.bonus = bonus
+
+    def inputs(self):
+        return {"bonus": self.bonus}
+
+    def run(self, model, out_dir, seed):
+        (out_dir / "seen.txt").write_text(model)
+        return {"metrics": {"chars": len(model) + self.bonus, "seed": seed}, "note": "counted"}
 
 
 class UpperEngine:
@@ -200,7 +216,7 @@ def test_user_filter_class_runs_in_data_build(tmp_path, user_module):
 
 def test_bad_filter_paths_are_one_error_line(tmp_path, user_module, capsys):
     for component, msg in [("no_such_mod_xyz:F", "cannot import module 'no_such_mod_xyz'"),
-                           ("user_components:NOT_A_FILTER", "is a int object, not a filter")]:
+                           ("user_components:NOT_A_FILTER", "is an int object, not a filter")]:
         recipe = _recipe(tmp_path, custom=[{"component": component}])
         code, cap = run_main(["data", "build", str(recipe), "--out", str(tmp_path / "o")], capsys)
         assert code == 2 and re.match(rf"error: {re.escape(str(recipe))}(:\d+)?: field 'filters.custom.0.component': ",
@@ -276,3 +292,43 @@ def test_user_translation_engine(tmp_path, user_module, capsys):
     code, cap = run_main(["data", "translate", str(cfg), "--out", str(tmp_path / "t2"),
                           "engine.kind=user_components:NOT_A_FILTER"], capsys)
     assert code == 2 and "field 'engine.kind'" in cap.err and "not a translation engine" in cap.err
+
+
+# ---- experiment suite kinds -----------------------------------------------------------------------------------------
+def test_user_suite_kind_in_an_experiment(tmp_path, user_module, capsys):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("name: mine\nmodel: some-model\neval:\n"
+                   "  count: {kind: user_components:CountSuite, settings: {bonus: 2}}\n", encoding="utf-8")
+    code, cap = run_main(["run", str(exp), "--out", str(tmp_path / "o")], capsys)
+    assert code == 0, cap.err
+    rows = _lines(tmp_path / "o" / "results.jsonl")
+    assert [(r["arm"], r["count.chars"], r["count.seed"]) for r in rows] == [("untuned", 12.0, 0.0)]
+    assert "count.chars" in (tmp_path / "o" / "results.csv").read_text(encoding="utf-8").splitlines()[0]
+    for kind, msg in [("user_components:CountSuite, settings: {bonus: -1}", "eval.count.settings: "),
+                      ("user_components:NOT_A_FILTER", "not a suite kind"),
+                      ("consistensy", "unknown suite kind 'consistensy'; expected one of consistency, generation")]:
+        exp.write_text(f"name: mine\neval:\n  count: {{kind: {kind}}}\n", encoding="utf-8")
+        code, cap = run_main(["run", str(exp), "--out", str(tmp_path / "o2")], capsys)
+        assert code == 2 and msg in cap.err and len(cap.err.strip().splitlines()) == 1, cap.err
+
+
+# ---- the optimizer ------------------------------------------------------------------------------------------------
+def test_user_optimizer(tmp_path):
+    import torch
+
+    from crosstune.config import validate
+    from crosstune.train.config import OptimSection
+    from crosstune.train.optim import build_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    default, _ = build_optimizer(model, OptimSection(), 10)
+    assert type(default) is torch.optim.AdamW
+    cfg = validate(OptimSection, {"optimizer": "torch.optim:SGD", "optimizer_args": {"momentum": 0.5}}, "t.yaml")
+    sgd, sched = build_optimizer(model, cfg, 10)
+    assert type(sgd) is torch.optim.SGD and sgd.param_groups[0]["momentum"] == 0.5
+    assert [g["weight_decay"] for g in sgd.param_groups] == [0.01, 0.0]
+    with pytest.raises(CrosstuneError, match=r"^t.yaml: field 'optimizer': unknown optimizer 'sgd'"):
+        validate(OptimSection, {"optimizer": "sgd"}, "t.yaml")
+    with pytest.raises(CrosstuneError, match="bad optimizer_args"):
+        build_optimizer(model, validate(OptimSection, {"optimizer": "torch.optim:SGD",
+                                                       "optimizer_args": {"nope": 1}}, "t.yaml"), 10)

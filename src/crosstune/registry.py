@@ -64,7 +64,8 @@ def describe(obj: Any) -> str:
         return f"the class {obj.__module__}.{obj.__qualname__}"
     if callable(obj):
         return f"the function {getattr(obj, '__qualname__', obj)!r}"
-    return f"a {type(obj).__name__} object"
+    name = type(obj).__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name} object"
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from crosstune.config import Batch, LinedDict, Seed, StrictModel, Threads, Tokens, read_yaml, validate
 from crosstune.errors import CrosstuneError
+from crosstune.experiments.suites import CustomSuite, suite_tag
 
 
 class DataEntry(StrictModel):
@@ -101,7 +102,10 @@ class JudgeSuite(StrictModel):
     n_boot: int = Field(1000, ge=1, le=10**6)
 
 
-Suite = Annotated[Union[ConsistencySuite, GenerationSuite, JudgeSuite], Field(discriminator="kind")]
+# a built-in kind picks its schema; any other kind is a user's suite (package.module:Object, experiments/suites.py)
+Suite = Annotated[Union[Annotated[ConsistencySuite, Tag("consistency")], Annotated[GenerationSuite, Tag("generation")],
+                        Annotated[JudgeSuite, Tag("judge")], Annotated[CustomSuite, Tag("custom")]],
+                  Discriminator(suite_tag)]
 
 
 class Experiment(StrictModel):

@@ -201,12 +201,16 @@ def _check_suite(name: str, suite, data_root: Path | None) -> dict:
         from crosstune.experiments.generation import check_generation_suite
 
         return check_generation_suite(name, suite, data_root)
-    raise CrosstuneError(f"eval.{name}: unknown suite kind")
+    from crosstune.experiments.suites import check_custom_suite
+
+    return check_custom_suite(name, suite)  # a user's suite kind (package.module:Object)
 
 
 def _suite_inputs(loaded: dict) -> dict:
     """What a suite actually asks, hashed: every item's id, language, prompt, options and answer (tasks), or every
     prompt's id, language and messages (generation), so an edited task file or prompt set re-runs the suite."""
+    if "object" in loaded:  # a user's suite: what its inputs() says it reads
+        return loaded["inputs"]
     if "tasks" in loaded:
         return {name: _hash([[it[lang].id, lang, it[lang].prompt, list(it[lang].choices), it[lang].answer]
                              for it in items for lang in it]) for name, (_, items) in loaded["tasks"].items()}

@@ -38,6 +38,8 @@ def _arm_row(plan: Plan, arm, status: dict[str, dict]) -> dict:
             row[f"{suite}.{label}.fidelity"] = g["overall"]
             for lang, v in sorted(g["per_language"].items()):
                 row[f"{suite}.{label}.fidelity.{lang}"] = v["rate"]
+        for metric, v in res.get("metrics", {}).items():  # a user's suite kind
+            row[f"{suite}.{metric}"] = v
         for label, j in res.get("conditions", {}).items():  # judge suites: score vs the reference arm, in %
             row[f"{suite}.{label}.judge"] = j["score"]
             for lang, v in sorted(j["per_language"].items()):

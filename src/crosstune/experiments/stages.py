@@ -74,6 +74,11 @@ def run_eval(stage: Stage, ctx: Context, deps: dict[str, dict]) -> dict:
         return run_judge_suite(stage, ctx, deps)
     if isinstance(suite, ConsistencySuite):
         return _consistency(stage, ctx, suite, _model_spec(stage, ctx, deps))
+    if "object" in stage.payload["loaded"]:  # a user's suite kind (experiments/suites.py)
+        from crosstune.experiments.suites import run_custom_suite
+
+        return run_custom_suite(stage.settings["suite"], stage.payload["loaded"]["object"],
+                                _model_spec(stage, ctx, deps), ctx.path(stage), ctx.plan.experiment.seed)
     from crosstune.experiments.generation import run_generation_suite
 
     return run_generation_suite(stage, ctx, suite, _model_spec(stage, ctx, deps))

@@ -6,7 +6,7 @@ are top-level so `crosstune train cfg.yaml max_steps=10` works.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -82,6 +82,17 @@ class OptimSection(StrictModel):
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
     max_grad_norm: float | None = Field(1.0, gt=0, le=1e6)
+    # None: AdamW (adamw); or package.module:Object, a torch.optim.Optimizer class or a factory called as
+    # Object(param_groups, lr=lr, **optimizer_args) (train/optim.py; importing it runs its code)
+    optimizer: str | None = None
+    optimizer_args: dict[str, Any] = {}
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer(cls, v: str | None) -> str | None:
+        from crosstune.train.optim import OPTIMIZERS
+
+        return v if v is None else OPTIMIZERS.check(v)
 
 
 class LogSection(StrictModel):

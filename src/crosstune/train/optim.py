@@ -1,4 +1,5 @@
-"""AdamW with decoupled weight decay (not on biases and norms) and a warmup + cosine/linear/constant schedule."""
+"""The optimizer (AdamW with decoupled weight decay, not on biases and norms, unless the config names another)
+and a warmup + cosine/linear/constant schedule."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import math
 
 import torch
 
+from crosstune.errors import CrosstuneError
+from crosstune.registry import Registry
 from crosstune.train.config import OptimSection
+
+OPTIMIZERS = Registry("optimizer", {"adamw": torch.optim.AdamW}, callable,
+                      "a torch.optim.Optimizer class, or a factory (param_groups, lr=..., **optimizer_args) "
+                      "returning one")
 
 
 def build_optimizer(model, cfg: OptimSection, total_steps: int):
@@ -15,7 +22,16 @@ def build_optimizer(model, cfg: OptimSection, total_steps: int):
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas)
+    groups = [g for g in groups if g["params"]]
+    factory = OPTIMIZERS.get(cfg.optimizer or "adamw", "optim.optimizer")
+    kwargs = {"lr": cfg.lr, **({"betas": cfg.betas} if factory is torch.optim.AdamW else {}), **cfg.optimizer_args}
+    try:
+        optimizer = factory(groups, **kwargs)
+    except TypeError as e:
+        raise CrosstuneError(f"optim.optimizer {cfg.optimizer!r}: bad optimizer_args ({e})") from None
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise CrosstuneError(f"optim.optimizer {cfg.optimizer!r}: expected {OPTIMIZERS.expected}, "
+                             f"got a {type(optimizer).__name__}")
     warmup = math.ceil(cfg.warmup_ratio * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg.scheduler, warmup, total_steps))
     return optimizer, scheduler
