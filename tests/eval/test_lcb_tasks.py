@@ -80,3 +80,21 @@ def test_lcb_greedy_and_bad_options(tiny_model_dir, data_root, tmp_path, capsys)
     assert code == 2 and "--decoding 'nucleus': LCB tasks take lcb (T 0.3, top-p 0.75) or greedy" in cap.err
     code, cap = run_main(base[:-4] + ["--data-root", str(tmp_path), "--out", str(out)], capsys)
     assert code == 2 and "task lcb_monolingual: data_files" in cap.err and "Traceback" not in cap.err
+
+
+def test_lcb_suite_for_experiments(tiny_model_dir, data_root, tmp_path, monkeypatch):
+    """The suite object `crosstune run` builds from `kind: crosstune.eval.lcb:LcbSuite`: checked when built, metrics
+    per task and protocol from run()."""
+    from crosstune.errors import CrosstuneError
+    from crosstune.eval.lcb import LcbSuite
+
+    monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path / "cache"))  # the call cache, not the user's
+    with pytest.raises(CrosstuneError, match=r"tasks \['mgsm'\]: expected LCB tasks"):
+        LcbSuite(tasks=["mgsm"], data_root=str(data_root))
+    suite = LcbSuite(tasks=["lcb_monolingual"], languages=["fr"], limit=1, max_new_tokens=4,
+                     data_root=str(data_root))
+    assert len(suite.inputs()["prompts"]["lcb_monolingual"]) == 3
+    result = suite.run(model=str(tiny_model_dir), out_dir=tmp_path / "suite", seed=0)
+    assert {"lcb_monolingual.lpr", "lcb_monolingual.crosstune_lpr"} <= set(result["metrics"])
+    assert all(0 <= v <= 1 for v in result["metrics"].values())
+    assert (tmp_path / "suite" / "lcb_monolingual" / "table.md").is_file()
