@@ -260,6 +260,15 @@ def test_user_extractor_and_task_field(tmp_path, user_module):
     assert load_task(str(task), ["extract=user_components:last_letter"]).extract == "user_components:last_letter"
     with pytest.raises(CrosstuneError, match=r"field 'extract': unknown answer extractor 'nope'"):
         load_task(str(task), ["extract=nope"])
+    from crosstune.eval.scorers import GenerateScorer
+    from crosstune.eval.tasks import Item
+
+    cfg = load_task(str(task), ["extract=user_components:last_letter"])
+    scorer = GenerateScorer(cfg)  # the task's extractor; --extractor (the argument) would override it
+    item = Item("q1", "en", "Which?", ("(A) x", "(B) y", "(C) z"), "(C) z", 2)
+    assert scorer.score(item, ["A? no: C"])["pred_index"] == 2 and scorer.settings()["extractor"] == cfg.extract
+    with pytest.raises(CrosstuneError, match="^extractor: unknown answer extractor 'nope'"):
+        GenerateScorer(cfg, "nope")
 
 
 def test_user_judge_protocol(user_module):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from crosstune.errors import CrosstuneError
 from crosstune.eval import answers
-from crosstune.eval.extract import EXTRACTORS, item_rng
+from crosstune.eval.extract import get_extractor, item_rng
 from crosstune.eval.tasks import Item, TaskConfig, extraction
 from crosstune.eval.templating import LETTERS
 from crosstune.models.backends.base import GenerateRequest, LoglikRequest, LoglikResult
@@ -68,9 +68,8 @@ class GenerateScorer(_Base):
     def __init__(self, cfg: TaskConfig, extractor: str | None = None, seed: int = 0, chat: bool = True,
                  max_new_tokens: int | None = None, template: str | None = None):
         super().__init__(cfg, template or ("auto" if chat else "raw"))
-        extractor = extractor or (cfg.extract if cfg.extract in EXTRACTORS else "seaeval")
-        if extractor not in EXTRACTORS:
-            raise CrosstuneError(f"extractor {extractor!r}: expected one of {list(EXTRACTORS)}")
+        extractor = extractor or (cfg.extract if cfg.extract not in (None, "number", "span") else "seaeval")
+        self.align = get_extractor(extractor, "extractor")  # a built-in or a user's package.module:function
         self.extractor, self.seed = extractor, seed
         self.max_new_tokens = max_new_tokens or cfg.generation.max_new_tokens
 
@@ -85,7 +84,7 @@ class GenerateScorer(_Base):
     def score(self, item: Item, outputs: list[str]) -> dict:
         rng = item_rng(self.seed, self.cfg.name, item.id, item.language)
         shown = labelled(item.choices)  # the extractor reads "(X) text" labels
-        choice, path = EXTRACTORS[self.extractor](shown, outputs[0], rng)
+        choice, path = self.align(shown, outputs[0], rng)
         idx = shown.index(choice)
         return {"output": outputs[0], "prediction": item.choices[idx], "pred_index": idx, "extraction": path,
                 "key": idx, "correct": idx == item.answer_index}
