@@ -203,7 +203,8 @@ def test_user_filter_class_runs_in_data_build(tmp_path, user_module):
     mentions = [e for e in excluded if e["block"] == "MentionsFilter"]
     short = [e for e in excluded if e["block"] == "short"]
     assert mentions and short  # both user filters dropped rows, and every drop is recorded with its reason
-    assert {e["reason"] for e in mentions} == {"mentions_word"} and {e["detail"] for e in mentions} <= {"paris", "tokyo"}
+    assert {e["reason"] for e in mentions} == {"mentions_word"}
+    assert {e["detail"] for e in mentions} <= {"paris", "tokyo"}
     assert {e["reason"] for e in short} == {"short_instruction"}
     for r in rows:  # no kept row breaks either rule
         assert not any(w in r["messages"][-1]["content"].lower() for w in ("paris", "tokyo"))
@@ -242,7 +243,8 @@ def test_user_recipe_by_path(tmp_path, user_module, capsys):
 def test_user_backend(user_module):
     from crosstune.models.backends import GenerateRequest, LoglikRequest, build_backend, parse_spec
 
-    assert parse_spec("openai:m@http://h/v1")["kind"] == "openai" and parse_spec("default") == {"kind": "hf", "model": "default"}
+    assert parse_spec("openai:m@http://h/v1")["kind"] == "openai"
+    assert parse_spec("default") == {"kind": "hf", "model": "default"}
     b = build_backend({"kind": "user_components:EchoBackend", "prefix": "> "}, dtype="float32", batch_size=4)
     assert b.generate([GenerateRequest("hi")]) == ["> hi"]
     assert build_backend("user_components:EchoBackend").loglikelihood([LoglikRequest("a", "bcd")])[0].logprob == -3.0
@@ -250,7 +252,7 @@ def test_user_backend(user_module):
         build_backend("user_components:not_a_backend")
 
 
-def test_user_extractor_and_task_field(tmp_path, user_module):
+def test_user_extractor_and_task_field(tmp_path, user_module, capsys):
     from crosstune.eval.extract import get_extractor
     from crosstune.eval.tasks import load_task
 
@@ -269,6 +271,9 @@ def test_user_extractor_and_task_field(tmp_path, user_module):
     assert scorer.score(item, ["A? no: C"])["pred_index"] == 2 and scorer.settings()["extractor"] == cfg.extract
     with pytest.raises(CrosstuneError, match="^extractor: unknown answer extractor 'nope'"):
         GenerateScorer(cfg, "nope")
+    code, cap = run_main(["eval", "consistency", "--model", "x", "--extractor", "user_components:MONO",
+                          "--out", str(tmp_path / "c")], capsys)
+    assert code == 2 and cap.err.startswith("error: --extractor: 'user_components:MONO' is a Recipe object")
 
 
 def test_user_judge_protocol(user_module):
@@ -276,7 +281,8 @@ def test_user_judge_protocol(user_module):
 
     proto = jp.get_protocol("user_components:PROTOCOL")
     assert proto.parse("7,3") == ({"first": 7, "second": 3}, None)
-    assert jp.pair_outcome(proto.name, {"ab": {"first": 7, "second": 3}, "ba": {"first": 2, "second": 8}})["outcome"] == "win"
+    verdicts = {"ab": {"first": 7, "second": 3}, "ba": {"first": 2, "second": 8}}
+    assert jp.pair_outcome(proto.name, verdicts)["outcome"] == "win"
     with pytest.raises(CrosstuneError, match="--protocol 'user_components:last_letter': .*not a judge protocol"):
         jp.get_protocol("user_components:last_letter")
 

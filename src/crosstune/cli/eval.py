@@ -11,6 +11,7 @@ import typer
 from crosstune.cli.eval_run import csv_list, data_overrides, set_threads, write_report
 from crosstune.console import console, out
 from crosstune.errors import CrosstuneError
+from crosstune.eval.extract import get_extractor
 
 app = typer.Typer(help="Evaluate models language by language.", no_args_is_help=True)
 app.command("generate")(__import__("crosstune.cli.eval_generate", fromlist=["x"]).generate)
@@ -36,7 +37,8 @@ def consistency(
     prompt: Optional[str] = typer.Option(None, help="Prompt name from the task YAML (default: its default_prompt)."),
     batch_size: int = typer.Option(32, min=1),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
-    extractor: str = typer.Option("seaeval", help="Answer extraction for generate: seaeval (TiGEr) or crossin."),
+    extractor: str = typer.Option("seaeval", help="Answer extraction for generate: seaeval (TiGEr), crossin, "
+                                                  "or package.module:function."),
     seed: int = typer.Option(0, help="Seeds the extraction fallback and the bootstrap."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Override the task's generation length."),
     chat: bool = typer.Option(True, help="Generate mode: wrap the prompt in the model's chat template."),
@@ -53,8 +55,7 @@ def consistency(
     """Accuracy, Consistency_s and AC3_s on parallel multiple-choice tasks (SeaEval's metrics)."""
     if (predictions is None) == (model is None):
         raise CrosstuneError("give exactly one of --predictions FILE (score saved outputs) or --model M (evaluate)")
-    if extractor not in ("seaeval", "crossin"):
-        raise CrosstuneError(f"--extractor {extractor!r}: expected seaeval or crossin")
+    get_extractor(extractor, "--extractor")  # seaeval, crossin or a user's package.module:function
     set_threads(threads)
     if predictions is not None:
         _score_file(predictions, task, out_path, extractor, seed, n_boot, data_overrides(data), data_root)

@@ -49,7 +49,8 @@ def run(
     data: list[str] = typer.Option([], help="TASK=PATH: read a task's data from PATH (repeatable)."),
     batch_size: int = typer.Option(32, min=1),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
-    extractor: Optional[str] = typer.Option(None, help="Generate mode: seaeval (TiGEr) or crossin."),
+    extractor: Optional[str] = typer.Option(None, help="Generate mode: seaeval (TiGEr), crossin, or "
+                                                       "package.module:function."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Override the task's generation length."),
     seed: int = typer.Option(0, help="Seeds the extraction fallback and the bootstrap."),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),

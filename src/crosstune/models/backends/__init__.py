@@ -42,7 +42,8 @@ def parse_spec(spec: str | dict) -> dict:
     if spec.startswith("openai:"):
         model, _, base_url = spec[len("openai:"):].partition("@")
         if not model or not base_url:
-            raise CrosstuneError(f"backend {spec!r}: expected openai:MODEL@BASE_URL, e.g. openai:qwen@http://localhost:8000/v1")
+            raise CrosstuneError(f"backend {spec!r}: expected openai:MODEL@BASE_URL, "
+                                 "e.g. openai:qwen@http://localhost:8000/v1")
         return {"kind": "openai", "model": model, "base_url": base_url}
     if is_component_path(spec) and not Path(spec).expanduser().exists():
         return {"kind": spec}
