@@ -276,7 +276,7 @@ def test_user_extractor_and_task_field(tmp_path, user_module, capsys):
     assert code == 2 and cap.err.startswith("error: --extractor: 'user_components:MONO' is a Recipe object")
 
 
-def test_user_judge_protocol(user_module):
+def test_user_judge_protocol(tmp_path, user_module):
     from crosstune.eval import judge_protocols as jp
 
     proto = jp.get_protocol("user_components:PROTOCOL")
@@ -285,6 +285,12 @@ def test_user_judge_protocol(user_module):
     assert jp.pair_outcome(proto.name, verdicts)["outcome"] == "win"
     with pytest.raises(CrosstuneError, match="--protocol 'user_components:last_letter': .*not a judge protocol"):
         jp.get_protocol("user_components:last_letter")
+    with pytest.raises(CrosstuneError, match="has no packaged prompt; pass --prompt FILE"):
+        jp.load_prompt("user_components:PROTOCOL")
+    prompt = tmp_path / "judge.txt"
+    prompt.write_text("Q: {instruction}\n1: {output1}\n2: {output2}\nScores as a,b:", encoding="utf-8")
+    rendered = jp.load_prompt("user_components:PROTOCOL", prompt).render("en", "q", "x", "y")
+    assert rendered[0]["content"].startswith("Q: q")
 
 
 # ---- translation engines --------------------------------------------------------------------------------------------

@@ -71,6 +71,8 @@ def load_prompt(protocol: str, path: str | Path | None = None) -> Prompt:
             raise CrosstuneError(f"--prompt {p}: no such file")
         return parse_prompt(p.read_text(encoding="utf-8"), str(p))
     res = resources.files("crosstune").joinpath("prompts", f"judge_{protocol}.txt")
+    if not res.is_file():  # a user's protocol (package.module:Object) ships no prompt here
+        raise CrosstuneError(f"--protocol {protocol!r} has no packaged prompt; pass --prompt FILE")
     return parse_prompt(res.read_text(encoding="utf-8"), f"crosstune/prompts/judge_{protocol}.txt")
 
 

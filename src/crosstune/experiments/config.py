@@ -91,7 +91,7 @@ class JudgeSuite(StrictModel):
     kind: Literal["judge"]
     generations: str  # a generation suite of this experiment: its responses are what is judged
     judge: str = "default"  # the judge model: 'default', a HF folder, .gguf, hub id, or openai:MODEL@BASE_URL
-    protocol: Literal["pinch", "xinstruct"] = "pinch"  # side-by-side preference, or 0-10 scores
+    protocol: str = "pinch"  # pinch (side-by-side preference), xinstruct (0-10 scores), or package.module:Object
     reference: str | None = None  # the arm whose responses are B (default: the experiment's baseline)
     conditions: list[str] | None = None  # generation conditions to judge, as labelled in results (default: all)
     prompt: str | None = None  # a judge prompt file ({lang}, {instruction}, {output1}, {output2})
