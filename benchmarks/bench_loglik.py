@@ -126,13 +126,14 @@ def main() -> None:
     scorer = LoglikScorer(cfg)
     rows = [{"id": f"{it.id}|{it.language}", "prompt": it.prompt, "answer": it.answer_index,
              "choices": [c[len(args.delimiter):] for c in it.continuations]} for it in items]
-    warm = [(r.context, r.continuation) for it in items[:2] for r in scorer.requests(it)]
+    warm = [(it.prompt, c) for it in items[:2] for c in it.continuations]  # text (lm-eval encodes it)
     n_req = sum(len(r["choices"]) for r in rows)
     print(f"{len(items)} questions ({args.limit} items x {langs}), {n_req} option requests, "
           f"{args.dtype}, batch {args.batch_size}", flush=True)
 
     model_path = resolve_model(args.model)
     ours = HFBackend(model_path, dtype=args.dtype, batch_size=args.batch_size)
+    scorer.bind(ours)  # requests carry the one renderer's token ids, as in `eval run`
     ours.loglikelihood([r for it in items[:2] for r in scorer.requests(it)])  # warm-up
     ours.loglik_stats.update(tokens=0, head_positions=0)
     n_params = sum(p.numel() for p in ours.model.parameters())

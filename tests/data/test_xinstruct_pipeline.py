@@ -134,7 +134,7 @@ def test_loglik_scores_are_the_judges_own(tiny_model_dir, tmp_path):
     from crosstune.models.backends import LoglikRequest
     from crosstune.models.backends.hf import HFBackend
     from crosstune.models.loading import load_tokenizer
-    from crosstune.models.render import render_prompt
+    from crosstune.models.render import generate_ids
     from tests.data.test_xinstruct_blocks import _pair
 
     rows = [_pair(0, "Describe Hanoi."), _pair(1, "Describe Beijing.", "zh", ZH)]
@@ -149,8 +149,10 @@ def test_loglik_scores_are_the_judges_own(tiny_model_dir, tmp_path):
     for row, rec, lang in zip(rows, refine.records, ("Vietnamese", "Chinese")):
         prompt = fill(prompts["grade"], instruction=row.example.instruction.content,
                       response=row.example.response.content, language=lang)
-        context = render_prompt([{"role": "user", "content": prompt}], "chat", tok)
-        scores = backend.loglikelihood([LoglikRequest(context, w) for w in ("good", "acceptable", "bad")])
+        # the judge's generation prompt ids, each grade word encoded on its own (as training encodes an answer)
+        context = tuple(generate_ids([{"role": "user", "content": prompt}], "chat", tok).ids)
+        scores = backend.loglikelihood([LoglikRequest(context, tuple(tok(w, add_special_tokens=False)["input_ids"]))
+                                        for w in ("good", "acceptable", "bad")])
         assert list(rec["logprobs"].values()) == pytest.approx([r.logprob for r in scores], abs=1e-3)
         assert rec["grade"] == row.example.meta["grade"] == max(rec["logprobs"], key=rec["logprobs"].get)
 

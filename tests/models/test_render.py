@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from crosstune.data.schema import Example, Message
+from crosstune.schema import Example, Message
 from crosstune.errors import CrosstuneError
-from crosstune.models.render import TEMPLATES, prompt_ids, render_prompt, render_segments, resolve_template
+from crosstune.models.render import TEMPLATES, generate_ids, render_prompt, render_segments, resolve_template
 from crosstune.train.tokenize import IGNORE, tokenize_example
 
 
@@ -39,10 +39,9 @@ def test_prompt_is_what_training_puts_before_the_response(tok, template, turns, 
     prompt = render_prompt(as_dicts(e), template, tok)
     assert prompt == "".join(t for t, _ in segments[:-1])
     # the token ids a model gets at inference are the training ids up to the first trained token of the answer
-    t = tokenize_example(e, tok, template, "last_turn", bos=template != "chat" and tok.bos_token_id is not None
-                         and tok("a")["input_ids"][:1] == [tok.bos_token_id])
+    t = tokenize_example(e, tok, template, "last_turn")
     first = next(i for i, lab in enumerate(t.labels) if lab != IGNORE)
-    assert prompt_ids(prompt, template, tok) == t.input_ids[:first]
+    assert generate_ids(as_dicts(e), template, tok).ids == t.input_ids[:first]
 
 
 def test_chat_prompt_is_the_generation_prompt(tok):
@@ -152,5 +151,5 @@ def test_built_rows_render_as_crossins_released_trainer(built_rows, any_tok, tem
     assert prompt == (released_source(template, fields["instruction"], fields["input"]), False)
     assert response == (fields["output"] + tok.eos_token, True)
     assert render_prompt([m.to_dict() | {"fields": fields} for m in row.prompt_messages], template, tok) == prompt[0]
-    t = tokenize_example(row, tok, template, "response", bos=tok("a")["input_ids"][:1] == [tok.bos_token_id])
+    t = tokenize_example(row, tok, template, "response")
     assert (t.input_ids, t.labels) == released_ids(template, fields, tok)

@@ -68,3 +68,36 @@ def test_empty_dataset_and_all_dropped_are_errors(tok):
         tokenize_all([], tok, "chat", "response", 40, "truncate")
     with pytest.raises(CrosstuneError, match="all 1 rows were dropped"):
         tokenize_all([ex("q" * 80, "a")], tok, "chat", "response", 40, "drop")
+
+
+def test_trained_template_travels_with_the_model(tmp_path, capsys, tiny_model_dir, mixture_file):
+    """`template: alpaca` is recorded in adapter/ and merged/; the merged tokenizer's chat template renders the same
+    ids; `eval generate` with no --template uses it and records it."""
+    import json
+
+    from crosstune.models.render import generate_ids
+    from crosstune.models.template_record import TEMPLATE_FILE
+    from tests.conftest import run_main
+
+    out = tmp_path / "out"
+    c = {"data": str(mixture_file), "output_dir": str(out), "model": {"name": str(tiny_model_dir)},
+         "tokenize": {"max_length": 400, "template": "alpaca"}, "batch": {"size": 2}, "precision": "fp32",
+         "max_steps": 1, "merge": True}
+    (tmp_path / "c.json").write_text(json.dumps(c))
+    code, cap = run_main(["train", str(tmp_path / "c.json")], capsys)
+    assert code == 0, cap.err
+    for folder in ("adapter", "merged"):
+        assert json.loads((out / folder / TEMPLATE_FILE).read_text()) == {"template": "alpaca", "system": None}
+    tok = AutoTokenizer.from_pretrained(out / "merged")
+    msgs = [{"role": "user", "content": "Name a color."}]
+    ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    assert list(ids) == generate_ids(msgs, "alpaca", tok).ids
+    assert tok.decode(ids).endswith("### Instruction:\nName a color.\n\n### Response:\n ")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"id": "1", "prompt": "Name a color."}) + "\n")
+    run_dir = tmp_path / "gen"
+    code, cap = run_main(["eval", "generate", "--model", str(out / "merged"), "--prompts", f"en={prompts}",
+                          "--out", str(run_dir), "--max-new-tokens", "2", "--cache", str(tmp_path / "c.sqlite")],
+                         capsys)
+    assert code == 0, cap.err
+    assert json.loads((run_dir / "run.json").read_text())["template"] == "alpaca"

@@ -31,7 +31,10 @@ def generate(
     top_p: Optional[float] = typer.Option(None, min=0.0, max=1.0),
     max_new_tokens: Optional[int] = typer.Option(None, min=1),
     seed: int = typer.Option(0),
-    chat: bool = typer.Option(True, help="Render prompts with the model's chat template."),
+    template: str = typer.Option("auto", help="Prompt template (docs/generation.md): auto (the one recorded with a "
+                                              "trained model, else its chat template), chat, raw (the text as is), "
+                                              "alpaca, gemma or llama."),
+    chat: bool = typer.Option(True, help="--no-chat is --template raw (kept for old scripts)."),
     prompt_field: Optional[str] = typer.Option(None, help="Read the prompt from this field of each row."),
     skip_bad_rows: bool = typer.Option(False, help="Skip prompt rows that cannot be read (recorded with the "
                                                    "reason in OUT/skipped.jsonl) instead of stopping."),
@@ -49,7 +52,7 @@ def generate(
         raise CrosstuneError(f"--decoding {decoding!r}: expected one of {', '.join(PRESETS)}")
     overrides = {k: v for k, v in dict(samples=samples, temperature=temperature, top_p=top_p,
                                         max_new_tokens=max_new_tokens).items() if v is not None}
-    settings = replace(PRESETS[decoding], seed=seed, chat=chat, **overrides)
+    settings = replace(PRESETS[decoding], seed=seed, template=template if chat else "raw", **overrides)
     if threads:
         import torch
 

@@ -39,7 +39,7 @@ class Decoding:
     top_p: float = 1.0
     samples: int = 1
     seed: int = 0
-    chat: bool = True  # render chat messages with the model's template (else the user text as a raw prompt)
+    template: str = "auto"  # models/render.py: auto (recorded, else chat), chat, raw (the user text as is), named
     stop: tuple[str, ...] = ()
 
 
@@ -82,7 +82,8 @@ def load_items(prompts: list[str], limit: int | None = None, prompt_field: str |
 
 
 def plan_generation(items: list[PromptItem], decoding: Decoding, directive: str = "none",
-                    target_language: str | None = None) -> GenerationPlan:
+                    target_language: str | None = None, prompter=None) -> GenerationPlan:
+    """`prompter` (models/prompting.py, bound to the backend) renders each prompt: ids for a local model."""
     if directive not in DIRECTIVES:
         raise CrosstuneError(f"--directive {directive!r}: expected one of {', '.join(DIRECTIVES)}")
     if target_language and directive == "none":
@@ -94,9 +95,9 @@ def plan_generation(items: list[PromptItem], decoding: Decoding, directive: str 
         expected = target or it.language
         text = directed_text(it.user_text, it.language, directive, expected)
         msgs = [{"role": r, "content": c} for r, c in it.messages[:-1]] + [{"role": "user", "content": text}]
-        if not decoding.chat and len(msgs) > 1:
-            raise CrosstuneError(f"{it.source}: a multi-turn conversation needs the chat template (drop --no-chat)")
-        prompt = msgs if decoding.chat else text
+        if decoding.template == "raw" and len(msgs) > 1:
+            raise CrosstuneError(f"{it.source}: a multi-turn conversation needs a template (not --template raw)")
+        prompt = prompter.generate(msgs) if prompter is not None else msgs if decoding.template != "raw" else text
         for k in range(decoding.samples):
             seed = sample_seed(decoding.seed, it.language, it.id, k) if decoding.temperature > 0 else 0
             plan.rows.append({"id": it.id, "sample": k, "language": it.language, "expected_language": expected,
@@ -128,10 +129,13 @@ def run_generation(backend, items: list[PromptItem], out_dir: str | Path, *, mod
                    directive: str = "none", target_language: str | None = None, chunk_size: int | None = None,
                    extra_meta: dict | None = None, skipped: list[dict] | None = None) -> dict:
     """Generate every (item, sample) not yet in DIR through `backend` (a `CachedBackend`); returns the summary."""
+    from crosstune.models.prompting import Prompter
+
     out_dir = Path(out_dir)
-    plan = plan_generation(items, decoding, directive, target_language)
+    prompter = Prompter(decoding.template).bind(backend)
+    plan = plan_generation(items, decoding, directive, target_language, prompter)
     fingerprint = backend.fingerprint
-    meta = {"model": model, "fingerprint": fingerprint, "directive": directive,
+    meta = {"model": model, "fingerprint": fingerprint, "directive": directive, "template": prompter.resolved,
             "target_language": normalize(target_language) if target_language else None,
             "decoding": asdict(decoding), "prompts": (extra_meta or {}).get("prompts"),
             "limit": (extra_meta or {}).get("limit"), "n_items": len(items), "n_rows": len(plan.rows)}
@@ -231,6 +235,9 @@ def generate(model: str, prompts: list[str], out_dir: str | Path, *, decoding: D
         console.print(f"[yellow]skipped {len(skipped)} bad prompt row(s), e.g. {skipped[0]['source']}: "
                       f"{skipped[0]['reason']} (all in skipped.jsonl)[/yellow]")
     plan_generation(items[:1], decoding, directive, target_language)  # validate the directive settings early
+    from crosstune.models.prompting import Prompter
+
+    Prompter(decoding.template)  # and the template name
     kind = parse_spec(model).get("kind", "hf")
     overrides = {"concurrency": concurrency} if kind == "openai" else {"batch_size": batch_size, "dtype": dtype}
     # flush_every=1: every result is committed as it arrives, so a SIGKILL loses only requests still in flight

@@ -6,7 +6,8 @@
   fork's) maps the text to an option; its random fallback is seeded per item.
 - `AnswerScorer` (generation): greedy generation, then a number (MGSM) or a short span (EM / F1) is extracted.
 - `ClozeScorer` (cloze): ranks the candidate set by log-likelihood; the full ranking is kept for RankC.
-Every prompt goes through `crosstune.models.render.render_prompt` with the run's template (`raw` sends the text as is).
+Every request is built by `crosstune.models.prompting.Prompter` with the run's template: token ids from the one
+renderer for a local model (training's BOS rule and prompt), text or messages for a server.
 Each scored row carries `key` (what cross-lingual agreement compares: the option index, or the number) and `correct`.
 """
 
@@ -18,48 +19,35 @@ from crosstune.eval.extract import get_extractor, item_rng
 from crosstune.eval.tasks import Item, TaskConfig, extraction
 from crosstune.eval.templating import LETTERS
 from crosstune.models.backends.base import GenerateRequest, LoglikRequest, LoglikResult
-
-
-class Renderer:
-    """The user text -> what the backend gets, through the one prompt renderer (training uses it too)."""
-
-    def __init__(self, template: str):
-        self.template, self.resolved, self.tok = template, template, None
-
-    def bind(self, backend) -> None:
-        from crosstune.models.render import TEMPLATES, resolve_template
-
-        if self.template not in TEMPLATES:
-            raise CrosstuneError(f"--template {self.template!r}: expected one of {', '.join(TEMPLATES)}")
-        self.tok = getattr(backend, "tok", None)
-        if self.tok is not None and self.template != "raw":
-            self.resolved = resolve_template(self.template, self.tok)
-
-    def __call__(self, text: str, for_generation: bool = False):
-        if self.template == "raw":
-            return text
-        if self.tok is None:  # a server: it applies its own chat template to messages
-            if for_generation and self.template in ("auto", "chat"):
-                return [{"role": "user", "content": text}]
-            raise CrosstuneError(f"template {self.template!r} needs the model's tokenizer; this backend has none "
-                                 "(use --template raw, or auto/chat for generation)")
-        from crosstune.models.render import render_prompt
-
-        return render_prompt([{"role": "user", "content": text}], self.resolved, self.tok)
+from crosstune.models.prompting import Prompter
 
 
 class _Base:
     mode = ""
 
     def __init__(self, cfg: TaskConfig, template: str):
-        self.cfg, self.render = cfg, Renderer(template)
+        self.cfg, self.render = cfg, Prompter(template)
 
     def bind(self, backend) -> "_Base":
         self.render.bind(backend)
         return self
 
     def settings(self) -> dict:
-        return {"template": self.render.template}
+        return {"template": self.render.resolved}
+
+    def _user(self, item: Item) -> list[dict]:
+        return self.render.user(item.prompt)
+
+    def sent(self, request) -> str:
+        """The text the model received (rendered with the run's template, special tokens included): a generation
+        prompt, or a log-likelihood context (a whole-sentence cloze request: its filled sentence)."""
+        prompt = getattr(request, "prompt", None)
+        if prompt is None:
+            whole = getattr(self, "rank_by", "").startswith("sentence_mean")
+            prompt = (request.context + request.continuation) if whole else request.context
+        if isinstance(prompt, tuple):
+            return self.render.tok.decode(list(prompt))
+        return prompt if isinstance(prompt, str) else str(prompt)
 
 
 class GenerateScorer(_Base):
@@ -74,11 +62,11 @@ class GenerateScorer(_Base):
         self.max_new_tokens = max_new_tokens or cfg.generation.max_new_tokens
 
     def settings(self) -> dict:
-        return {"extractor": self.extractor, "seed": self.seed, "template": self.render.template,
+        return {"extractor": self.extractor, "seed": self.seed, "template": self.render.resolved,
                 "max_new_tokens": self.max_new_tokens, "stop": self.cfg.generation.stop}
 
     def requests(self, item: Item) -> list[GenerateRequest]:
-        return [GenerateRequest(self.render(item.prompt, True), self.max_new_tokens,
+        return [GenerateRequest(self.render.generate(self._user(item)), self.max_new_tokens,
                                 tuple(self.cfg.generation.stop), 0.0, self.seed)]
 
     def score(self, item: Item, outputs: list[str]) -> dict:
@@ -109,11 +97,10 @@ class LoglikScorer(_Base):
 
     def settings(self) -> dict:
         return {"continuation": self.cfg.loglik.continuation, "delimiter": self.cfg.loglik.delimiter,
-                "select": self.cfg.loglik.select, "template": self.render.template}
+                "select": self.cfg.loglik.select, "template": self.render.resolved}
 
     def requests(self, item: Item) -> list[LoglikRequest]:
-        context = self.render(item.prompt)
-        return [LoglikRequest(context, c) for c in item.continuations]
+        return [LoglikRequest(*self.render.score(self._user(item), c)) for c in item.continuations]
 
     def score(self, item: Item, results: list[LoglikResult]) -> dict:
         scores = [r.logprob for r in results]
@@ -137,11 +124,11 @@ class AnswerScorer(_Base):
         self.max_new_tokens = max_new_tokens or cfg.generation.max_new_tokens
 
     def settings(self) -> dict:
-        return {"extract": self.kind, "template": self.render.template, "max_new_tokens": self.max_new_tokens,
+        return {"extract": self.kind, "template": self.render.resolved, "max_new_tokens": self.max_new_tokens,
                 "stop": self.cfg.generation.stop}
 
     def requests(self, item: Item) -> list[GenerateRequest]:
-        return [GenerateRequest(self.render(item.prompt, True), self.max_new_tokens,
+        return [GenerateRequest(self.render.generate(self._user(item)), self.max_new_tokens,
                                 tuple(self.cfg.generation.stop), 0.0, 0)]
 
     def score(self, item: Item, outputs: list[str]) -> dict:
@@ -158,38 +145,47 @@ class AnswerScorer(_Base):
 
 
 class ClozeScorer(_Base):
-    """Rank the candidates; RankC's rule (`sentence_mean`) scores the whole filled sentence by its mean token
-    log-probability (Qi et al.'s decoder-model code); `sum`/`norm` score only the candidate and what follows."""
+    """Rank the candidates. `sentence_mean` (RankC, Qi et al.'s decoder-model rule) scores the whole filled raw
+    sentence by its mean token log-probability, every token conditioned on the tokenizer's document start (its BOS,
+    else lm-eval's prefix token: models/render.py `score_ids`); `sentence_mean_authors` is their main.py exactly:
+    the tokenizer's own encoding with its first token as context. `sum`/`norm` score only the candidate and what
+    follows, after the prompt rendered with the run's template."""
 
     mode = "cloze"
+    EMPTY_CONTEXT = {"sentence_mean": "start", "sentence_mean_authors": "authors"}
 
     def __init__(self, cfg: TaskConfig, template: str | None = None):
         super().__init__(cfg, template or cfg.template)
         self.rank_by = cfg.cloze.rank_by
 
     def settings(self) -> dict:
-        return {"rank_by": self.rank_by, "template": self.render.template}
+        return {"rank_by": self.rank_by, "template": self.render.resolved}
 
     def bind(self, backend) -> "ClozeScorer":
         super().bind(backend)
-        if self.rank_by == "sentence_mean" and self.render.tok is None:
-            raise CrosstuneError("cloze.rank_by sentence_mean counts tokens with the model's tokenizer; this backend "
-                                 "has none (use rank_by: sum or norm)")
+        if self.rank_by in self.EMPTY_CONTEXT:
+            if self.render.tok is None:
+                raise CrosstuneError(f"cloze.rank_by {self.rank_by} counts tokens with the model's tokenizer; this "
+                                     "backend has none (use rank_by: sum or norm)")
+            if self.render.resolved != "raw":
+                raise CrosstuneError(f"cloze.rank_by {self.rank_by} scores whole raw sentences; got template "
+                                     f"{self.render.resolved!r} (use template raw, or rank_by: sum or norm)")
         return self
 
-    def _sentences(self, item: Item) -> list[str]:
-        return [self.render(item.prompt) + c + item.suffix for c in item.continuations]  # delimiter + candidate
+    def _sentence_requests(self, item: Item) -> list[LoglikRequest]:
+        rule = self.EMPTY_CONTEXT[self.rank_by]
+        return [LoglikRequest(*self.render.score(self.render.user(""), item.prompt + c + item.suffix, rule))
+                for c in item.continuations]  # delimiter + candidate
 
     def requests(self, item: Item) -> list[LoglikRequest]:
-        if self.rank_by == "sentence_mean":
-            return [LoglikRequest("", s) for s in self._sentences(item)]
-        context = self.render(item.prompt)
-        return [LoglikRequest(context, c + item.suffix) for c in item.continuations]
+        if self.rank_by in self.EMPTY_CONTEXT:
+            return self._sentence_requests(item)
+        return [LoglikRequest(*self.render.score(self._user(item), c + item.suffix)) for c in item.continuations]
 
     def score(self, item: Item, results: list[LoglikResult]) -> dict:
         raw = [r.logprob for r in results]
-        if self.rank_by == "sentence_mean":
-            counts = [len(self.render.tok(s, add_special_tokens=False)["input_ids"]) for s in self._sentences(item)]
+        if self.rank_by in self.EMPTY_CONTEXT:
+            counts = [len(r.continuation) for r in self._sentence_requests(item)]  # the scored tokens
             scores = [s / max(n, 1) for s, n in zip(raw, counts)]
         elif self.rank_by == "norm":
             scores = [s / max(len(c + item.suffix), 1) for s, c in zip(raw, item.choices)]

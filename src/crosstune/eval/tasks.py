@@ -39,7 +39,8 @@ class ClozeConfig(StrictModel):
     candidates: str  # expression -> list of candidate strings (same order in every language)
     delimiter: str = ""  # put between the prompt and each candidate (e.g. " ")
     suffix: str = ""  # template: the text after the blank
-    rank_by: Literal["sentence_mean", "sum", "norm"] = "sentence_mean"  # RankC: whole-sentence mean
+    # RankC: whole-sentence mean (sentence_mean_authors: their main.py's first-token rule; eval/scorers.py)
+    rank_by: Literal["sentence_mean", "sentence_mean_authors", "sum", "norm"] = "sentence_mean"
 
 
 class FewShotConfig(StrictModel):

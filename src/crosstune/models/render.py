@@ -1,26 +1,33 @@
-"""The one prompt renderer: messages -> the text a model is trained on (segments) or given at inference (prompt).
+"""The one renderer: a conversation -> text and token ids, for training (ids + loss labels), scoring (context +
+continuation ids) and generation (prompt ids), with one BOS rule.
 
 Templates (`TEMPLATES`):
-- `auto`: the tokenizer's chat template when it has one, else `alpaca`.
+- `auto`: the template recorded in the model's folder by `crosstune train` (models/template_record.py), else the
+  tokenizer's chat template when it has one, else `alpaca`.
 - `chat`: the tokenizer's chat template (`apply_chat_template`; prompts with `add_generation_prompt=True`).
-- `raw`: inference only; the single user message as is (what CrossIn's evaluation sent, METHODS.md 1.4).
+- `raw`: inference only; the single user message as is (what CrossIn's evaluation sent, METHODS.md 1.3).
 - `alpaca`, `gemma`, `llama`: CrossIn's released `templates/*.json` (METHODS.md 1.3), character for character
   (alpaca's "### Response:\n " keeps its trailing space), `{output_lang}` always '' as in its collator; the
   target is `output + eos`. `{instruction}`/`{input}` are the row's structured fields (`meta.fields`, kept by the
   CrossIn builder and by `read_examples` for Alpaca files) when they reproduce the user text, else the user text
   is the instruction and the input is empty.
 
-`render_segments` gives `(text, is_response)` pieces for training (tokenize.py masks the loss with them);
-`render_prompt` gives the text up to where the assistant's answer starts, the same characters training put before
-the response. `prompt_ids` encodes a prompt with the BOS rule training uses.
+The BOS rule, written once (`prefix_ids`): text rendered with a chat template is encoded with exactly the special
+tokens its text writes (a template's `{{ bos_token }}` is the only BOS; the tokenizer adds none, as transformers'
+`apply_chat_template(tokenize=True)` and vLLM's chat endpoint count them); plain text (`raw` and the named
+templates) starts with what the tokenizer adds by default (its BOS when it adds one, never an EOS). Never two.
+Every piece is encoded on its own, in order (`train_ids`), so the prompt ids of `generate_ids` and the context ids
+of `score_ids` are the training ids up to the first trained token of the answer.
 """
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass, field
+
 from crosstune.console import console
-from crosstune.data.formats import alpaca_user_text
-from crosstune.data.schema import Example, Message
 from crosstune.errors import CrosstuneError
+from crosstune.schema import Example, Message, alpaca_user_text
 
 ALPACA_HEADER = {
     True: "Below is an instruction that describes a task, paired with an input that provides further context. "
@@ -34,18 +41,36 @@ TEMPLATES = ("auto", "chat", "raw") + NAMED
 Segments = list[tuple[str, bool]]
 
 
+_warned: set = set()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _warned:
+        _warned.add(text)
+        console.print(f"[yellow]warning:[/] {text}")
+
+
 def resolve_template(name: str, tokenizer) -> str:
-    """`auto` -> `chat` or `alpaca`; errors for unknown names and for `chat` without a chat template."""
+    """`auto` -> the template recorded with the model, else `chat` or `alpaca`; errors for unknown names and for
+    `chat` without a chat template; a warning when an explicit template differs from the recorded one."""
+    from crosstune.models.template_record import recorded_template
+
     if name not in TEMPLATES:
         raise CrosstuneError(f"template {name!r}: expected one of {', '.join(TEMPLATES)}")
+    recorded = recorded_template(tokenizer)
     has_chat = bool(getattr(tokenizer, "chat_template", None))
-    if name == "chat" and not has_chat:
-        raise CrosstuneError(f"template 'chat': this tokenizer has no chat template; use one of {', '.join(NAMED)}")
     if name == "auto":
+        if recorded:
+            return recorded["template"]
         if has_chat:
             return "chat"
-        console.print("[yellow]warning:[/] the tokenizer has no chat template; using the 'alpaca' template")
+        _warn_once("the tokenizer has no chat template; using the 'alpaca' template")
         return "alpaca"
+    if recorded and name not in (recorded["template"], "raw"):
+        _warn_once(f"{recorded['file']}: field 'template' records {recorded['template']!r} (what the model was "
+                   f"trained with), but template {name!r} was asked for; using {name!r}")
+    if name == "chat" and not has_chat:
+        raise CrosstuneError(f"template 'chat': this tokenizer has no chat template; use one of {', '.join(NAMED)}")
     return name
 
 
@@ -56,16 +81,16 @@ def render_segments(example: Example, template: str, tokenizer) -> Segments:
         raise CrosstuneError("template 'raw' is for inference only (the user text without any template); "
                              f"train with one of auto, chat, {', '.join(NAMED)}")
     if template == "chat":
-        return _chat_segments(example, tokenizer)
+        return _chat_segments(_dicts(example.messages), tokenizer, f"example {example.id!r}", open_end=False)
     if template not in NAMED:
         raise CrosstuneError(f"template {template!r}: expected one of {', '.join(TEMPLATES)}")
     return _named_segments(example, template, tokenizer.eos_token or "")
 
 
-def render_prompt(messages: list[dict], template: str, tokenizer) -> str:
-    """The text a model is given at inference for `messages` (ending with a user turn): everything training puts
-    before the response. Messages are `{"role", "content"}` dicts; a single-turn message may carry `fields`
-    (`{"instruction", "input"}`) for the named templates."""
+def prompt_segments(messages: list[dict], template: str, tokenizer) -> Segments:
+    """The segments before the answer to `messages` (ending with a user turn): earlier answers are the segments
+    marked True, exactly as training splits the same conversation. Messages are `{"role", "content"}` dicts; a
+    single-turn message may carry `fields` (`{"instruction", "input"}`) for the named templates."""
     template = resolve_template(template, tokenizer) if template == "auto" else template
     if not messages or messages[-1].get("role") != "user":
         raise CrosstuneError("render_prompt: expected messages ending with a user message")
@@ -74,49 +99,57 @@ def render_prompt(messages: list[dict], template: str, tokenizer) -> str:
             roles = ", ".join(m.get("role", "?") for m in messages)
             raise CrosstuneError(f"template 'raw' sends one user message as is; got {len(messages)} messages "
                                  f"({roles}); use 'chat' or a named template for conversations")
-        return messages[0]["content"]
+        return [(messages[0]["content"], False)]
     if template == "chat":
-        return _chat(tokenizer, [{"role": m["role"], "content": m["content"]} for m in messages], gen=True)
+        return _chat_segments(_dicts(messages), tokenizer, "the conversation", open_end=True)
     fields = messages[-1].get("fields")
     example = Example("prompt", [Message(m["role"], m["content"]) for m in messages] + [Message("assistant", "")],
                       meta={"fields": fields} if fields else {})
-    segments = render_segments(example, template, tokenizer)
-    return "".join(text for text, _ in segments[:-1])
+    return render_segments(example, template, tokenizer)[:-1]
 
 
-def adds_bos(tokenizer) -> bool:
-    """Named templates are plain text: a BOS goes first only when the tokenizer itself adds one by default."""
-    bos = tokenizer.bos_token_id
-    return bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
+def render_prompt(messages: list[dict], template: str, tokenizer) -> str:
+    """The text a model is given at inference for `messages`: everything training puts before the response."""
+    return "".join(text for text, _ in prompt_segments(messages, template, tokenizer))
 
 
-def prompt_ids(text: str, template: str, tokenizer) -> list[int]:
-    """Token ids of a rendered prompt, as training encodes the same text (chat templates carry their own BOS)."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if template not in ("chat", "auto") and adds_bos(tokenizer):
-        return [tokenizer.bos_token_id] + ids
-    return ids
+def _dicts(messages) -> list[dict]:
+    return [{"role": m["role"], "content": m["content"]} if isinstance(m, dict) else
+            {"role": m.role, "content": m.content} for m in messages]
 
 
 def _chat(tokenizer, msgs: list[dict], gen: bool) -> str:
-    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen) if msgs else ""
+    if not msgs:
+        return ""
+    try:
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
+    except Exception as e:  # jinja2's TemplateError, or the template's own raise_exception
+        from crosstune.models.template_record import template_source
+
+        roles = ", ".join(m["role"] for m in msgs)
+        raise CrosstuneError(f"{template_source(tokenizer)}: the chat template cannot render a conversation of "
+                             f"({roles}): {e}") from None
 
 
-def _chat_segments(example: Example, tokenizer) -> Segments:
+def _chat_segments(msgs: list[dict], tokenizer, what: str, open_end: bool) -> Segments:
     # Render growing prefixes and take differences, so each span comes from the model's own template text.
-    msgs = [{"role": m.role, "content": m.content} for m in example.messages]
     segments: Segments = []
     done = ""
-    for i, m in enumerate(msgs):
-        if m["role"] != "assistant":
-            continue
+    ends = [i for i, m in enumerate(msgs) if m["role"] == "assistant"] + ([len(msgs)] if open_end else [])
+    for i in ends:
         prompt = _chat(tokenizer, msgs[:i], gen=True)
-        full = _chat(tokenizer, msgs[:i + 1], gen=False)
+        full = _chat(tokenizer, msgs[:i + 1], gen=False) if i < len(msgs) else prompt
         if not (prompt.startswith(done) and full.startswith(prompt)):
-            raise CrosstuneError(f"example {example.id!r}: the chat template does not render conversations "
-                                 "prefix by prefix, so the response cannot be located; set tokenize.template "
-                                 f"to one of {', '.join(NAMED)}")
-        segments += [(prompt[len(done):], False), (full[len(prompt):], True)]
+            if open_end:  # nothing is trained on an inference prompt: the template's text as a whole
+                return [(_chat(tokenizer, msgs, gen=True), False)]
+            from crosstune.models.template_record import template_source
+
+            raise CrosstuneError(f"{what}: the chat template ({template_source(tokenizer)}) does not render "
+                                 "conversations prefix by prefix, so the response cannot be located; use one of "
+                                 f"{', '.join(NAMED)} (tokenize.template in training, --template in evaluation)")
+        segments.append((prompt[len(done):], False))
+        if i < len(msgs):
+            segments.append((full[len(prompt):], True))
         done = full
     return segments
 
@@ -159,3 +192,160 @@ def _named_segments(example: Example, template: str, eos: str) -> Segments:
                          (m.content + eos, True)]
             user = None
     return segments
+
+
+# ---- token ids: one BOS rule for every purpose ------------------------------------------------------------------
+IGNORE = -100  # the label of a token that carries no loss
+PURPOSES = ("train", "score", "generate")
+EMPTY_CONTEXT = ("start", "authors")
+
+
+@dataclass
+class Rendered:
+    """Token ids for one purpose: `train` (ids + labels), `score` (ids = context + continuation, `context_length`)
+    or `generate` (the prompt ids); `text` is what the ids spell (special tokens included)."""
+
+    ids: list[int]
+    tokenizer: object = field(repr=False, compare=False)
+    labels: list[int] | None = None
+    context_length: int | None = None
+
+    @property
+    def text(self) -> str:
+        return self.tokenizer.decode(self.ids)
+
+    @property
+    def bos_count(self) -> int:
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        return sum(1 for i in self.ids if i == bos) if bos is not None else 0
+
+
+_prefixes: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def default_prefix(tokenizer) -> list[int]:
+    """The special tokens the tokenizer puts before plain text by default: its BOS when it adds one, else none."""
+    try:
+        return list(_prefixes[tokenizer])
+    except (KeyError, TypeError):
+        pass
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    found = next((full[:k] for k in range(len(full) - len(plain) + 1) if full[k:k + len(plain)] == plain), [])
+    try:
+        _prefixes[tokenizer] = tuple(found)
+    except TypeError:  # not weak-referenceable: computed each time
+        pass
+    return list(found)
+
+
+def prefix_ids(template: str, tokenizer) -> list[int]:
+    """THE BOS rule: a chat template's text carries its own BOS tokens (none added); plain text gets the
+    tokenizer's default prefix. `template` is resolved (not `auto`)."""
+    return [] if template == "chat" else default_prefix(tokenizer)
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether plain text (raw, alpaca, gemma, llama) starts with a BOS for this tokenizer."""
+    return bool(default_prefix(tokenizer))
+
+
+def encode(text: str, tokenizer) -> list[int]:
+    """Plain ids of a piece of rendered text: special tokens the text spells are parsed, none are added."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+
+def _resolved(template: str, tokenizer) -> str:
+    return resolve_template(template, tokenizer)
+
+
+def _join(prefix: list[int], segments: Segments, tokenizer) -> tuple[list[int], list[list[int]]]:
+    pieces = [encode(text, tokenizer) for text, _ in segments]
+    return prefix + [i for p in pieces for i in p], pieces
+
+
+def train_ids(example: Example, template: str, tokenizer, loss_on: str = "response") -> Rendered:
+    """Training ids and labels (IGNORE where no loss): `loss_on` response, last_turn or all."""
+    template = _resolved(template, tokenizer)
+    try:
+        example.last_assistant_index()
+    except ValueError as e:
+        raise CrosstuneError(str(e)) from None
+    segments = render_segments(example, template, tokenizer)
+    prefix = prefix_ids(template, tokenizer)
+    ids, pieces = _join(prefix, segments, tokenizer)
+    labels = [IGNORE] * len(prefix)
+    last_response = max(i for i, (_, r) in enumerate(segments) if r)
+    for i, ((_, is_response), piece) in enumerate(zip(segments, pieces)):
+        trained = loss_on == "all" or (is_response and (loss_on == "response" or i == last_response))
+        labels += piece if trained else [IGNORE] * len(piece)
+    return Rendered(ids, tokenizer, labels=labels)
+
+
+def generate_ids(messages: list[dict], template: str, tokenizer) -> Rendered:
+    """The prompt ids a model is given to answer `messages` (ending with a user turn): the training ids up to the
+    first trained token of that answer."""
+    template = _resolved(template, tokenizer)
+    ids, _ = _join(prefix_ids(template, tokenizer), prompt_segments(messages, template, tokenizer), tokenizer)
+    return Rendered(ids, tokenizer)
+
+
+def score_ids(messages: list[dict], continuation: str, template: str, tokenizer,
+              empty_context: str = "start") -> Rendered:
+    """Context + continuation ids for log-likelihood scoring of `continuation` as the answer to `messages`.
+
+    Templated contexts are the generation prompt ids and the continuation is encoded on its own, as training encodes
+    a response. `raw` follows lm-evaluation-harness: trailing context whitespace moves into the continuation, whose
+    ids are `enc(context + continuation)[len(enc(context)):]`. An empty raw context (whole-sentence scoring):
+    `start` conditions on the tokenizer's default prefix (its BOS), or, when it adds none, on lm-eval's prefix token
+    (the tokenizer's BOS token if it has one, else its EOS), so every token of the text is scored; `authors` is
+    RankC's main.py: the tokenizer's own encoding of the text, the first token as context and the rest scored."""
+    if empty_context not in EMPTY_CONTEXT:
+        raise CrosstuneError(f"empty context rule {empty_context!r}: expected one of {', '.join(EMPTY_CONTEXT)}")
+    template = _resolved(template, tokenizer)
+    if template != "raw":
+        ctx = generate_ids(messages, template, tokenizer).ids
+        cont = encode(continuation, tokenizer)
+    else:
+        prompt_segments(messages, "raw", tokenizer)  # one user message
+        ctx, cont = _raw_pair(messages[0]["content"], continuation, tokenizer, empty_context)
+    if not cont:
+        raise CrosstuneError(f"empty continuation after tokenization: {continuation!r}")
+    ids = ctx + cont
+    return Rendered(ids, tokenizer, context_length=len(ctx))
+
+
+def _raw_pair(context: str, continuation: str, tokenizer, empty_context: str) -> tuple[list[int], list[int]]:
+    prefix = default_prefix(tokenizer)
+    if not context and empty_context == "authors":
+        ids = prefix + encode(continuation, tokenizer)
+        return ids[:1], ids[1:]
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:  # as lm-eval: "Answer: " + "B" is scored as "Answer:" + " B"
+        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+    plain = encode(context, tokenizer)
+    cont = encode(context + continuation, tokenizer)[len(plain):]
+    ctx = prefix + plain
+    if not ctx:  # no document start written by the tokenizer: lm-eval's prefix token
+        bos = tokenizer.bos_token_id
+        ctx = [bos if bos is not None else tokenizer.eos_token_id]
+    return ctx, cont
+
+
+def render_ids(messages: list[dict], purpose: str, template: str, tokenizer, loss_on: str = "response",
+               empty_context: str = "start") -> Rendered:
+    """One conversation for one purpose: `train` and `score` take the last assistant message as the answer;
+    `generate` answers the messages before it (or all of them when the last is a user turn)."""
+    if purpose not in PURPOSES:
+        raise CrosstuneError(f"purpose {purpose!r}: expected one of {', '.join(PURPOSES)}")
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
+    if purpose == "generate":
+        return generate_ids(messages[:last] if last is not None else messages, template, tokenizer)
+    if last is None:
+        raise CrosstuneError(f"purpose {purpose!r} needs an assistant message (the answer); got none")
+    if purpose == "score":
+        return score_ids(messages[:last], messages[last]["content"], template, tokenizer, empty_context)
+    fields = next((m.get("fields") for m in messages if m.get("fields")), None)
+    example = Example("render", [Message(m["role"], m["content"]) for m in messages[:last + 1]],
+                      meta={"fields": fields} if fields else {})
+    return train_ids(example, template, tokenizer, loss_on)

@@ -144,7 +144,7 @@ def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | Non
                  tokenizer.pad_token_id, state, run_info)
     run.loop(total)
     result = {"steps": total, "final_loss": run.last_loss, "output_dir": str(out)}
-    result.update(export(accelerator, loss_mod, tokenizer, out, cfg))
+    result.update(export(accelerator, loss_mod, tokenizer, out, cfg, template))
     log.close()
     accelerator.wait_for_everyone()
     return result if accelerator.is_main_process else None

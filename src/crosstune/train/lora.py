@@ -9,6 +9,7 @@ from torch import nn
 
 from crosstune.console import console
 from crosstune.errors import CrosstuneError
+from crosstune.models.template_record import record_template
 from crosstune.train.config import LoraSection
 from crosstune.train.dropout import use_lora_dropout
 from crosstune.train.fused_lora import FusedLoraLinear
@@ -87,8 +88,9 @@ def _tied(model) -> bool:
     return out is not None and inp.weight is out.weight
 
 
-def export(accelerator, loss_mod, tokenizer, out: Path, cfg) -> dict[str, str]:
-    """Save the adapter (LoRA) or the model (full) with the tokenizer; optionally a merged HF model folder.
+def export(accelerator, loss_mod, tokenizer, out: Path, cfg, template: str = "chat") -> dict[str, str]:
+    """Save the adapter (LoRA) or the model (full) with the tokenizer; optionally a merged HF model folder. Each
+    folder records the training template (models/template_record.py), so `--template auto` evaluates with it.
 
     Under FSDP/DeepSpeed the full state dict is gathered first (a collective: every process calls this).
     A merged export always starts from the float32 base weights, also when training kept them in bfloat16."""
@@ -105,6 +107,7 @@ def export(accelerator, loss_mod, tokenizer, out: Path, cfg) -> dict[str, str]:
     _sorted_module_sets(model)
     model.save_pretrained(target, **({"state_dict": state_dict} if state_dict is not None else {}))
     tokenizer.save_pretrained(target)
+    record_template(target, template, tokenizer)
     paths[target.name] = str(target)
     if merge and method == "lora":
         if state_dict is not None:
@@ -114,6 +117,7 @@ def export(accelerator, loss_mod, tokenizer, out: Path, cfg) -> dict[str, str]:
         merged = _float32_base(model, cfg, target).merge_and_unload()
         merged.save_pretrained(out / "merged")
         tokenizer.save_pretrained(out / "merged")
+        record_template(out / "merged", template, tokenizer)
         paths["merged"] = str(out / "merged")
     return paths
 

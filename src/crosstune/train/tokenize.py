@@ -1,4 +1,5 @@
-"""Segments -> `input_ids` + `labels` (-100 where no loss), with truncate-or-drop for over-long rows, counted."""
+"""Examples -> `input_ids` + `labels` (-100 where no loss) through the one renderer, with truncate-or-drop for
+over-long rows, counted."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
-from crosstune.data.schema import Example
 from crosstune.errors import CrosstuneError
-from crosstune.models.render import adds_bos, render_segments
-
-IGNORE = -100
+from crosstune.models.render import IGNORE, train_ids
+from crosstune.schema import Example
 
 
 @dataclass(slots=True)
@@ -26,21 +25,14 @@ class Tokenized:
         return sum(1 for t in self.labels if t != IGNORE)
 
 
-def tokenize_example(ex: Example, tokenizer, template: str, loss_on: str, bos: bool = False) -> Tokenized:
+def tokenize_example(ex: Example, tokenizer, template: str, loss_on: str) -> Tokenized:
+    """Ids and labels from the one renderer (models/render.py `train_ids`: its BOS rule, its loss mask)."""
     try:
-        segments = render_segments(ex, template, tokenizer)
+        r = train_ids(ex, template, tokenizer, loss_on)
     except ValueError as e:  # no assistant message
         raise CrosstuneError(f"example {ex.id!r}: {e}") from None
-    ids: list[int] = [tokenizer.bos_token_id] if bos and template != "chat" else []
-    labels: list[int] = [IGNORE] * len(ids)
-    last_response = max(i for i, (_, r) in enumerate(segments) if r)
-    for i, (text, is_response) in enumerate(segments):
-        seg = tokenizer(text, add_special_tokens=False)["input_ids"]
-        trained = loss_on == "all" or (is_response and (loss_on == "response" or i == last_response))
-        ids += seg
-        labels += seg if trained else [IGNORE] * len(seg)
     lang = ex.response.language or "unknown"
-    return Tokenized(ex.id, ids, labels, lang, str(ex.meta.get("mode") or "none"))
+    return Tokenized(ex.id, r.ids, r.labels, lang, str(ex.meta.get("mode") or "none"))
 
 
 def tokenize_all(examples: Iterable[Example], tokenizer, template: str, loss_on: str, max_length: int,
@@ -48,10 +40,9 @@ def tokenize_all(examples: Iterable[Example], tokenizer, template: str, loss_on:
     """Tokenize every row; over-long rows are truncated (right side) or dropped, and both are counted."""
     stats: Counter = Counter()
     out: list[Tokenized] = []
-    bos = adds_bos(tokenizer)
     for ex in examples:
         stats["rows"] += 1
-        t = tokenize_example(ex, tokenizer, template, loss_on, bos)
+        t = tokenize_example(ex, tokenizer, template, loss_on)
         if len(t.input_ids) > max_length:
             if overflow == "drop":
                 stats["dropped_too_long"] += 1

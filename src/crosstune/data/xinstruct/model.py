@@ -74,18 +74,20 @@ class ModelHandle:
             self.seconds += time.perf_counter() - t0
 
     # ---- log-likelihood (grading by scoring each grade word) ----------------------------------------------
-    def loglik_context(self, prompt: str) -> str:
-        """The text the judge is given before its answer: with `chat`, the model's chat template around the prompt
-        as one user message (the same text `generate` sends), else the prompt as is."""
-        if not self.cfg.chat:
-            return prompt
+    def loglik_requests(self, prompt: str, words: list[str] | tuple[str, ...]) -> list[LoglikRequest]:
+        """Each word scored as the judge's answer to `prompt`: with `chat`, the prompt as one user message in the
+        judge's `auto` template (what `generate` sends), else as is; token ids from the one renderer
+        (models/prompting.py), a word after a space unless the prompt text already ends in whitespace."""
+        from crosstune.models.prompting import Prompter
+
         if self._tokenizer is None:  # the tokenizer only: a fully cached run still loads no model
             from crosstune.models.loading import load_tokenizer
 
             self._tokenizer = load_tokenizer(parse_spec(self.cfg.backend)["model"])
-        from crosstune.models.render import render_prompt
-
-        return render_prompt([{"role": "user", "content": prompt}], "chat", self._tokenizer)
+        prompter = Prompter("auto" if self.cfg.chat else "raw").bind(tokenizer=self._tokenizer)
+        messages = prompter.user(prompt)
+        sep = "" if prompter.text(messages)[-1:].isspace() else " "
+        return [LoglikRequest(*prompter.score(messages, sep + w)) for w in words]
 
     def loglikelihood(self, requests: list[LoglikRequest]) -> list[LoglikResult]:
         return self._timed(self.cached.loglikelihood, requests)

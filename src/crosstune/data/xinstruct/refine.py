@@ -16,7 +16,6 @@ from crosstune.data.schema import Message
 from crosstune.data.xinstruct.config import RefineConfig, fill
 from crosstune.data.xinstruct.generate import CandidateChecks, batches, parse_instruction
 from crosstune.data.xinstruct.model import ModelHandle
-from crosstune.models.backends import LoglikRequest
 
 GRADES = ("good", "acceptable", "bad")
 RANK = {g: i for i, g in enumerate(GRADES)}
@@ -85,9 +84,7 @@ class Refine(Block):
         better grade) is the grade."""
         reqs = []
         for prompt in prompts:
-            context = self.model.loglik_context(prompt)
-            sep = "" if context[-1:].isspace() else " "
-            reqs += [LoglikRequest(context, sep + g) for g in GRADES]
+            reqs += self.model.loglik_requests(prompt, GRADES)
         results = self.model.loglikelihood(reqs)
         out = []
         for i in range(len(prompts)):

@@ -40,19 +40,17 @@ class HFBackend:
         self.loglik_stats = {"tokens": 0, "head_positions": 0}  # work done by the packed scorer (benchmarks)
 
     # ---- log-likelihood -------------------------------------------------------------------------------
-    def _encode(self, text: str) -> list[int]:
-        return self.tok(text, add_special_tokens=False)["input_ids"]
+    def _encode_pair(self, context, continuation) -> tuple[tuple[int, ...], list[int]]:
+        """Ids as sent (`Prompter.score`), or raw text through the one renderer (lm-eval's split, default BOS)."""
+        if isinstance(context, str):
+            from crosstune.models.render import score_ids
 
-    def _encode_pair(self, context: str, continuation: str) -> tuple[tuple[int, ...], list[int]]:
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:  # as lm-eval: "Answer: " + "B" is scored as "Answer:" + " B"
-            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-        ctx = self._encode(context)
-        cont = self._encode(context + continuation)[len(ctx):]
-        if not ctx:  # an empty context is conditioned on the end-of-text token, as lm-eval does
-            ctx = [self.tok.eos_token_id]
-        if not cont:
-            raise ValueError(f"empty continuation after tokenization: {continuation!r}")
+            s = score_ids([{"role": "user", "content": context}], continuation, "raw", self.tok)
+            ctx, cont = s.ids[:s.context_length], s.ids[s.context_length:]
+        else:
+            ctx, cont = list(context), list(continuation)
+        if not cont or not ctx:
+            raise ValueError(f"empty context or continuation ids: {context!r} / {continuation!r}")
         budget = self.max_length - len(cont)
         return tuple(ctx[-budget:]), cont
 
@@ -194,6 +192,7 @@ class HFBackend:
         return self._generator
 
     def render(self, prompt) -> list[int]:
+        """The prompt ids a generation request gets (see `HFGenerator.render`)."""
         return self.generator.render(prompt)
 
     def generate(self, requests: list[GenerateRequest]) -> list[str]:

@@ -42,13 +42,15 @@ class HFGenerator:
         self.cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     def render(self, prompt) -> list[int]:
-        """Token ids of a raw prompt (with the tokenizer's special tokens) or of chat messages (chat template)."""
+        """Prompt ids through the one renderer: ids as sent, a raw string (`raw`: the tokenizer's default BOS), or
+        chat messages (the model's `auto` template: the recorded one, else its chat template)."""
+        from crosstune.models.render import generate_ids
+
+        if isinstance(prompt, (tuple, list)) and all(isinstance(t, int) for t in prompt) and prompt:
+            return list(prompt)
         if isinstance(prompt, str):
-            return self.tok(prompt)["input_ids"]
-        if not getattr(self.tok, "chat_template", None):
-            raise ValueError("chat messages given but the tokenizer has no chat template; pass a plain prompt")
-        text = self.tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-        return self.tok(text, add_special_tokens=False)["input_ids"]
+            return generate_ids([{"role": "user", "content": prompt}], "raw", self.tok).ids
+        return generate_ids(list(prompt), "auto", self.tok).ids
 
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
         out: list[str] = [""] * len(requests)
