@@ -101,11 +101,12 @@ def _iter_results(backend, method: str, requests: list) -> Iterator[tuple[int, A
 
 
 class CachedBackend:
-    """Wraps any backend (same two request kinds); only cache misses reach it, and each result is stored as it
-    arrives (committed every `flush_every` results), so an exception or a kill keeps everything already done."""
+    """Wraps any backend (same two request kinds); only cache misses reach it, and each result is committed as it
+    arrives (`flush_every` > 1 batches commits, for bulk work where a kill may lose that many), so an exception or
+    a kill keeps everything already done."""
 
     def __init__(self, backend, cache: CallCache | None = None, fingerprint: str | None = None,
-                 flush_every: int = 8):
+                 flush_every: int = 1):
         self.backend = backend
         self.cache = cache if cache is not None else CallCache()  # an empty cache is falsy (__len__)
         self.fingerprint = fingerprint or getattr(backend, "fingerprint", None) or backend.name

@@ -6,14 +6,18 @@ request completes, so `CachedBackend` stores every result as it arrives. 429, 5x
 are retried with exponential backoff and full jitter, at most `max_retries` times; then a `CrosstuneError` names the
 request and the server, after the requests already in flight have come back (their results are kept).
 Log-likelihood uses completions with `echo=True, logprobs=1, max_tokens=0` (vLLM-style servers); others raise a
-clear error. The API key comes from an environment variable only and is never logged or written anywhere.
-Settings can ride on the URL: `openai:MODEL@http://host:8000/v1?concurrency=8&timeout=60`.
+clear error. The API key comes from an environment variable only and is never logged or written anywhere: every
+message this backend raises has the key (and any `Bearer ...` token) replaced by `***`, also when a server echoes
+it. `timeout` bounds each attempt in total, not only each read (a server trickling a byte at a time is cut off at
+the deadline, within one read); a reply over `max_reply_bytes` (4 MiB) is refused, not stored. Settings can ride on
+the URL: `openai:MODEL@http://host:8000/v1?concurrency=8&timeout=60`.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +27,59 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from crosstune.errors import CrosstuneError
 from crosstune.models.backends.base import GenerateRequest, LoglikRequest, LoglikResult, truncate_at_stop
 
-URL_SETTINGS = {"concurrency": int, "timeout": float, "max_retries": int}
+URL_SETTINGS = {"concurrency": int, "timeout": float, "max_retries": int, "max_reply_bytes": int}
+MAX_REPLY_BYTES = 4 << 20  # a completion's JSON; far above any answer a model writes for crosstune
+
+
+class _Deadline(Exception):
+    """The whole reply did not arrive within the request's deadline."""
+
+
+class _TooLarge(Exception):
+    """The reply is larger than the cap."""
+
+
+def _bounded_http_client(timeout: float, max_bytes: int):
+    """An httpx client for the OpenAI SDK whose responses are read under a total deadline and a size cap (httpx's
+    own timeouts apply to each read, so a trickling server could hold a request for ever)."""
+    import importlib
+
+    from openai import DefaultHttpxClient
+
+    client_cls = next(c for c in DefaultHttpxClient.__mro__ if c.__name__ == "Client")
+    httpx = importlib.import_module(client_cls.__module__.split(".")[0])  # httpx, or httpx2 in newer SDKs
+
+    class Stream(httpx.SyncByteStream):
+        def __init__(self, inner, deadline: float):
+            self.inner, self.deadline = inner, deadline
+
+        def __iter__(self):
+            n = 0
+            for chunk in self.inner:
+                n += len(chunk)
+                if n > max_bytes:
+                    raise _TooLarge(f"the reply is larger than {max_bytes:,} bytes")
+                if time.monotonic() > self.deadline:
+                    raise _Deadline(f"the reply took longer than {timeout:g} s")
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class Transport(httpx.HTTPTransport):
+        def handle_request(self, request):
+            deadline = time.monotonic() + timeout
+            response = super().handle_request(request)
+            response.stream = Stream(response.stream, deadline)
+            return response
+
+    return DefaultHttpxClient(transport=Transport(), timeout=timeout)
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` without the API key (and without anything sent as a bearer token)."""
+    text = re.sub(r"(?i)(bearer\s+)[^\s\"',}]+", r"\1***", str(text))
+    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
 
 
 class _Retryable(Exception):
@@ -54,16 +110,19 @@ class OpenAICompatBackend:
 
     def __init__(self, model: str, base_url: str, api_key_env: str = "OPENAI_API_KEY", batch_size: int = 8,
                  timeout: float = 120.0, max_retries: int = 3, concurrency: int = 4, backoff: float = 0.5,
-                 max_backoff: float = 20.0):
+                 max_backoff: float = 20.0, max_reply_bytes: int = MAX_REPLY_BYTES):
         from openai import OpenAI
 
         base_url, url_settings = split_url_settings(base_url)
         timeout = url_settings.get("timeout", timeout)
         max_retries = url_settings.get("max_retries", max_retries)
         concurrency = url_settings.get("concurrency", concurrency)
-        if concurrency < 1 or max_retries < 0:
-            raise CrosstuneError(f"openai backend: concurrency must be >= 1 and max_retries >= 0 "
-                                 f"(got {concurrency}, {max_retries})")
+        max_reply_bytes = url_settings.get("max_reply_bytes", max_reply_bytes)
+        if not (1 <= concurrency <= 1024 and 0 <= max_retries <= 100 and 0 < timeout <= 86400
+                and 1 <= max_reply_bytes <= 1 << 30):
+            raise CrosstuneError(f"openai backend: expected concurrency 1..1024, max_retries 0..100, timeout "
+                                 f"0..86400 s, max_reply_bytes 1..2**30 (got {concurrency}, {max_retries}, "
+                                 f"{timeout}, {max_reply_bytes})")
         self.model, self.base_url = model, base_url.rstrip("/")
         self.batch_size = batch_size  # kept for a uniform interface
         self.concurrency, self.max_retries, self.backoff, self.max_backoff = concurrency, max_retries, backoff, max_backoff
@@ -73,8 +132,10 @@ class OpenAICompatBackend:
         self._rng = random.Random()
         self._fingerprint: str | None = None
         key = os.environ.get(api_key_env) or "EMPTY"  # local servers accept any key
+        self._secret = key if key != "EMPTY" else None
         # The client's own retries are off: ours back off with jitter and count attempts.
-        self.client = OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=0)
+        self.client = OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=0,
+                             http_client=_bounded_http_client(timeout, max_reply_bytes))
 
     def __repr__(self) -> str:  # never the key
         return f"OpenAICompatBackend(model={self.model!r}, base_url={self.base_url!r}, concurrency={self.concurrency})"
@@ -153,7 +214,7 @@ class OpenAICompatBackend:
     def _with_retries(self, index: int, request, call):
         for attempt in range(self.max_retries + 1):
             try:
-                return self._classify(call, request)
+                return self._classify(call, request, self._secret)
             except _Retryable as e:
                 if attempt == self.max_retries:
                     raise CrosstuneError(
@@ -169,16 +230,29 @@ class OpenAICompatBackend:
                                      f"{e}") from None
 
     @staticmethod
-    def _classify(call, request):
-        """Run one call; transient failures become `_Retryable`, others a `CrosstuneError` without the key."""
+    def _classify(call, request, secret: str | None = None):
+        """Run one call; transient failures become `_Retryable`, others a `CrosstuneError`; neither holds the key."""
+        try:
+            return OpenAICompatBackend._classify_raw(call, request)
+        except _Retryable as e:
+            raise _Retryable(redact(str(e), secret), e.retry_after) from None
+        except CrosstuneError as e:
+            raise CrosstuneError(redact(str(e), secret)) from None
+
+    @staticmethod
+    def _classify_raw(call, request):
         import openai
 
         try:
             return call(request)
+        except (_Deadline, _TooLarge) as e:  # raised while the SDK reads the body
+            cause: BaseException = e
         except openai.APITimeoutError:
             raise _Retryable("timed out") from None
         except openai.APIConnectionError as e:
-            raise _Retryable(f"connection failed ({type(e.__cause__ or e).__name__})") from None
+            cause = e.__cause__ or e
+            if not isinstance(cause, (_Deadline, _TooLarge)):
+                raise _Retryable(f"connection failed ({type(cause).__name__})") from None
         except openai.APIStatusError as e:
             status = e.status_code
             if status == 429 or status >= 500:
@@ -194,6 +268,9 @@ class OpenAICompatBackend:
                 from None
         except openai.OpenAIError as e:
             raise CrosstuneError(f"{type(e).__name__}: {_short(str(e))}") from None
+        if isinstance(cause, _Deadline):
+            raise _Retryable(str(cause)) from None
+        raise CrosstuneError(f"{cause}; not stored (raise max_reply_bytes on the URL if this is expected)") from None
 
     # ---- log-likelihood -------------------------------------------------------------------------------
     def loglikelihood(self, requests: list[LoglikRequest]) -> list[LoglikResult]:
@@ -209,7 +286,7 @@ class OpenAICompatBackend:
                                                  logprobs=1, max_tokens=1, temperature=0.0)
             lp = out.choices[0].logprobs
             offsets, token_lps, top = lp.text_offset, lp.token_logprobs, lp.top_logprobs
-        except (openai.APITimeoutError, openai.APIConnectionError):
+        except (openai.APITimeoutError, openai.APIConnectionError, _Deadline, _TooLarge):
             raise
         except openai.APIStatusError as e:
             if e.status_code == 429 or e.status_code >= 500:
