@@ -263,8 +263,6 @@ def _unhashed(cfg: BaseModel) -> dict:
 
 def config_hash(cfg: BaseModel) -> str:
     """What identifies a config's results: every field but those marked UNHASHED (e.g. the call cache's path)."""
-    import hashlib
-    import json
+    from crosstune.hashing import json_sha256
 
-    blob = json.dumps(cfg.model_dump(mode="json", exclude=_unhashed(cfg)), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return json_sha256(cfg.model_dump(mode="json", exclude=_unhashed(cfg)))[:16]

@@ -7,8 +7,6 @@ extracted as a number or a short span), `cloze` (rank a candidate set; RankC). S
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +20,7 @@ from crosstune.errors import CrosstuneError
 from crosstune.eval import templating
 from crosstune.eval.sources import join_rows, load_fewshot
 from crosstune.eval.templating import LETTERS
+from crosstune.hashing import json_sha256
 
 
 class GenerationConfig(StrictModel):
@@ -89,7 +88,7 @@ class TaskConfig(StrictModel):
     def identity(self) -> str:
         """A hash of everything that changes what the task asks (not where its files are)."""
         data = self.model_dump(exclude={"source", "shipped", "data_files"})
-        return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return "sha256:" + json_sha256(data)[:16]
 
 
 @dataclass(frozen=True)

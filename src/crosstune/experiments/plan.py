@@ -8,7 +8,6 @@ upstream re-keys everything downstream and nothing else.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -20,6 +19,7 @@ from typing import Any
 
 from crosstune.errors import CrosstuneError
 from crosstune.experiments.config import ConsistencySuite, Experiment, GenerationSuite, JudgeSuite
+from crosstune.hashing import json_sha256
 
 UNTUNED = "untuned"
 
@@ -79,7 +79,7 @@ class Plan:
 
 
 def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+    return json_sha256(obj, ascii=False, default=str)
 
 
 def _safe(name: str) -> str:

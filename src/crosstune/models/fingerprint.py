@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from crosstune.hashing import file_sha256
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 IDENTITY_FILES = ("config.json", "adapter_config.json", "tokenizer.json", "tokenizer_config.json",
                   "chat_template.jinja", "generation_config.json")
@@ -34,11 +36,7 @@ def file_digest(path: str | Path) -> str:
         memo = {}
     if key in memo:
         return memo[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    digest = h.hexdigest()
+    digest = file_sha256(path, 1 << 22)
     memo[key] = digest
     try:  # best effort, atomic replace: a concurrent writer can only lose a memo entry, never corrupt it
         memo_file.parent.mkdir(parents=True, exist_ok=True)

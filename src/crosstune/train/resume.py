@@ -8,10 +8,10 @@ trajectory (seed, data, batch, schedule, model, ...) with an error naming the ch
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from crosstune import hashing
 from crosstune.errors import CrosstuneError
 
 # Keys that change where or how often things are written, not what is trained.
@@ -31,21 +31,14 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def file_sha256(path: str | None) -> str | None:
-    if not path or not Path(path).is_file():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return hashing.file_sha256(path) if path and Path(path).is_file() else None
 
 
 def fingerprint(cfg, world: int) -> dict:
     """The resolved config, its hash, the data files' content hashes and the number of processes."""
     config = cfg.model_dump(mode="json")
     tracked = {k: v for k, v in flatten(config).items() if k not in FREE}
-    blob = json.dumps(tracked, sort_keys=True, ensure_ascii=False).encode()
-    return {"config": config, "config_hash": hashlib.sha256(blob).hexdigest(),
+    return {"config": config, "config_hash": hashing.json_sha256(tracked, ascii=False),
             "data_sha256": {k: file_sha256(config.get(k)) for k in DATA_KEYS}, "processes": world}
 
 

@@ -19,6 +19,7 @@ from crosstune.data.align.core import (
 )
 from crosstune.data.io import read_examples
 from crosstune.data.schema import Example
+from crosstune.hashing import file_sha256
 from crosstune.languages import normalize
 
 __all__ = [
@@ -42,8 +43,8 @@ def align_files(reference_path: str | Path, target_path: str | Path, *, target_l
     target_language = normalize(target_language)
     target = list(read_examples(target_path, target_format, language=target_language))
     key = cache.cache_key(
-        {"sha256": cache.file_digest(reference_path), "format": reference_format, "prefix": reference_prefix},
-        {"sha256": cache.file_digest(target_path), "format": target_format, "language": target_language}, params)
+        {"sha256": file_sha256(reference_path), "format": reference_format, "prefix": reference_prefix},
+        {"sha256": file_sha256(target_path), "format": target_format, "language": target_language}, params)
     path = cache.cache_path(key)
     alignment = cache.load(path, min_confidence) if use_cache else None
     if alignment is None or alignment.n_target != len(target):

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from crosstune.data.align.core import AlignedPair, Alignment, AlignParams
+from crosstune.hashing import json_sha256
 
 SCORING_MODULES = ("signals.py", "features.py", "scoring.py", "dp.py", "core.py")
 
@@ -21,18 +22,10 @@ def algorithm_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def cache_key(reference: dict, target: dict, params: AlignParams) -> str:
     """`reference`/`target` describe a source: path digest plus format, prefix, language."""
     payload = {"algorithm": algorithm_digest(), "reference": reference, "target": target, "params": dataclasses.asdict(params)}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+    return json_sha256(payload)[:24]
 
 
 def cache_path(key: str) -> Path:

@@ -7,7 +7,6 @@ reference's row indices.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,6 +19,7 @@ from crosstune.data.io import read_examples, read_rows
 from crosstune.data.parallel import ParallelCorpus, example_fields, is_empty
 from crosstune.data.schema import Example
 from crosstune.errors import CrosstuneError
+from crosstune.hashing import file_sha256
 from crosstune.languages import normalize
 
 Format = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_response", "crosstune"]
@@ -53,14 +53,6 @@ def resolve_path(path: str, base_dirs: list[Path]) -> Path:
             return c
     tried = ", ".join(str(c) for c in candidates)
     raise CrosstuneError(f"source {path!r}: no such file (tried {tried})")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -19,10 +19,11 @@ from crosstune.data.filters import LangIdFilter, LengthFilter
 from crosstune.data.filters.langid import LangIdConfig
 from crosstune.data.filters.length import LengthConfig
 from crosstune.data.io import read_rows
-from crosstune.data.recipes.sources import file_sha256, resolve_path
+from crosstune.data.recipes.sources import resolve_path
 from crosstune.data.schema import Example, Message
 from crosstune.data.xinstruct.config import SegmentConfig, SourceSpec
 from crosstune.errors import CrosstuneError
+from crosstune.hashing import file_sha256
 
 _PARAGRAPHS = re.compile(r"\n\s*\n|\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s+|(?<=[。！？；])")
