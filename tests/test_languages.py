@@ -26,3 +26,13 @@ def test_language_has_names_and_script():
 def test_unknown_language_is_a_clear_error(bad):
     with pytest.raises(CrosstuneError, match="language"):
         normalize(bad)
+
+
+def test_language_name_is_one_function_for_every_caller():
+    """Recipes' directives, X-Instruction prompts and judge prompts all name languages through it."""
+    from crosstune.languages import get_language, language_name
+
+    assert language_name("zho_Hans") == "Chinese" == get_language("zh").name
+    assert language_name("vi", "zh") == "越南语"
+    assert language_name("en", "vi") == "tiếng Anh"  # lower-cased: Vietnamese writes it mid-sentence
+    assert language_name("id", "id") == "Indonesia"  # "bahasa" is the directive template's own word

@@ -58,8 +58,12 @@ def normalize(code: str) -> str:
     return get_language(code).tag
 
 
-def language_name(code: str) -> str:
-    return get_language(code).name
+@lru_cache(maxsize=4096)
+def language_name(code: str, in_language: str = "en") -> str:
+    """The language's name in `in_language` (English by default), as a prompt writes it mid-sentence."""
+    name = langcodes.Language.get(normalize(code)).display_name(in_language)
+    name = name.removeprefix("bahasa ")  # Indonesian names itself "bahasa Indonesia"; templates add "bahasa"
+    return name[0].lower() + name[1:] if in_language == "vi" else name  # "bằng tiếng Anh", mid-sentence
 
 
 def same_language(a: str, b: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
@@ -12,7 +11,7 @@ from crosstune.data.blocks import Row
 from crosstune.data.formats import alpaca_user_text
 from crosstune.data.schema import Example, Message
 from crosstune.errors import CrosstuneError
-from crosstune.languages import normalize
+from crosstune.languages import language_name, normalize
 
 if TYPE_CHECKING:
     from crosstune.data.recipes.sources import Corpus
@@ -55,15 +54,6 @@ class Marking(StrictModel):
         lang = "en" if self.directive_language == "english" else instruction_language
         table = {**DIRECTIVES, **{normalize(k): v for k, v in self.directives.items()}}
         return (lang, table[lang]) if lang in table else ("en", table["en"])
-
-
-@lru_cache(maxsize=1024)
-def language_name(code: str, in_language: str = "en") -> str:
-    import langcodes
-
-    name = langcodes.Language.get(normalize(code)).display_name(in_language)
-    name = name.removeprefix("bahasa ")  # Indonesian names itself "bahasa Indonesia"; templates add "bahasa"
-    return name[0].lower() + name[1:] if in_language == "vi" else name  # "bằng tiếng Anh", mid-sentence
 
 
 def marked_user_text(instruction: str, inp: str, instruction_language: str, target: str, marking: Marking) -> str:

@@ -18,11 +18,11 @@ from crosstune.data.build_encode import _STR, EscapedFields, escaped_concat, esc
 from crosstune.data.formats import alpaca_user_text
 from crosstune.data.schema import Example, Message
 from crosstune.data.recipes.base import Recipe
-from crosstune.data.recipes.common import (Marking, Volume, draw_indices, language_name, languages_field,
-                                           make_row, marked_user_text, resolve_volume)
+from crosstune.data.recipes.common import (Marking, Volume, draw_indices, languages_field, make_row,
+                                           marked_user_text, resolve_volume)
 from crosstune.data.recipes.sources import Corpus
 from crosstune.config import StrictModel
-from crosstune.languages import normalize
+from crosstune.languages import language_name, normalize
 
 MODES = ("base", "en2x", "x2en", "x2x", "translate")
 

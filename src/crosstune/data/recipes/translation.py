@@ -18,11 +18,11 @@ from crosstune.data.blocks import Row
 from crosstune.data.formats import alpaca_user_text
 from crosstune.data.io import read_lines, read_rows
 from crosstune.data.recipes.base import Recipe
-from crosstune.data.recipes.common import Volume, draw_indices, language_name, make_row, resolve_volume
+from crosstune.data.recipes.common import Volume, draw_indices, make_row, resolve_volume
 from crosstune.data.recipes.sources import resolve_path
 from crosstune.errors import CrosstuneError, where
 from crosstune.hashing import file_sha256
-from crosstune.languages import normalize
+from crosstune.languages import language_name, normalize
 
 
 class Side(StrictModel):

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Iterator
 
 from crosstune.data.blocks import Block, ExclusionSink, Row
 from crosstune.data.langid import get_detector, same_base_language
-from crosstune.data.recipes.common import language_name
 from crosstune.data.schema import Message
 from crosstune.data.xinstruct.config import RefineConfig, fill
 from crosstune.data.xinstruct.generate import CandidateChecks, batches, parse_instruction
 from crosstune.data.xinstruct.model import ModelHandle
+from crosstune.languages import language_name
 
 GRADES = ("good", "acceptable", "bad")
 RANK = {g: i for i, g in enumerate(GRADES)}

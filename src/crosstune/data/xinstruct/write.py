@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from crosstune.data.blocks import Block, ExclusionSink, Row
-from crosstune.data.recipes.common import language_name, make_row
+from crosstune.data.recipes.common import make_row
 from crosstune.data.xinstruct.config import WriteConfig, fill
+from crosstune.languages import language_name
 
 KEEP_META = ("doc_id", "passage", "source", "candidate", "grade", "grades", "cluster", "earlier_instructions",
              "original_response")
