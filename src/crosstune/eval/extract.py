@@ -12,9 +12,10 @@ import random
 import re
 from collections import Counter
 
+from crosstune.eval.options import LETTERS
 from crosstune.registry import Registry, is_function
 
-LETTERS = ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"]
+MAX_CHOICES = 10  # SeaEval's extractor maps at most A..J
 _CN = str.maketrans("，。“”‘’！？【】《》（）", ",.\"\"''!?[]<>()")
 _STRIP = "(。$,|！|\\!|\\.|？|\\?)，；：？！…—·《》“”‘’{}[]（）()、|\\\\/\n\t\r\v\f "  # SeaEval's strip set, verbatim
 _A = " *&^%$asa "  # SeaEval's stand-in for a lone capital "A" (the English article would match otherwise)
@@ -53,8 +54,8 @@ def seaeval_align(choices: list[str], prediction: str, rng: random.Random) -> tu
     """TiGEr-Eval `multichoice_align.heuristic_align`; returns (choice string, extraction path)."""
     if len(prediction.strip()) == 0:
         return rng.choice(choices), "empty_random"
-    if len(choices) > len(LETTERS):
-        raise ValueError("at most 10 choices are supported")
+    if len(choices) > MAX_CHOICES:
+        raise ValueError(f"at most {MAX_CHOICES} choices are supported")
     first: dict[str, str] = {}
     second: dict[str, str] = {}
     for i, c in enumerate(choices):

@@ -19,7 +19,6 @@ from math import comb
 import numpy as np
 
 EPS = 1e-10  # SeaEval; the CrossIn fork uses 1e-9
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def ac3(acc: float, con: float, eps: float = EPS) -> float:
@@ -142,10 +141,6 @@ def summarize(preds, golds, languages, n_boot: int = 1000, seed: int = 0, eps: f
     labels = ([{lang: p[lang][0:3] for lang in languages} for p in preds],
               [{lang: g[lang][0:3] for lang in languages} for g in golds])
     return summarize_keys(keys, correct, languages, n_boot, seed, eps, labels)
-
-
-def index_label(i: int) -> str:
-    return f"({LETTERS[i]})"
 
 
 # ---- RankC (Qi, Fernandez, Bisazza, EMNLP 2023; Betswish/Cross-Lingual-Consistency `RankC.py`) ----------------

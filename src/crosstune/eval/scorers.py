@@ -17,7 +17,7 @@ from crosstune.errors import CrosstuneError
 from crosstune.eval import answers
 from crosstune.eval.extract import get_extractor, item_rng
 from crosstune.eval.tasks import Item, TaskConfig, extraction
-from crosstune.eval.templating import LETTERS
+from crosstune.eval.options import labelled
 from crosstune.models.backends.base import GenerateRequest, LoglikRequest, LoglikResult
 from crosstune.models.prompting import Prompter
 
@@ -76,13 +76,6 @@ class GenerateScorer(_Base):
         idx = shown.index(choice)
         return {"output": outputs[0], "prediction": item.choices[idx], "pred_index": idx, "extraction": path,
                 "key": idx, "correct": idx == item.answer_index}
-
-
-def labelled(choices) -> list[str]:
-    """Options as SeaEval shows them: "(A) text"; already-labelled options are kept as they are."""
-    if all(c[0:3] == f"({LETTERS[i]})" for i, c in enumerate(choices)):
-        return list(choices)
-    return [f"({LETTERS[i]}) {c}" for i, c in enumerate(choices)]
 
 
 def _argmax(scores: list[float]) -> int:

@@ -8,7 +8,8 @@ from collections import Counter
 
 import numpy as np
 
-from crosstune.eval.metrics import index_label, rankc, summarize_keys
+from crosstune.eval.metrics import rankc, summarize_keys
+from crosstune.eval.options import label
 
 
 def summarize_rows(cfg, rows: list[list[dict]], items, languages: list[str], n_boot: int = 1000,
@@ -18,8 +19,8 @@ def summarize_rows(cfg, rows: list[list[dict]], items, languages: list[str], n_b
     correct = [{lang: bool(r["correct"]) for lang, r in zip(languages, rs)} for rs in rows]
     labels = None
     if cfg.kind == "multiple_choice":
-        labels = ([{lang: index_label(r["pred_index"]) for lang, r in zip(languages, rs)} for rs in rows],
-                  [{lang: index_label(r["gold_index"]) for lang, r in zip(languages, rs)} for rs in rows])
+        labels = ([{lang: label(r["pred_index"]) for lang, r in zip(languages, rs)} for rs in rows],
+                  [{lang: label(r["gold_index"]) for lang, r in zip(languages, rs)} for rs in rows])
     out = summarize_keys(keys, correct, languages, n_boot=n_boot, seed=seed, labels=labels)
     for j, lang in enumerate(languages):
         col = [rs[j] for rs in rows]

@@ -19,7 +19,7 @@ from crosstune.config import StrictModel, Tokens, apply_overrides, read_yaml, va
 from crosstune.errors import CrosstuneError
 from crosstune.eval import templating
 from crosstune.eval.sources import join_rows, load_fewshot
-from crosstune.eval.templating import LETTERS
+from crosstune.eval.options import LETTERS
 from crosstune.hashing import json_sha256
 
 

@@ -17,8 +17,8 @@ from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
 
 from crosstune.errors import CrosstuneError
+from crosstune.eval.options import LETTERS
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 MAX_CHARS = 1 << 20  # any string or list a template builds, and its output
 MAX_STEPS = 1_000_000  # range items one render may step through (nested loops multiply)
 MAX_ARG = 100_000  # an integer argument of a call or filter (a width, a count): Jinja's own MAX_RANGE
