@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from crosstune.errors import CrosstuneError
 
@@ -38,6 +38,7 @@ class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
+    _source: str = PrivateAttr("config")  # the file it was read from (set by `validate`), for later errors
 
 
 class LinedDict(dict):
@@ -179,7 +180,9 @@ def _looks_numeric(s: str) -> bool:
 
 def validate(model: type[T], data: dict[str, Any], source: str = "config") -> T:
     try:
-        return model.model_validate(data)
+        obj = model.model_validate(data)
+        obj._source = source
+        return obj
     except ValidationError as e:
         errors = e.errors()  # a misspelt key also makes its right spelling "missing": name the misspelling first
         err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])

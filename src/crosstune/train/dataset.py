@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from crosstune.console import console
 from crosstune.data.io import read_examples
@@ -27,21 +28,21 @@ class TrainData:
         return sum(1 for t in ex.labels[1:] if t != IGNORE)
 
 
-def _read(path: str) -> list:
-    try:
-        return list(read_examples(path))
-    except FileNotFoundError:
-        raise CrosstuneError(f"{path}: no such data file") from None
+def _read(cfg: TrainConfig, field: str) -> list:
+    path = getattr(cfg, field)
+    if not Path(path).is_file():
+        raise CrosstuneError(f"{cfg._source}: field '{field}': no such data file {path!r}")
+    return list(read_examples(path))
 
 
 def load_data(cfg: TrainConfig, tokenizer, template: str) -> TrainData:
-    rows = _read(cfg.data)
+    rows = _read(cfg, "data")
     if not rows:
         raise CrosstuneError(f"{cfg.data}: the dataset is empty (no rows to train on)")
     rng = random.Random(cfg.seed)
     if cfg.max_rows and cfg.max_rows + cfg.eval_rows < len(rows):  # sample before tokenizing: cheap on 100k+ rows
         rows = [rows[i] for i in sorted(rng.sample(range(len(rows)), cfg.max_rows + cfg.eval_rows))]
-    eval_rows = _read(cfg.eval_data) if cfg.eval_data else []
+    eval_rows = _read(cfg, "eval_data") if cfg.eval_data else []
     if not cfg.eval_data and cfg.eval_rows:
         if cfg.eval_rows >= len(rows):
             raise CrosstuneError(f"eval_rows={cfg.eval_rows}: the data has only {len(rows)} rows")
