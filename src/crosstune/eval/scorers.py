@@ -198,5 +198,6 @@ def build_scorer(cfg: TaskConfig, mode: str | None = None, *, template: str | No
     if cfg.kind == "cloze":
         return ClozeScorer(cfg, template)
     if (mode or cfg.method) == "generate":
-        return GenerateScorer(cfg, extractor, seed, max_new_tokens=max_new_tokens, template=template or "auto")
+        task_template = cfg.template if "template" in cfg.model_fields_set else "auto"  # one the task names wins
+        return GenerateScorer(cfg, extractor, seed, max_new_tokens=max_new_tokens, template=template or task_template)
     return LoglikScorer(cfg, template or cfg.template)
