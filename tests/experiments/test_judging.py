@@ -24,6 +24,7 @@ def test_judge_stage_per_arm_reads_generations_and_resumes_from_the_cache(tmp_pa
     assert 1 <= cond["calls"] <= 2  # one pair, both orders (one call when the two prompts are the same)
     items = [json.loads(x) for x in (out / cond["dir"] / "items.jsonl").read_text().splitlines()]
     assert len(items) == 1 and set(items[0]["orders"]) == {"ab", "ba"}
+    assert (out / cond["dir"] / "results.md").read_text().startswith("### Judge")  # the report's table
     rows = {r["arm"]: r for r in summary["rows"]}
     assert "side.en:answer_in:zh.judge" in rows["untuned"]
     # a killed judge stage (no done marker) reruns from the call cache: no judge call is made twice

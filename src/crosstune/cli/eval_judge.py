@@ -33,9 +33,11 @@ def judge(
 ) -> None:
     """Judge two generation runs pairwise in both orders; scores with position bias, CIs and the language gate."""
     from crosstune.eval.judge import run_judge
+    from crosstune.report.evaluation import write_judge_report
 
     s = run_judge(judge_model, str(a), list(b), protocol, out_dir, prompt_file=prompt, gate_mode=gate, lid=lid,
                   cache_path=cache, n_boot=n_boot, seed=seed, max_new_tokens=max_new_tokens, limit=limit)
+    write_judge_report(out_dir, s)
     for lang, r in list(s["per_language"].items()) + [("all", s["overall"])]:
         u, g = r["ungated"], r["gated"]
         out.print(f"{lang:>6}  score {u['score']}  gated {g['score']}  (n {u['n']}, W/T/L {u['win']}/{u['tie']}/"

@@ -251,12 +251,12 @@ def summarize(items, protocol: str, gate_on: bool, n_boot: int = 1000, seed: int
 def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Path, *, prompt_file=None,
               gate_mode: str = "auto", lid: str = "fasttext", cache_path=None, n_boot: int = 1000,
               seed: int = 0, max_new_tokens: int | None = None, limit: int | None = None) -> dict:
-    """Join A and B, judge every pair in both orders, write items.jsonl, summary.json and results.md."""
+    """Join A and B, judge every pair in both orders, write items.jsonl and summary.json (the table is the
+    report's: `crosstune.report.evaluation.write_judge_report`)."""
     from crosstune.console import console
     from crosstune.eval import lcpr
     from crosstune.models.backends import build_backend
     from crosstune.models.cache import CachedBackend, CallCache
-    from crosstune.report.fidelity import judge_table
 
     proto = jp.get_protocol(protocol)
     prompt = jp.load_prompt(protocol, prompt_file)
@@ -297,7 +297,6 @@ def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Pa
     out.mkdir(parents=True, exist_ok=True)
     rundir.write_rows(out / "items.jsonl", items)
     rundir.write_json(out / "summary.json", summary)
-    (out / "results.md").write_text(judge_table(summary), encoding="utf-8")
-    console.print(f"wrote {out}/items.jsonl, summary.json and results.md ({backend.calls} judge calls, "
+    console.print(f"wrote {out}/items.jsonl and summary.json ({backend.calls} judge calls, "
                   f"{backend.hits} from the cache)")
     return summary

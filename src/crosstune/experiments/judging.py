@@ -51,6 +51,7 @@ def judge_reference(name: str, suite, arm_names: list[str], baseline: str, src: 
 
 def run_judge_suite(stage, ctx, deps: dict[str, dict]) -> dict:
     from crosstune.eval.judge import run_judge
+    from crosstune.report.evaluation import write_judge_report
 
     suite, p = stage.payload["suite"], stage.payload
     arm_res, ref_res = deps[p["arm_stage"]], deps[p["reference_stage"]]
@@ -64,6 +65,7 @@ def run_judge_suite(stage, ctx, deps: dict[str, dict]) -> dict:
                       suite.protocol, ctx.path(stage) / safe, prompt_file=suite.prompt, gate_mode=suite.gate,
                       lid=suite.lid, n_boot=suite.n_boot, seed=ctx.plan.experiment.seed,
                       max_new_tokens=suite.max_new_tokens, limit=suite.limit)
+        write_judge_report(ctx.path(stage) / safe, s)
         key = "gated" if s["gate"] else "ungated"
 
         def block(r: dict) -> dict:
