@@ -19,3 +19,21 @@ def test_data_root_order_and_resolution(tmp_path, monkeypatch):
         paths.data_root("/nonexistent")
     with pytest.raises(CrosstuneError, match="data file b/y.jsonl: not found"):
         paths.resolve("b/y.jsonl")
+
+
+def test_find_tries_the_working_directory_then_the_config_folders(tmp_path, monkeypatch):
+    """Recipes, experiments, X-Instruction and translate configs name files through `paths.find`."""
+    from crosstune.errors import CrosstuneError
+    from crosstune.paths import find
+
+    work, conf = tmp_path / "work", tmp_path / "repo" / "recipes"
+    work.mkdir()
+    conf.mkdir(parents=True)
+    (conf.parent / "data.jsonl").write_text("{}\n")
+    monkeypatch.chdir(work)
+    assert find("data.jsonl", [conf, conf.parent]) == conf.parent / "data.jsonl"
+    (work / "data.jsonl").write_text("{}\n")
+    assert find("data.jsonl", [conf, conf.parent]) == work / "data.jsonl"  # the working directory first
+    assert find(str(conf.parent / "data.jsonl"), []) == conf.parent / "data.jsonl"
+    with pytest.raises(CrosstuneError, match=r"^recipe 'nope.yaml': no such file \(tried .*work/nope.yaml, "):
+        find("nope.yaml", [conf], "recipe")

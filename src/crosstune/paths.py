@@ -2,12 +2,14 @@
 
 Never the location of the source tree: an installed wheel and a checkout find data the same way. A relative path
 in a config is looked up under the data root, then next to the config file that names it, then in the working
-directory; an absolute path is used as is.
+directory; an absolute path is used as is (`resolve`). Recipes, experiments and X-Instruction configs name files
+relative to the working directory, then the config's folders (`find`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from crosstune.errors import CrosstuneError
@@ -47,3 +49,14 @@ def resolve(raw: str | Path, *, root: str | Path | None = None, config: str | Pa
     looked = ", ".join(str(c) for c in candidates)
     hint = "" if base is not None else f"; no data root is set (export {ENV}=DIR or pass --data-root DIR)"
     raise CrosstuneError(f"{what} {raw}: not found (looked in {looked}){hint}")
+
+
+def find(raw: str | Path, base_dirs: Sequence[Path], what: str = "source") -> Path:
+    """An existing path for `raw`: absolute as is; relative in the working directory, then in each of
+    `base_dirs` (a config's folder and its parent: the repository root for shipped configs), first hit wins."""
+    p = Path(str(raw)).expanduser()
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p, *(Path(d) / p for d in base_dirs)]
+    for cand in candidates:
+        if cand.exists():
+            return cand
+    raise CrosstuneError(f"{what} {str(raw)!r}: no such file (tried {', '.join(str(c) for c in candidates)})")

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from crosstune.data.build import build, plan_build
-from crosstune.data.recipes.sources import resolve_path
 from crosstune.errors import CrosstuneError
+from crosstune.paths import find
 from tests.conftest import REPO, shared_path
 from tests.data.recipe_slices import slices, source_entries  # noqa: F401  (fixture)
 
@@ -108,7 +108,7 @@ def test_shipped_recipes_validate_and_point_at_real_files(name, tmp_path):
     plan = plan_build(REPO / "recipes" / name, made)
     specs = [s.path for s in plan.config.sources] + [s.align_to.path for s in plan.config.sources if s.align_to]
     specs += [side.path for c in getattr(plan.params, "corpora", []) for side in c.sides]
-    assert specs and all(resolve_path(p, plan.base_dirs).exists() for p in specs)
+    assert specs and all(find(p, plan.base_dirs).exists() for p in specs)
 
 
 @pytest.mark.integration

@@ -130,7 +130,8 @@ def test_a_crashing_stage_is_recorded_and_the_others_kept(tmp_path, tiny_model_d
      "eval.side.reference 'gpt' is not an arm"),
     ({"eval/side": {"kind": "judge", "generations": "fid", "conditions": ["zh:tag:en"]}},
      "['zh:tag:en'] are not conditions of eval.fid (en:answer_in:zh)"),
-    ({"eval/side": {"kind": "judge", "generations": "fid", "protocol": "mt-bench"}}, "'pinch' or 'xinstruct'"),
+    ({"eval/side": {"kind": "judge", "generations": "fid", "protocol": "mt-bench"}},
+     "eval.side: protocol: unknown judge protocol 'mt-bench'; expected one of xinstruct, pinch"),
 ])
 def test_bad_experiment_files_fail_before_any_work(tmp_path, tiny_model_dir, isolated_env, change, message):
     from crosstune.experiments.runner import run_experiment

@@ -29,10 +29,11 @@ from crosstune.data.langid_pool import default_workers
 from crosstune.data.build_encode import encode_row
 from crosstune.data.recipes import get_recipe
 from crosstune.data.recipes.base import Budgeted
-from crosstune.data.recipes.sources import SourceSpec, load_corpus, resolve_path
+from crosstune.data.recipes.sources import SourceSpec, load_corpus
 from crosstune.data.spool import RowSpool
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
+from crosstune.paths import find
 
 
 class BuildConfig(StrictModel):
@@ -79,7 +80,7 @@ def plan_build(path: str | Path, overrides: list[str] | None = None, seed: int |
     plan = Plan(cfg, params, str(path), [here, here.parent])
     for p in _input_paths(plan):  # a missing file is a config error too: say so before loading anything
         try:
-            resolve_path(p, plan.base_dirs)
+            find(p, plan.base_dirs)
         except CrosstuneError as e:
             raise CrosstuneError(f"{path}: {e}") from None
     return plan

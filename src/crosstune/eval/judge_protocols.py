@@ -176,14 +176,14 @@ PROTOCOLS = {
 }
 
 
-def get_protocol(name: str) -> Protocol:
+def get_protocol(name: str, where: str | None = None) -> Protocol:
     """A built-in, or `package.module:Object` naming a user's `Protocol` (its parse returns {"first", "second"}
     scores, or {"pick"} when its name is pinch; it needs --prompt FILE). Importing it runs its code."""
     from crosstune.registry import Registry
 
     registry = Registry("judge protocol", PROTOCOLS, lambda o: isinstance(o, Protocol),
                         "a crosstune.eval.judge_protocols.Protocol(name, parse, max_new_tokens)")
-    return registry.get(name, f"--protocol {name!r}")
+    return registry.get(name, where or f"--protocol {name!r}")
 
 
 OUTCOME_SCORE = {"win": 1.0, "tie": 0.5, "loss": 0.0}

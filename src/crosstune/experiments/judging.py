@@ -34,7 +34,7 @@ def check_judge_suite(name: str, suite, exp) -> dict:
                                  f"({', '.join(labels)})")
         labels = [c for c in labels if c in suite.conditions]
     try:
-        jp.get_protocol(suite.protocol)
+        jp.get_protocol(suite.protocol, "protocol")
         prompt = jp.load_prompt(suite.protocol, suite.prompt)
         build_detector(suite.lid)
     except CrosstuneError as e:

@@ -20,6 +20,7 @@ from typing import Any
 from crosstune.errors import CrosstuneError
 from crosstune.experiments.config import ConsistencySuite, Experiment, GenerationSuite, JudgeSuite
 from crosstune.hashing import json_sha256
+from crosstune.paths import find
 
 UNTUNED = "untuned"
 
@@ -86,15 +87,6 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=+,@-]+", "_", name)[:80]
 
 
-def _find(path: str, exp_dir: Path, what: str) -> Path:
-    p = Path(path).expanduser()
-    cands = [p] if p.is_absolute() else [Path.cwd() / p, exp_dir / p, exp_dir.parent / p]
-    for c in cands:
-        if c.is_file():
-            return c
-    raise CrosstuneError(f"{what} {path!r}: no such file (tried {', '.join(str(c) for c in cands)})")
-
-
 def _override_list(overrides: dict[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in overrides.items()]
 
@@ -131,10 +123,9 @@ def _check_sweep_keys(exp: Experiment, src: str) -> None:
 
 def _input_digests(plan) -> list[dict]:
     from crosstune.data.build import _input_paths
-    from crosstune.data.recipes.sources import resolve_path
     from crosstune.models.fingerprint import file_digest
 
-    return [{"path": p, "sha256": file_digest(resolve_path(p, plan.base_dirs))} for p in _input_paths(plan)]
+    return [{"path": p, "sha256": file_digest(find(p, plan.base_dirs))} for p in _input_paths(plan)]
 
 
 def _data_stage(exp: Experiment, exp_dir: Path, entry: str, variant: str, overrides: dict,
@@ -142,7 +133,7 @@ def _data_stage(exp: Experiment, exp_dir: Path, entry: str, variant: str, overri
     from crosstune.data.build import plan_build
 
     spec = exp.data[entry]
-    recipe = _find(expand_placeholders(spec.recipe, data_root), exp_dir, f"data.{entry}.recipe")
+    recipe = find(expand_placeholders(spec.recipe, data_root), [exp_dir, exp_dir.parent], f"data.{entry}.recipe")
     ovr = expand_placeholders({**spec.overrides, **overrides}, data_root)
     seed = spec.seed if spec.seed is not None else exp.seed
     try:
@@ -160,7 +151,7 @@ def _train_config(exp: Experiment, exp_dir: Path, entry: str, variant: str, over
     from crosstune.train.config import TrainConfig
 
     spec = exp.train[entry]
-    path = _find(expand_placeholders(spec.config, data_root), exp_dir, f"train.{entry}.config")
+    path = find(expand_placeholders(spec.config, data_root), [exp_dir, exp_dir.parent], f"train.{entry}.config")
     raw = read_yaml(path)
     raw["model"] = {**raw.get("model", {}), "name": exp.model}
     ovr = expand_placeholders({**spec.overrides, **overrides}, data_root)

@@ -18,9 +18,9 @@ from crosstune.data.formats import detect_format
 from crosstune.data.io import read_examples, read_rows
 from crosstune.data.parallel import ParallelCorpus, example_fields, is_empty
 from crosstune.data.schema import Example
-from crosstune.errors import CrosstuneError
 from crosstune.hashing import file_sha256
 from crosstune.languages import normalize
+from crosstune.paths import find
 
 Format = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_response", "crosstune"]
 
@@ -38,21 +38,6 @@ class SourceSpec(StrictModel):
     prefix: str = ""
     id_field: str | None = None
     align_to: AlignTo | None = None
-
-
-def resolve_path(path: str, base_dirs: list[Path]) -> Path:
-    """Relative paths resolve against the current directory, then each of `base_dirs` (the recipe's folder and
-    its parent, i.e. the repository root for shipped recipes)."""
-    p = Path(path)
-    if p.is_absolute():
-        candidates = [p]
-    else:
-        candidates = [Path.cwd() / p] + [d / p for d in base_dirs]
-    for c in candidates:
-        if c.exists():
-            return c
-    tried = ", ".join(str(c) for c in candidates)
-    raise CrosstuneError(f"source {path!r}: no such file (tried {tried})")
 
 
 @dataclass
@@ -88,7 +73,7 @@ def _load_one(spec: SourceSpec, lang: str, path: Path, base_dirs: list[Path]) ->
         return read_examples(path, spec.format, language=lang, prefix=spec.prefix, id_field=spec.id_field)
     from crosstune.data.align import load_aligned
 
-    ref = resolve_path(spec.align_to.path, base_dirs)
+    ref = find(spec.align_to.path, base_dirs)
     fmt = "prompt_response" if spec.format == "auto" else spec.format
     return load_aligned(ref, path, target_language=lang, reference_format=spec.align_to.format,
                         reference_prefix=spec.align_to.prefix, target_format=fmt)
@@ -108,10 +93,10 @@ def load_corpus(specs: list[SourceSpec], base_dirs: list[Path]) -> Corpus:
 
     for spec in specs:
         lang = normalize(spec.language)
-        path = resolve_path(spec.path, base_dirs)
+        path = find(spec.path, base_dirs)
         inputs.append({"path": spec.path, "sha256": digest(path)})
         if spec.align_to is not None:
-            ref = resolve_path(spec.align_to.path, base_dirs)
+            ref = find(spec.align_to.path, base_dirs)
             inputs.append({"path": spec.align_to.path, "sha256": digest(ref), "role": f"align_to for {lang}"})
         for ex in _load_one(spec, lang, path, base_dirs):
             parallel.add(lang, ex.id, example_fields(ex), is_empty(ex))

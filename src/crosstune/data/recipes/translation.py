@@ -19,10 +19,10 @@ from crosstune.data.formats import alpaca_user_text
 from crosstune.data.io import read_lines, read_rows
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import Volume, draw_indices, make_row, resolve_volume
-from crosstune.data.recipes.sources import resolve_path
 from crosstune.errors import CrosstuneError, where
 from crosstune.hashing import file_sha256
 from crosstune.languages import language_name, normalize
+from crosstune.paths import find
 
 
 class Side(StrictModel):
@@ -63,7 +63,7 @@ class TranslationParams(StrictModel):
 
 
 def read_sentences(side: Side, base_dirs: list[Path]) -> tuple[list[str], dict]:
-    path = resolve_path(side.path, base_dirs)
+    path = find(side.path, base_dirs)
     info = {"path": side.path, "sha256": file_sha256(path)}
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".json", ".jsonl", ".parquet")):

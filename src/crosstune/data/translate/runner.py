@@ -43,10 +43,10 @@ def _resolve(raw: str, config_path: str, data_root: str | None) -> Path:
     try:
         from crosstune.paths import resolve
     except ImportError:  # older trees: the recipes' resolution (cwd, the config's folder and its parent)
-        from crosstune.data.recipes.sources import resolve_path
+        from crosstune.paths import find
 
         here = Path(config_path).resolve().parent
-        return resolve_path(raw, [here, here.parent])
+        return find(raw, [here, here.parent])
     return resolve(raw, root=data_root, config=config_path, what="source")
 
 

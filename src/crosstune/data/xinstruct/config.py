@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from crosstune.config import UNHASHED, Batch, Chars, Count, Fraction, Seed, StrictModel, Tokens, Workers
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
+from crosstune.paths import find
 
 _SLOT = re.compile(r"\{(\w+)\}")
 SourceFormat = Literal["auto", "text", "lines", "jsonl", "xquad", "ntrex", "hf"]
@@ -151,11 +152,7 @@ def load_prompt(spec: str, base_dirs: list[Path] | None = None) -> str:
         if res.is_file():
             return res.read_text(encoding="utf-8")
         raise CrosstuneError(f"prompt {spec!r}: no packaged prompt of that name (crosstune/prompts/{spec}.txt)")
-    for d in [Path.cwd(), *(base_dirs or [])]:
-        p = d / spec
-        if p.is_file():
-            return p.read_text(encoding="utf-8")
-    raise CrosstuneError(f"prompt file {spec!r}: not found")
+    return find(spec, base_dirs or [], "prompt file").read_text(encoding="utf-8")
 
 
 def fill(template: str, **values: str) -> str:

@@ -19,11 +19,11 @@ from crosstune.data.filters import LangIdFilter, LengthFilter
 from crosstune.data.filters.langid import LangIdConfig
 from crosstune.data.filters.length import LengthConfig
 from crosstune.data.io import read_rows
-from crosstune.data.recipes.sources import resolve_path
 from crosstune.data.schema import Example, Message
 from crosstune.data.xinstruct.config import SegmentConfig, SourceSpec
 from crosstune.errors import CrosstuneError
 from crosstune.hashing import file_sha256
+from crosstune.paths import find
 
 _PARAGRAPHS = re.compile(r"\n\s*\n|\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s+|(?<=[。！？；])")
@@ -50,7 +50,7 @@ def _format(spec: SourceSpec, path: Path) -> str:
 def read_documents(spec: SourceSpec, base_dirs: list[Path]) -> tuple[list[tuple[str, object]], dict]:
     """[(document id, raw value)] of one source in file order, and {path, sha256, format}. Raw values are what the
     file holds (a non-string is reported by the reader block, not here)."""
-    path = resolve_path(spec.path, base_dirs)
+    path = find(spec.path, base_dirs)
     fmt = _format(spec, path)
     info = {"path": spec.path, "format": fmt, "language": spec.language}
     if path.is_file():
@@ -80,7 +80,7 @@ def _lines(spec: SourceSpec, path: Path, base_dirs: list[Path]) -> list[tuple[st
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     if not spec.doc_ids:
         return [(str(i + 1), t) for i, t in enumerate(lines)]
-    ids = resolve_path(spec.doc_ids, base_dirs).read_text(encoding="utf-8").splitlines()
+    ids = find(spec.doc_ids, base_dirs).read_text(encoding="utf-8").splitlines()
     if len(ids) != len(lines):
         raise CrosstuneError(f"{spec.path}: {len(lines)} lines but {spec.doc_ids} has {len(ids)} document ids; "
                              "expected one id per line")

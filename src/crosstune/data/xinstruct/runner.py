@@ -23,7 +23,6 @@ from crosstune.config import apply_overrides, config_hash, read_yaml, validate
 from crosstune.console import console
 from crosstune.data.blocks import Block, ExclusionSink, Row
 from crosstune.data.io import dumps_row
-from crosstune.data.recipes.sources import resolve_path
 from crosstune.data.xinstruct.config import XInstructConfig, load_prompt
 from crosstune.data.xinstruct.diversify import Diversify
 from crosstune.data.xinstruct.generate import CandidateChecks, Generate
@@ -32,6 +31,7 @@ from crosstune.data.xinstruct.read import ReadSegment, passage_filters, read_doc
 from crosstune.data.xinstruct.refine import Refine
 from crosstune.data.xinstruct.write import ToSFT
 from crosstune.errors import CrosstuneError
+from crosstune.paths import find
 
 
 @dataclass
@@ -52,7 +52,7 @@ def plan_xinstruct(path: str | Path, overrides: list[str] | None = None) -> Plan
     for s in cfg.sources:
         for p in [s.path] + ([s.doc_ids] if s.doc_ids else []):
             try:
-                resolve_path(p, base_dirs)
+                find(p, base_dirs)
             except CrosstuneError as e:
                 raise CrosstuneError(f"{path}: {e}") from None
     prompts = {"generate": load_prompt(cfg.generate.prompt, base_dirs),
