@@ -8,10 +8,11 @@ from typing import Optional
 
 import typer
 
-from crosstune.cli.eval_run import csv_list, data_overrides, set_threads, write_report
+from crosstune.cli.eval_run import csv_list, data_overrides, write_report
 from crosstune.console import console, out
 from crosstune.errors import CrosstuneError
 from crosstune.eval.extract import get_extractor
+from crosstune.threads import set_threads
 
 app = typer.Typer(help="Evaluate models language by language.", no_args_is_help=True)
 app.command("generate")(__import__("crosstune.cli.eval_generate", fromlist=["x"]).generate)

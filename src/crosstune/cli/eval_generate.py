@@ -10,6 +10,7 @@ import typer
 
 from crosstune.console import out
 from crosstune.errors import CrosstuneError
+from crosstune.threads import set_threads
 
 
 def generate(
@@ -53,10 +54,7 @@ def generate(
     overrides = {k: v for k, v in dict(samples=samples, temperature=temperature, top_p=top_p,
                                         max_new_tokens=max_new_tokens).items() if v is not None}
     settings = replace(PRESETS[decoding], seed=seed, template=template if chat else "raw", **overrides)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     s = run(model, [*prompts, *(more_prompts or [])], out_dir, decoding=settings, directive=directive,
             target_language=target_language, limit=limit, prompt_field=prompt_field, batch_size=batch_size,
             concurrency=concurrency, dtype=dtype, cache_path=cache, skip_bad_rows=skip_bad_rows)

@@ -11,6 +11,7 @@ import typer
 
 from crosstune.console import console, out
 from crosstune.errors import CrosstuneError
+from crosstune.threads import set_threads
 
 
 def csv_list(value: Optional[str]) -> list[str]:
@@ -25,13 +26,6 @@ def data_overrides(pairs: list[str]) -> dict[str, str]:
             raise CrosstuneError(f"--data {pair!r}: expected TASK=PATH, e.g. cross_xquad=data/cross_xquad_test.jsonl")
         result[task] = path
     return result
-
-
-def set_threads(threads: Optional[int]) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def run(

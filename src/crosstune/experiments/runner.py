@@ -20,6 +20,7 @@ from crosstune.experiments.config import load_experiment
 from crosstune.experiments.plan import Plan, data_root_from_env, make_plan
 from crosstune.experiments.results import write_results
 from crosstune.experiments.stages import KINDS, Context
+from crosstune.threads import set_threads
 
 
 def quiet_libraries() -> None:
@@ -115,10 +116,7 @@ def run_experiment(path: str | Path, out_dir: str | Path, overrides: list[str] |
     exp = load_experiment(path, overrides)
     root = data_root_from_env(data_root)
     plan = make_plan(exp, path, root)  # every stage validated before any work
-    if exp.threads:
-        import torch
-
-        torch.set_num_threads(exp.threads)
+    set_threads(exp.threads)
     from crosstune.locks import folder_lock
 
     with folder_lock(out_dir, "run"):  # a second `crosstune run` on this folder refuses, naming this one

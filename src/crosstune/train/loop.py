@@ -29,6 +29,7 @@ from crosstune.train.optim import build_optimizer
 from crosstune.train.packing import check_isolation
 from crosstune.train.runner import Runner, TrainState
 from crosstune.models.render import resolve_template
+from crosstune.threads import set_threads
 
 
 def seed_everything(seed: int) -> None:
@@ -101,8 +102,7 @@ def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | Non
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), gradient_accumulation_steps=cfg.batch.grad_accum,
                               step_scheduler_with_optimizer=False)
     _check_engine(accelerator)
-    if cfg.threads:  # with more busy threads than cores, OpenMP barriers stall: 1 thread was ~7x faster here
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)  # with more busy threads than cores, OpenMP barriers stall: 1 was ~7x faster here
     out = Path(cfg.output_dir)
     last = _prepare_output(out, resume) if accelerator.is_main_process else checkpoint.latest(out) if resume else None
     run_info = resume_check.fingerprint(cfg, accelerator.num_processes)

@@ -14,6 +14,7 @@ import numpy as np
 from crosstune.data.blocks import Block, ExclusionSink, Row
 from crosstune.data.xinstruct.config import DiversifyConfig
 from crosstune.errors import CrosstuneError
+from crosstune.threads import set_threads
 
 
 class Embedder:
@@ -64,7 +65,7 @@ class Embedder:
         from crosstune.models.loading import load_model, load_tokenizer
 
         if self._model is None:
-            torch.set_num_threads(self.cfg.threads)
+            set_threads(self.cfg.threads)
             self._model = (load_tokenizer(self.cfg.lm), load_model(self.cfg.lm).eval())
         tok, model = self._model
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id

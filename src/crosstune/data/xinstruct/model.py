@@ -10,6 +10,7 @@ from crosstune.data.xinstruct.config import ModelConfig
 from crosstune.errors import CrosstuneError
 from crosstune.models.backends import GenerateRequest, LoglikRequest, LoglikResult, build_backend, parse_spec
 from crosstune.models.cache import CachedBackend, CallCache
+from crosstune.threads import set_threads
 
 
 def fingerprint_for(spec: str) -> str:
@@ -105,9 +106,7 @@ class _LazyBackend:
     def backend(self):
         if self._backend is None:
             if self.name == "hf":
-                import torch
-
-                torch.set_num_threads(self.threads)
+                set_threads(self.threads)
             self._backend = build_backend(self.spec)
         return self._backend
 

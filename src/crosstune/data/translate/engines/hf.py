@@ -14,6 +14,7 @@ from pathlib import Path
 from crosstune.data.translate.engines.codes import FAMILIES, family_tokens
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
+from crosstune.threads import set_threads
 
 
 class HFEngine:
@@ -133,8 +134,7 @@ class HFEngine:
             import torch
             from transformers import AutoModelForSeq2SeqLM
 
-            if self.cfg.threads:
-                torch.set_num_threads(self.cfg.threads)
+            set_threads(self.cfg.threads)
             dtype = getattr(torch, self.cfg.dtype)
             self._model = AutoModelForSeq2SeqLM.from_pretrained(self.model, dtype=dtype, trust_remote_code=False)
             self._model.eval()
