@@ -353,3 +353,16 @@ def test_user_optimizer(tmp_path):
     with pytest.raises(CrosstuneError, match="bad optimizer_args"):
         build_optimizer(model, validate(OptimSection, {"optimizer": "torch.optim:SGD",
                                                        "optimizer_args": {"nope": 1}}, "t.yaml"), 10)
+
+
+def test_cached_backend_is_the_one_builder(tmp_path, user_module):
+    """`cached_backend` puts any spec behind the one call cache: a rerun is answered from the cache."""
+    from crosstune.models.backends import GenerateRequest, cached_backend
+    from crosstune.models.cache import CallCache
+
+    store = CallCache(tmp_path / "calls.sqlite")  # empty (falsy), and still the one used
+    a = cached_backend("user_components:EchoBackend", store, prefix="> ")
+    assert a.generate([GenerateRequest("hi")]) == ["> hi"] and (a.calls, a.hits) == (1, 0)
+    b = cached_backend("user_components:EchoBackend", tmp_path / "calls.sqlite",
+                       fingerprint=lambda raw: raw.fingerprint)
+    assert b.generate([GenerateRequest("hi")]) == ["> hi"] and (b.calls, b.hits) == (0, 1)

@@ -20,6 +20,7 @@ from crosstune.eval import rundir
 from crosstune.eval.runner import process_state, run_task
 from crosstune.eval.scorers import build_scorer
 from crosstune.eval.tasks import TaskConfig, load_items, load_task
+from crosstune.models.backends import cached_backend
 
 MODES = ("loglik", "generate")
 INDEX_KEYS = ("kind", "mode", "template", "n_items", "languages", "accuracy", "acc_norm", "f1", "exact_match",
@@ -62,14 +63,6 @@ def load_tasks(task_names, languages=None, prompt=None, limit=None, scaffolding=
     return loaded
 
 
-def cached_backend(model: str, dtype: str = "float32", batch_size: int = 32, cache_path=None):
-    """The backend for a model spec behind the one call cache (default $CROSSTUNE_CACHE/calls.sqlite)."""
-    from crosstune.models.backends import build_backend
-    from crosstune.models.cache import CachedBackend, CallCache
-
-    return CachedBackend(build_backend(model, dtype=dtype, batch_size=batch_size), CallCache(cache_path))
-
-
 def run_jobs(backend, jobs: list[Job], model: str, *, n_boot: int = 1000, seed: int = 0, data_root=None,
              quiet: bool = False) -> list[dict]:
     """Score every job on `backend` (a `CachedBackend` to reuse earlier calls); one summary per job."""
@@ -109,7 +102,7 @@ def evaluate(model: str, task_names: list[str], out_dir: Path, *, languages: lis
     out_dir = Path(out_dir)
     primary = process_state().process_index == 0
     with rundir.run_lock(out_dir, command, primary):
-        backend = cached_backend(model, dtype, batch_size, cache)
+        backend = cached_backend(model, cache, dtype=dtype, batch_size=batch_size)
         jobs = []
         for cfg, items in loaded:
             for m in modes:

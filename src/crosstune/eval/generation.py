@@ -226,8 +226,7 @@ def generate(model: str, prompts: list[str], out_dir: str | Path, *, decoding: D
              cache_path: str | Path | None = None, skip_bad_rows: bool = False) -> dict:
     """`crosstune eval generate`: read the prompt sets (all of them first, so bad input fails before any call),
     build the backend for the model spec, wrap it in the call cache, run."""
-    from crosstune.models.backends import build_backend, parse_spec
-    from crosstune.models.cache import CachedBackend, CallCache
+    from crosstune.models.backends import cached_backend, parse_spec
 
     skipped: list[dict] | None = [] if skip_bad_rows else None
     items = load_items(prompts, limit, prompt_field, skipped)
@@ -240,9 +239,9 @@ def generate(model: str, prompts: list[str], out_dir: str | Path, *, decoding: D
     Prompter(decoding.template)  # and the template name
     kind = parse_spec(model).get("kind", "hf")
     overrides = {"concurrency": concurrency} if kind == "openai" else {"batch_size": batch_size, "dtype": dtype}
-    # flush_every=1: every result is committed as it arrives, so a SIGKILL loses only requests still in flight
+    # the cache commits every result as it arrives, so a SIGKILL loses only requests still in flight
     with rundir.run_lock(out_dir, "eval generate"):  # a second process on this --out refuses at once
-        backend = CachedBackend(build_backend(model, **overrides), CallCache(cache_path), flush_every=1)
+        backend = cached_backend(model, cache_path, **overrides)
         return run_generation(backend, items, out_dir, model=model, decoding=decoding, directive=directive,
                               target_language=target_language, skipped=skipped,
                               extra_meta={"prompts": list(prompts), "limit": limit})

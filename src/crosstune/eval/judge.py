@@ -255,8 +255,7 @@ def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Pa
     report's: `crosstune.report.evaluation.write_judge_report`)."""
     from crosstune.console import console
     from crosstune.eval import lcpr
-    from crosstune.models.backends import build_backend
-    from crosstune.models.cache import CachedBackend, CallCache
+    from crosstune.models.backends import cached_backend
 
     proto = jp.get_protocol(protocol)
     prompt = jp.load_prompt(protocol, prompt_file)
@@ -284,8 +283,7 @@ def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Pa
         in_lang.append(tuple(lcpr.check_response(r["response"], want, detector).detected == lcpr.base_language(want)
                              for r in (ra, rb)))
     requests = build_requests(pairs, proto, prompt, max_new_tokens)
-    raw_backend = build_backend(judge)
-    backend = CachedBackend(raw_backend, CallCache(cache_path), fingerprint=judge_identity(judge, raw_backend))
+    backend = cached_backend(judge, cache_path, fingerprint=lambda raw: judge_identity(judge, raw))
     raw = call_judge(backend, requests)
     items = judge_pairs(pairs, raw, proto, in_lang)
     summary = summarize(items, protocol, gate_on, n_boot, seed)

@@ -119,8 +119,7 @@ def run_lcb_tasks(model: str, names: list[str], out_dir: str | Path, *, language
     """Every LCB task into OUT/<task>/; prompts, word list and extra are checked before the model loads."""
     from crosstune.eval.generation import run_generation
     from crosstune.eval.prompt_sets import PromptItem
-    from crosstune.models.backends import build_backend
-    from crosstune.models.cache import CachedBackend, CallCache
+    from crosstune.models.backends import cached_backend
 
     loaded = []
     for name in names:
@@ -133,8 +132,7 @@ def run_lcb_tasks(model: str, names: list[str], out_dir: str | Path, *, language
         loaded.append((cfg, prompts, decoding_for(cfg, decoding, seed, max_new_tokens, template)))
     words_path = lcb_reference.resolve_words(words, data_root)
     lcb_reference.check_extra({p["language"] for _, ps, _ in loaded for p in ps})
-    backend = CachedBackend(build_backend(model, batch_size=batch_size, dtype=dtype), CallCache(cache),
-                            flush_every=1)
+    backend = cached_backend(model, cache, batch_size=batch_size, dtype=dtype)
     results = {}
     for cfg, prompts, dec in loaded:
         task_dir = Path(out_dir) / cfg.name

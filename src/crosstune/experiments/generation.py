@@ -65,9 +65,9 @@ def check_generation_suite(name: str, suite, data_root: Path | None) -> dict:
 def run_generation_suite(stage, ctx, suite, model: str) -> dict:
     from crosstune.eval.fidelity import run_fidelity
     from crosstune.eval.generation import Decoding, run_generation
-    from crosstune.eval.evaluate import cached_backend
+    from crosstune.models.backends import cached_backend
 
-    backend = cached_backend(model, "float32", suite.batch_size)
+    backend = cached_backend(model, dtype="float32", batch_size=suite.batch_size)
     decoding = Decoding(max_new_tokens=suite.max_new_tokens, seed=ctx.plan.experiment.seed)
     out: dict = {}
     for label, (run, items) in stage.payload["loaded"]["runs"].items():

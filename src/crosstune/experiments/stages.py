@@ -86,7 +86,8 @@ def run_eval(stage: Stage, ctx: Context, deps: dict[str, dict]) -> dict:
 
 def _consistency(stage: Stage, ctx: Context, suite, model: str) -> dict:
     """The evaluation engine of `eval consistency` (OUT/<task>/<mode>/ inside the stage), through the call cache."""
-    from crosstune.eval.evaluate import Job, cached_backend, run_jobs
+    from crosstune.eval.evaluate import Job, run_jobs
+    from crosstune.models.backends import cached_backend
     from crosstune.eval.scorers import build_scorer
     from crosstune.report.evaluation import write_eval_report
 
@@ -97,7 +98,7 @@ def _consistency(stage: Stage, ctx: Context, suite, model: str) -> dict:
         jobs.append(Job(cfg, items, scorer, ctx.path(stage) / cfg.name / scorer.mode,
                         suite.prompt or cfg.default_prompt, {"scaffolding": cfg.scaffolding}))
     # the label in run.json names the arm, not the folder, so a moved output folder still resumes
-    summaries = run_jobs(cached_backend(model, "float32", suite.batch_size), jobs, stage.payload["arm"],
+    summaries = run_jobs(cached_backend(model, dtype="float32", batch_size=suite.batch_size), jobs, stage.payload["arm"],
                          n_boot=suite.n_boot, seed=seed, data_root=ctx.data_root)
     write_eval_report(ctx.path(stage), f"Consistency: {stage.payload['arm']}", by_mode=True)
     out: dict = {}

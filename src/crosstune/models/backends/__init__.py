@@ -65,6 +65,17 @@ def build_backend(spec: str | dict, **overrides) -> Backend:
     return backend
 
 
+def cached_backend(spec: str | dict, cache=None, *, fingerprint=None, **settings):
+    """`build_backend(spec, **settings)` behind the one model-call cache (`crosstune.models.cache`): `cache` is a
+    `CallCache`, its file, or None for the default file; `fingerprint` a string or a function of the built
+    backend (default: the backend's own)."""
+    from crosstune.models.cache import CachedBackend, CallCache
+
+    backend = build_backend(spec, **settings)
+    store = cache if isinstance(cache, CallCache) else CallCache(cache)
+    return CachedBackend(backend, store, fingerprint=fingerprint(backend) if callable(fingerprint) else fingerprint)
+
+
 def _accepted(factory, cfg: dict, overrides: dict) -> dict:
     """A user's factory gets the spec's keys, and of the caller's settings only those its signature names."""
     try:
@@ -76,4 +87,5 @@ def _accepted(factory, cfg: dict, overrides: dict) -> dict:
     return {k: v for k, v in cfg.items() if k in params or k not in overrides}
 
 
-__all__ = ["Backend", "GenerateRequest", "LoglikRequest", "LoglikResult", "build_backend", "parse_spec", "BACKENDS"]
+__all__ = ["Backend", "GenerateRequest", "LoglikRequest", "LoglikResult", "build_backend", "cached_backend", "parse_spec",
+           "BACKENDS"]

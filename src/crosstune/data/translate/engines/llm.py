@@ -25,9 +25,8 @@ class LLMEngine:
     cached = True
 
     def __init__(self, cfg, cache):
-        from crosstune.models.backends import build_backend, parse_spec
+        from crosstune.models.backends import cached_backend, parse_spec
         from crosstune.models.backends.openai_compat import OpenAICompatBackend
-        from crosstune.models.cache import CachedBackend, CallCache
 
         if not cfg.model:
             raise CrosstuneError("engine llm: set engine.model to openai:MODEL@BASE_URL")
@@ -44,7 +43,7 @@ class LLMEngine:
         for m in self.prompt:
             if set(m) != {"role", "content"} or "{text}" not in "".join(x["content"] for x in self.prompt):
                 raise CrosstuneError("engine.prompt: expected a list of {role, content} messages, one holding {text}")
-        self.backend = CachedBackend(build_backend(spec), cache or CallCache(), fingerprint=f"llm:{cfg.model}")
+        self.backend = cached_backend(spec, cache, fingerprint=f"llm:{cfg.model}")
 
     @property
     def calls(self) -> int:
