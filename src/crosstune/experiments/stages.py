@@ -98,7 +98,8 @@ def _consistency(stage: Stage, ctx: Context, suite, model: str) -> dict:
         jobs.append(Job(cfg, items, scorer, ctx.path(stage) / cfg.name / scorer.mode,
                         suite.prompt or cfg.default_prompt, {"scaffolding": cfg.scaffolding}))
     # the label in run.json names the arm, not the folder, so a moved output folder still resumes
-    summaries = run_jobs(cached_backend(model, dtype="float32", batch_size=suite.batch_size), jobs, stage.payload["arm"],
+    backend = cached_backend(model, dtype="float32", batch_size=suite.batch_size)
+    summaries = run_jobs(backend, jobs, stage.payload["arm"],
                          n_boot=suite.n_boot, seed=seed, data_root=ctx.data_root)
     write_eval_report(ctx.path(stage), f"Consistency: {stage.payload['arm']}", by_mode=True)
     out: dict = {}
