@@ -147,3 +147,20 @@ def test_llama3_score_context_is_the_generation_prompt(toks):
     tok = toks[LLAMA31.name]
     r = render_ids(SINGLE, "score", "chat", tok)
     assert tok.decode(r.ids[:r.context_length]).endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+
+
+def test_empty_context_rules(toks):
+    """Whole-sentence scoring: `start` scores every token after the document start (the default BOS, else lm-eval's
+    prefix token); `authors` (RankC's main.py) takes the tokenizer's own encoding and leaves its first token out."""
+    from crosstune.models.render import score_ids
+
+    empty, sentence = [{"role": "user", "content": ""}], "Paris is in France."
+    plain = lambda tok: tok(sentence, add_special_tokens=False)["input_ids"]  # noqa: E731
+    llama, qwen = toks[LLAMA31.name], toks["qwen2.5-instruct"]
+    for rule in ("start", "authors"):  # a BOS-adding tokenizer: the two rules agree
+        r = score_ids(empty, sentence, "raw", llama, rule)
+        assert r.ids[:r.context_length] == [llama.bos_token_id] and r.ids[r.context_length:] == plain(llama)
+    r = score_ids(empty, sentence, "raw", qwen, "start")  # no BOS at all: lm-eval's prefix token, the EOS
+    assert r.ids[:r.context_length] == [qwen.eos_token_id] and r.ids[r.context_length:] == plain(qwen)
+    r = score_ids(empty, sentence, "raw", qwen, "authors")
+    assert r.ids[:r.context_length] == plain(qwen)[:1] and r.ids[r.context_length:] == plain(qwen)[1:]

@@ -17,9 +17,10 @@ from pathlib import Path
 from crosstune.console import console
 from crosstune.errors import shorten
 from crosstune.experiments.config import load_experiment
-from crosstune.experiments.plan import Plan, data_root_from_env, make_plan
+from crosstune.experiments.plan import Plan, make_plan
 from crosstune.experiments.results import write_results
 from crosstune.experiments.stages import KINDS, Context
+from crosstune.paths import data_root_if_set
 from crosstune.threads import set_threads
 
 
@@ -111,11 +112,11 @@ def run_stages(plan: Plan, out_dir: Path, data_root: Path | None = None) -> dict
 def run_experiment(path: str | Path, out_dir: str | Path, overrides: list[str] | None = None,
                    data_root: Path | None = None, report: bool = True) -> dict:
     """Validate everything, run the stages (a rerun is the resume), write results.csv/jsonl and the report."""
-    quiet_libraries()
     out_dir = Path(out_dir)
     exp = load_experiment(path, overrides)
-    root = data_root_from_env(data_root)
+    root = data_root_if_set(data_root)
     plan = make_plan(exp, path, root)  # every stage validated before any work
+    quiet_libraries()  # (imports transformers: after validation, so a bad file fails in a moment)
     set_threads(exp.threads)
     from crosstune.locks import folder_lock
 
