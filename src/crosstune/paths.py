@@ -29,6 +29,17 @@ def data_root(explicit: str | Path | None = None) -> Path | None:
     return root
 
 
+def data_root_if_set(explicit: str | Path | None = None) -> Path | None:
+    """`explicit` (must be a folder), else `$CROSSTUNE_DATA` when it is a folder, else None: for experiments, where
+    a stale variable only matters to files that use `{data_root}` (and they say so)."""
+    if explicit not in (None, ""):
+        return data_root(explicit)
+    try:
+        return data_root()
+    except CrosstuneError:
+        return None
+
+
 def resolve(raw: str | Path, *, root: str | Path | None = None, config: str | Path | None = None,
             what: str = "data file") -> Path:
     """An existing path for `raw`: absolute as is; relative under the data root, next to `config`, or in the

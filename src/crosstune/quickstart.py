@@ -23,7 +23,7 @@ def experiment_file() -> Path:
 
 def run(out_dir: str | Path, steps: int | None = None, prompt_limit: int | None = None,
         mc_limit: int | None = None, data_root: Path | None = None) -> dict:
-    from crosstune.experiments.plan import data_root_from_env
+    from crosstune.paths import data_root_if_set
     from crosstune.experiments.runner import quiet_libraries, run_experiment
     from crosstune.models.loading import prepare_default
 
@@ -33,7 +33,7 @@ def run(out_dir: str | Path, steps: int | None = None, prompt_limit: int | None 
     console.print("[bold]data:[/] the embedded demo set (crosstune/demo, CC0): 60 training and 13 held-out "
                   "instructions x en/zh/es/vi, 47 parallel multiple-choice questions")
     try:
-        root = data_root_from_env(data_root)
+        root = data_root_if_set(data_root)
     except CrosstuneError:
         root = None
     if root is not None:

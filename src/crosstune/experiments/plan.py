@@ -20,7 +20,7 @@ from typing import Any
 from crosstune.errors import CrosstuneError
 from crosstune.experiments.config import ConsistencySuite, Experiment, GenerationSuite, JudgeSuite
 from crosstune.hashing import json_sha256
-from crosstune.paths import find
+from crosstune.paths import ENV, find
 
 UNTUNED = "untuned"
 
@@ -34,10 +34,10 @@ def expand_placeholders(value: Any, data_root: Path | None) -> Any:
     if isinstance(value, str):
         if "{data_root}" in value:
             if data_root is None:
-                env = os.environ.get("CROSSTUNE_DATA")
-                why = f"$CROSSTUNE_DATA={env} is not a folder" if env else "no data root is set"
+                env = os.environ.get(ENV)
+                why = f"${ENV}={env} is not a folder" if env else "no data root is set"
                 raise CrosstuneError(f"{value!r} uses {{data_root}} but {why} "
-                                     "(export CROSSTUNE_DATA=DIR or pass --data-root DIR)")
+                                     f"(export {ENV}=DIR or pass --data-root DIR)")
             value = value.replace("{data_root}", str(data_root))
         return value.replace("{demo}", str(demo_dir()))
     if isinstance(value, list):
@@ -313,15 +313,3 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
                                                     suite_rank.get(st.settings.get("suite"), -1)))
     stages = {st.name: st for st in order}
     return Plan(exp, source, stages, arms, baseline, list(exp.sweep))
-
-
-def data_root_from_env(explicit: Path | None = None) -> Path | None:
-    """--data-root (must exist), else $CROSSTUNE_DATA when it is a folder, else None."""
-    from crosstune.paths import data_root
-
-    if explicit is not None:
-        return data_root(explicit)
-    try:
-        return data_root()
-    except CrosstuneError:  # a stale $CROSSTUNE_DATA only matters to experiments that use {data_root}
-        return None
