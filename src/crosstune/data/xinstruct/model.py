@@ -19,6 +19,8 @@ def fingerprint_for(spec: str) -> str:
     from crosstune.models.fingerprint import model_fingerprint
 
     cfg = parse_spec(spec)
+    if cfg.get("kind") not in ("hf", "openai"):  # a user's backend (package.module:Object): set model.fingerprint
+        return f"component:{cfg['kind']}"
     if cfg.get("kind") == "openai":
         model = cfg["model"]
         return model_fingerprint(model) if Path(model).is_file() else f"openai:{model}"
