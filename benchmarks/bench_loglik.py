@@ -115,6 +115,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads for both (default: torch's choice)")
     ap.add_argument("--rounds", type=int, default=5, help="interleave the two scorers in this many rounds")
     ap.add_argument("--out", default=None, help="write the measurements as JSON here")
+    ap.add_argument("--cache", action="store_true", help="score ours through the call cache as `eval run` does "
+                    "(a fresh cache file: every request misses and is stored, as in a first run)")
     args = ap.parse_args()
 
     if args.threads:
@@ -136,6 +138,11 @@ def main() -> None:
     scorer.bind(ours)  # requests carry the one renderer's token ids, as in `eval run`
     ours.loglikelihood([r for it in items[:2] for r in scorer.requests(it)])  # warm-up
     ours.loglik_stats.update(tokens=0, head_positions=0)
+    if args.cache:  # after the warm-up, so that no measured request is a cache hit
+        from crosstune.models.cache import CachedBackend, CallCache
+
+        cache_dir = tempfile.TemporaryDirectory()
+        ours = CachedBackend(ours, CallCache(Path(cache_dir.name) / "calls.sqlite"))
     n_params = sum(p.numel() for p in ours.model.parameters())
     tmp = tempfile.TemporaryDirectory()
     lmeval = LmEvalRunner(model_path, Path(tmp.name), rows, warm, args)
@@ -175,7 +182,7 @@ def main() -> None:
     diff = max(abs(x - y) for a, b in zip(ours_ll, lm_ll) for x, y in zip(a, b))
     acc_ours = sum(argmax(a) == r["answer"] for a, r in zip(ours_ll, rows)) / len(rows)
     acc_lm = sum(argmax(b) == r["answer"] for b, r in zip(lm_ll, rows)) / len(rows)
-    result = {"questions": n, "option_requests": n_req, "languages": langs, "dtype": args.dtype,
+    result = {"questions": n, "option_requests": n_req, "languages": langs, "dtype": args.dtype, "cache": args.cache,
               "batch_size": args.batch_size, "rounds": args.rounds, "torch_threads": torch.get_num_threads(),
               "crosstune_wall_s": round(ours_wall, 2), "crosstune_cpu_s": round(ours_cpu, 2),
               "lmeval_wall_s": round(lm_wall, 2), "lmeval_cpu_s": round(lm_cpu, 2),

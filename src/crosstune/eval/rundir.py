@@ -55,8 +55,9 @@ def check_run(run_dir: str | Path, meta: dict, *, write: bool = True, ignore: tu
         changed = changes({k: v for k, v in old.items() if k not in ignore},
                           {k: v for k, v in meta.items() if k not in ignore})
         if changed:
-            raise CrosstuneError(f"{path}: this folder holds a run with other settings (changed: {', '.join(changed)}); "
-                                 "use another --out, or delete the folder (cached model calls are reused either way)")
+            raise CrosstuneError(f"{path}: this folder holds a run with other settings (changed: "
+                                 f"{', '.join(changed)}); use another --out, or delete the folder (cached model calls "
+                                 "are reused either way)")
     elif write:
         write_json(path, meta)
 
