@@ -17,14 +17,13 @@ not only the expected ones.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from crosstune.errors import CrosstuneError
-from crosstune.eval import lcpr
+from crosstune.eval import lcpr, rundir
 
 LID_BACKENDS = ("pycld2", "lingua", "fasttext")
 DEFAULT_LID = "fasttext"  # lid.176.ftz: the compressed build of the reference's lid.176.bin; see docs/fidelity_and_judges.md for the per-language floor
@@ -257,6 +256,7 @@ def as_lcb_outputs(rows: list[dict]) -> list[dict]:
 PROTOCOLS = ("crosstune", "reference")
 
 
+@rundir.locked("eval fidelity")  # one writer per --out folder
 def run_fidelity(path: str | Path, out_dir: str | Path, lid: str = DEFAULT_LID, threshold: float = lcpr.THRESHOLD,
                  min_tokens: int = lcpr.MIN_TOKENS, n_boot: int = 1000, seed: int = 0, protocol: str = "crosstune",
                  words: str | Path | None = None, data_root=None) -> dict:
@@ -292,12 +292,8 @@ def run_fidelity(path: str | Path, out_dir: str | Path, lid: str = DEFAULT_LID, 
 
 
 def write_fidelity(out_dir: str | Path, summary: dict, items: list[dict]) -> None:
-    from crosstune.data.io import dumps_row
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "items.jsonl").write_text("".join(dumps_row(it) + "\n" for it in items), encoding="utf-8")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    rundir.write_rows(Path(out_dir) / "items.jsonl", items)
+    rundir.write_json(Path(out_dir) / "summary.json", summary)
 
 
 def run_reference(path: str | Path, lid: str = DEFAULT_LID, words: str | Path | None = None,
