@@ -36,3 +36,15 @@ def test_language_name_is_one_function_for_every_caller():
     assert language_name("vi", "zh") == "越南语"
     assert language_name("en", "vi") == "tiếng Anh"  # lower-cased: Vietnamese writes it mid-sentence
     assert language_name("id", "id") == "Indonesia"  # "bahasa" is the directive template's own word
+
+
+def test_language_fields_normalize_and_name_the_field():
+    """Every config field holding a language is `LanguageTag` (or `languages_field`): one validator."""
+    from crosstune.config import validate
+    from crosstune.data.recipes.baselines import MonolingualParams
+    from crosstune.data.translate.config import SourceConfig
+
+    assert validate(SourceConfig, {"path": "x", "language": "zho_Hans"}).language == "zh"
+    assert validate(MonolingualParams, {"language": "Vietnamese", "total": 3}).language == "vi"
+    with pytest.raises(CrosstuneError, match=r"^r.yaml: field 'language': unknown language 'not a language'"):
+        validate(MonolingualParams, {"language": "not a language", "total": 3}, "r.yaml")

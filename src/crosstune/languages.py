@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated
 
 import langcodes
+from pydantic import AfterValidator
 
 from crosstune.errors import CrosstuneError
 
@@ -56,6 +58,17 @@ def get_language(code: str) -> Language:
 def normalize(code: str) -> str:
     """Canonical tag for a code or name (`'zho_Hans'` -> `'zh'`)."""
     return get_language(code).tag
+
+
+def language_tag(value: str) -> str:
+    """`normalize` for config validators: an unknown language is a ValueError, so pydantic names the field."""
+    try:
+        return normalize(value)
+    except CrosstuneError as e:
+        raise ValueError(str(e)) from None
+
+
+LanguageTag = Annotated[str, AfterValidator(language_tag)]  # a config field holding one language, normalized
 
 
 @lru_cache(maxsize=4096)

@@ -17,18 +17,13 @@ from crosstune.data.blocks import Row
 from crosstune.data.recipes.base import Budgeted, Recipe, interleave
 from crosstune.data.recipes.common import Volume, draw_indices, languages_field, mono_row, resolve_volume
 from crosstune.data.recipes.sources import Corpus
-from crosstune.languages import normalize
+from crosstune.languages import LanguageTag, normalize
 
 
 class MonolingualParams(StrictModel):
-    language: str
+    language: LanguageTag
     total: Volume = "all"
     replace: bool = False
-
-    @field_validator("language")
-    @classmethod
-    def _lang(cls, v: str) -> str:
-        return languages_field([v])[0]
 
 
 class MultilingualParams(StrictModel):

@@ -11,7 +11,7 @@ from crosstune.data.blocks import Row
 from crosstune.data.formats import alpaca_user_text
 from crosstune.data.schema import Example, Message
 from crosstune.errors import CrosstuneError
-from crosstune.languages import language_name, normalize
+from crosstune.languages import language_name, language_tag, normalize
 
 if TYPE_CHECKING:
     from crosstune.data.recipes.sources import Corpus
@@ -71,10 +71,7 @@ def marked_user_text(instruction: str, inp: str, instruction_language: str, targ
 
 def languages_field(values: list[str]) -> list[str]:
     """Validator body: canonical tags, no repeats (a ValueError so pydantic names the field)."""
-    try:
-        out = [normalize(v) for v in values]
-    except CrosstuneError as e:
-        raise ValueError(str(e)) from None
+    out = [language_tag(v) for v in values]
     dups = sorted({x for x in out if out.count(x) > 1})
     if dups:
         raise ValueError(f"languages listed twice: {', '.join(dups)}")

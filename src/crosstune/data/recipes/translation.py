@@ -21,22 +21,14 @@ from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import Volume, draw_indices, make_row, resolve_volume
 from crosstune.errors import CrosstuneError, where
 from crosstune.hashing import file_sha256
-from crosstune.languages import language_name, normalize
+from crosstune.languages import LanguageTag, language_name, normalize
 from crosstune.paths import find
 
 
 class Side(StrictModel):
-    language: str
+    language: LanguageTag
     path: str
     field: str | None = None  # JSON/JSONL files: the text field (e.g. FLORES "context" / "answer")
-
-    @field_validator("language")
-    @classmethod
-    def _lang(cls, v: str) -> str:
-        try:
-            return normalize(v)
-        except CrosstuneError as e:
-            raise ValueError(str(e)) from None
 
 
 class ParallelSet(StrictModel):

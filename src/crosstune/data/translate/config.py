@@ -8,28 +8,15 @@ from pydantic import Field, field_validator
 
 from crosstune.config import UNHASHED, Batch, Chars, Fraction, StrictModel, Tokens, Workers
 from crosstune.data.translate.protect import KINDS
-from crosstune.errors import CrosstuneError
-from crosstune.languages import normalize
-
-
-def _tag(v: str) -> str:
-    try:
-        return normalize(v)
-    except CrosstuneError as e:
-        raise ValueError(str(e)) from None
+from crosstune.languages import LanguageTag, language_tag
 
 
 class SourceConfig(StrictModel):
     path: str
-    language: str = "en"
+    language: LanguageTag = "en"
     format: Literal["auto", "alpaca", "sharegpt", "openai", "prompt_response", "crosstune"] = "auto"
     prefix: str = ""  # e.g. en_ for en_instruction/en_input/en_output columns
     id_field: str | None = None  # default: the row's `id`, else its 0-based index
-
-    @field_validator("language")
-    @classmethod
-    def _lang(cls, v: str) -> str:
-        return _tag(v)
 
 
 class EngineConfig(StrictModel):
@@ -89,7 +76,7 @@ class TranslateConfig(StrictModel):
     @field_validator("languages")
     @classmethod
     def _langs(cls, v: list[str]) -> list[str]:
-        out = [_tag(x) for x in v]
+        out = [language_tag(x) for x in v]
         if not out:
             raise ValueError("no target languages")
         if len(set(out)) != len(out):

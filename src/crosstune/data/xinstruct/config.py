@@ -8,22 +8,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from crosstune.config import UNHASHED, Batch, Chars, Count, Fraction, Seed, StrictModel, Tokens, Workers
 from crosstune.errors import CrosstuneError
-from crosstune.languages import normalize
+from crosstune.languages import LanguageTag
 from crosstune.paths import find
 
 _SLOT = re.compile(r"\{(\w+)\}")
 SourceFormat = Literal["auto", "text", "lines", "jsonl", "xquad", "ntrex", "hf"]
-
-
-def _lang(v: str) -> str:
-    try:
-        return normalize(v)
-    except CrosstuneError as e:
-        raise ValueError(str(e)) from None
 
 
 class SourceSpec(StrictModel):
@@ -31,17 +24,12 @@ class SourceSpec(StrictModel):
     document per line, or lines grouped by `doc_ids` (NTREX: DOCUMENT_IDS.tsv); `jsonl`/`hf`: one document per
     row in `field`; `xquad`: SQuAD JSON, one document per `context` paragraph."""
 
-    language: str
+    language: LanguageTag
     path: str
     format: SourceFormat = "auto"
     field: str = "text"
     id_field: str | None = None
     doc_ids: str | None = None  # `lines` only: a file with one document id per line
-
-    @field_validator("language")
-    @classmethod
-    def _language(cls, v: str) -> str:
-        return _lang(v)
 
 
 class SegmentConfig(StrictModel):
