@@ -18,14 +18,14 @@ from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
 from crosstune.data.formats import alpaca_user_text
 from crosstune.data.recipes.base import Recipe
-from crosstune.data.recipes.common import Volume, draw_indices, languages_field, make_row, resolve_volume
+from crosstune.data.recipes.common import Languages, Volume, draw_indices, make_row, resolve_volume
 from crosstune.data.recipes.sources import Corpus
 from crosstune.data.xinstruct.config import fill, load_prompt
 from crosstune.languages import normalize
 
 
 class BackwardParams(StrictModel):
-    languages: list[str]  # response languages x (the text the backward model reads)
+    languages: Languages  # response languages x (the text the backward model reads)
     english: str = "en"
     instruction_from: Literal["english", "same"] = "english"
     per_language: Volume = "all"
@@ -33,11 +33,6 @@ class BackwardParams(StrictModel):
     prompt: str = "xinstruct_generate"  # packaged prompt name or file; {text} is the response in x
     with_input: Literal["skip", "append"] = "skip"
     max_response_chars: int = Field(2000, ge=1, le=10**8)  # longer responses are skipped (a backward prompt must fit the context)
-
-    @field_validator("languages")
-    @classmethod
-    def _langs(cls, v: list[str]) -> list[str]:
-        return languages_field(v)
 
     @field_validator("english")
     @classmethod

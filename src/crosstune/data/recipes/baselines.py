@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
 from crosstune.data.recipes.base import Budgeted, Recipe, interleave
-from crosstune.data.recipes.common import Volume, draw_indices, languages_field, mono_row, resolve_volume
+from crosstune.data.recipes.common import Languages, Volume, draw_indices, mono_row, resolve_volume
 from crosstune.data.recipes.sources import Corpus
 from crosstune.languages import LanguageTag, normalize
 
@@ -27,16 +27,11 @@ class MonolingualParams(StrictModel):
 
 
 class MultilingualParams(StrictModel):
-    languages: list[str]
+    languages: Languages
     total: Volume = "all"
     weights: dict[str, float] | None = None
     temperature: float | None = None
     replace: bool = False
-
-    @field_validator("languages")
-    @classmethod
-    def _langs(cls, v: list[str]) -> list[str]:
-        return languages_field(v)
 
     @model_validator(mode="after")
     def _check(self) -> "MultilingualParams":

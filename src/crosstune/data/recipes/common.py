@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
 from crosstune.data.formats import alpaca_user_text
@@ -78,6 +78,7 @@ def languages_field(values: list[str]) -> list[str]:
     return out
 
 
+Languages = Annotated[list[str], AfterValidator(languages_field)]  # canonical tags, no repeats
 class SampledParams(StrictModel):
     """Mixin for recipes that sample items: `replace` allows volumes above the corpus size."""
 

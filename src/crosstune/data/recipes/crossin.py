@@ -18,8 +18,8 @@ from crosstune.data.build_encode import _STR, EscapedFields, escaped_concat, esc
 from crosstune.data.formats import alpaca_user_text
 from crosstune.data.schema import Example, Message
 from crosstune.data.recipes.base import Recipe
-from crosstune.data.recipes.common import (Marking, Volume, draw_indices, languages_field, make_row,
-                                           marked_user_text, resolve_volume)
+from crosstune.data.recipes.common import (Languages, Marking, Volume, draw_indices, make_row, marked_user_text,
+                                           resolve_volume)
 from crosstune.data.recipes.sources import Corpus
 from crosstune.config import StrictModel
 from crosstune.languages import language_name, normalize
@@ -28,20 +28,15 @@ MODES = ("base", "en2x", "x2en", "x2x", "translate")
 
 
 class CrossInParams(StrictModel):
-    languages: list[str]
+    languages: Languages
     english: str = "en"
     modes: dict[str, Volume]
-    base_languages: list[str] = ["en"]  # the paper's Base is English-only (Platypus)
+    base_languages: Languages = ["en"]  # the paper's Base is English-only (Platypus)
     replace: bool = True  # the released builder draws with replacement
     marking: Marking = Marking()
     x2x_same_language: bool = True  # archived collator: ~1/|L| of x2x rows are monolingual
     translate_direction: Literal["x2en", "en2x", "both"] = "x2en"
     translate_instruction: str = "Translate the following sentence into {language}."
-
-    @field_validator("languages", "base_languages")
-    @classmethod
-    def _langs(cls, v: list[str]) -> list[str]:
-        return languages_field(v)
 
     @field_validator("modes")
     @classmethod

@@ -20,8 +20,8 @@ from pydantic import Field, field_validator, model_validator
 from crosstune.config import StrictModel
 from crosstune.data.blocks import Row
 from crosstune.data.recipes.base import Budgeted, Recipe, interleave
-from crosstune.data.recipes.common import (MAX_VOLUME, Volume, draw_indices, languages_field, mono_row, resolve_volume,
-                                           spread_evenly)
+from crosstune.data.recipes.common import (MAX_VOLUME, Languages, Volume, draw_indices, languages_field, mono_row,
+                                           resolve_volume, spread_evenly)
 from crosstune.data.recipes.sources import Corpus
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
@@ -33,19 +33,14 @@ ROUNDING = {"round": lambda x: math.floor(x + Fraction(1, 2)), "floor": math.flo
 
 class PinchParams(StrictModel):
     english: str = "en"
-    languages: list[str]  # the non-English languages that share the P% (the "seen" ones)
+    languages: Languages  # the non-English languages that share the P% (the "seen" ones)
     percent: float | None = None
     count: int | None = Field(None, ge=0, le=MAX_VOLUME)
     total: Volume = 4640  # the paper's budget (1,000 LIMA + 3,640 OpenAssistant)
     rounding: Literal["round", "floor", "ceil"] = "round"
     english_in_spread: bool = False  # paper variant: the P% is spread over all languages, English included
-    unseen: list[str] = []  # evaluation-only languages, recorded in the manifest
+    unseen: Languages = []  # evaluation-only languages, recorded in the manifest
     replace: bool = False
-
-    @field_validator("languages", "unseen")
-    @classmethod
-    def _langs(cls, v: list[str]) -> list[str]:
-        return languages_field(v)
 
     @field_validator("percent")
     @classmethod
@@ -72,16 +67,11 @@ class PinchParams(StrictModel):
 
 
 class BudgetParams(StrictModel):
-    order: list[str]  # addition order, e.g. [en, ar, fi, it, ru, sw]
+    order: Languages  # addition order, e.g. [en, ar, fi, it, ru, sw]
     num_languages: int | None = None  # use the first k of `order`; None = all
     total: Volume = 4640
-    unseen: list[str] = []
+    unseen: Languages = []
     replace: bool = False
-
-    @field_validator("order", "unseen")
-    @classmethod
-    def _langs(cls, v: list[str]) -> list[str]:
-        return languages_field(v)
 
     @model_validator(mode="after")
     def _check(self) -> "BudgetParams":
