@@ -222,11 +222,11 @@ class LcbSuite:
 
     def inputs(self) -> dict:
         """Every prompt (and the word list's digest): an edited test set re-runs the suite."""
-        import hashlib
+        from crosstune.hashing import file_sha256
 
         return {"prompts": {t: [[p["source"], p["language"], p["id"], p["prompt"]] for p in ps]
                             for t, ps in self.prompts.items()},
-                "words": hashlib.sha256(self.words.read_bytes()).hexdigest()}
+                "words": file_sha256(self.words)}
 
     def run(self, model: str, out_dir: Path, seed: int) -> dict:
         results = run_lcb_tasks(model, self.tasks, out_dir, languages=self.languages, limit=self.limit, seed=seed,
