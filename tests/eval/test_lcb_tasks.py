@@ -82,19 +82,30 @@ def test_lcb_greedy_and_bad_options(tiny_model_dir, data_root, tmp_path, capsys)
     assert code == 2 and "task lcb_monolingual: data_files" in cap.err and "Traceback" not in cap.err
 
 
-def test_lcb_suite_for_experiments(tiny_model_dir, data_root, tmp_path, monkeypatch):
-    """The suite object `crosstune run` builds from `kind: crosstune.eval.lcb:LcbSuite`: checked when built, metrics
-    per task and protocol from run()."""
+def test_lcb_suite_is_checked_when_built(data_root):
+    """The suite object `crosstune run` builds from `kind: crosstune.eval.lcb:LcbSuite` fails before any work."""
     from crosstune.errors import CrosstuneError
     from crosstune.eval.lcb import LcbSuite
 
-    monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path / "cache"))  # the call cache, not the user's
     with pytest.raises(CrosstuneError, match=r"tasks \['mgsm'\]: expected LCB tasks"):
         LcbSuite(tasks=["mgsm"], data_root=str(data_root))
     suite = LcbSuite(tasks=["lcb_monolingual"], languages=["fr"], limit=1, max_new_tokens=4,
                      data_root=str(data_root))
-    assert len(suite.inputs()["prompts"]["lcb_monolingual"]) == 3
-    result = suite.run(model=str(tiny_model_dir), out_dir=tmp_path / "suite", seed=0)
-    assert {"lcb_monolingual.lpr", "lcb_monolingual.crosstune_lpr"} <= set(result["metrics"])
-    assert all(0 <= v <= 1 for v in result["metrics"].values())
-    assert (tmp_path / "suite" / "lcb_monolingual" / "table.md").is_file()
+    assert len(suite.inputs()["prompts"]["lcb_monolingual"]) == 3  # fr: dolly, native, okapi (run() below)
+    with pytest.raises(CrosstuneError, match="--decoding 'beam'"):
+        LcbSuite(tasks=["lcb_monolingual"], decoding="beam", data_root=str(data_root))
+
+
+def test_lcb_suite_in_crosstune_run(tiny_model_dir, data_root, tmp_path, monkeypatch, capsys):
+    """`crosstune run` with LCB as a suite: its LPR/WPR of both protocols become results columns."""
+    monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path / "cache"))
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(json.dumps({"name": "lcb", "model": str(tiny_model_dir), "eval": {"lcb": {
+        "kind": "crosstune.eval.lcb:LcbSuite", "settings": {"tasks": ["lcb_monolingual"], "languages": ["zh"],
+                                                            "limit": 1, "max_new_tokens": 4,
+                                                            "data_root": str(data_root)}}}}), encoding="utf-8")
+    code, cap = run_main(["run", str(exp), "--out", str(tmp_path / "o")], capsys)
+    assert code == 0, cap.err
+    rows = [json.loads(x) for x in (tmp_path / "o" / "results.jsonl").read_text().splitlines()]
+    assert [r["arm"] for r in rows] == ["untuned"]
+    assert {"lcb.lcb_monolingual.lpr", "lcb.lcb_monolingual.wpr", "lcb.lcb_monolingual.crosstune_lpr"} <= set(rows[0])

@@ -26,7 +26,9 @@ from crosstune.errors import CrosstuneError
 from crosstune.eval import lcpr, rundir
 
 LID_BACKENDS = ("pycld2", "lingua", "fasttext")
-DEFAULT_LID = "fasttext"  # lid.176.ftz: the compressed build of the reference's lid.176.bin; see docs/fidelity_and_judges.md for the per-language floor
+# lid.176.ftz: the compressed build of the reference's lid.176.bin; docs/fidelity_and_judges.md has the per-language
+# floor
+DEFAULT_LID = "fasttext"
 N_MISSES = 5  # examples of misses kept per language in the summary (all misses are in items.jsonl)
 # the labels of fastText lid.176 (fasttext-predict cannot list them)
 LID176 = ("af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb ckb co cs cv "
