@@ -65,7 +65,7 @@ CASES = [  # the issue's five, then one per kind of bound
     ("task", "fewshot", {"file": "f", "template": "x", "n": -2}, "field 'fewshot.n'"),
     ("experiment", "threads", 10**6, "field 'threads'"),
     ("experiment", "eval", {"g": {"kind": "generation", "prompts": ["p"], "max_new_tokens": 0}},
-     "field 'eval.g.generation.max_new_tokens'"),
+     "field 'eval.g.max_new_tokens'"),
 ]
 
 

@@ -81,7 +81,7 @@ def test_unknown_key_under_a_dict_of_models_lists_the_keys(tmp_path):
     ("data:\n  crossin: {recipee: r.yaml}\n", "exp.yaml:3: unknown key 'data.crossin.recipee'; "
                                                "expected one of: recipe, overrides, seed"),
     ("eval:\n  mc: {kind: consistency, tasks: [t], limt: 3}\n",
-     "exp.yaml:3: unknown key 'eval.mc.consistency.limt'; expected one of: kind, tasks, languages, mode, limit"),
+     "exp.yaml:3: unknown key 'eval.mc.limt'; expected one of: kind, tasks, languages, mode, limit"),
     ("arms:\n  - {name: a, data: d, trian: t}\n", "exp.yaml:3: unknown key 'arms.0.trian'; expected one of: name, "
                                                   "data, train"),
 ])

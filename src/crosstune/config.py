@@ -186,13 +186,32 @@ def validate(model: type[T], data: dict[str, Any], source: str = "config") -> T:
     except ValidationError as e:
         errors = e.errors()  # a misspelt key also makes its right spelling "missing": name the misspelling first
         err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
-        field = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        where = f"{source}:{line}" if (line := _line_of(data, err["loc"])) else source
+        field = ".".join(str(x) for x in _field_path(data, err["loc"])) or "(top level)"
+        head, sep, rest = source.partition(": ")  # "file: recipe" -> "file:LINE: recipe"
+        where = f"{head}:{line}{sep}{rest}" if (line := _line_of(data, err["loc"])) else source
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, err["loc"][:-1])
             raise CrosstuneError(f"{where}: unknown key '{field}'; expected one of: {allowed}") from None
         msg = err["msg"].removeprefix("Value error, ")  # our validators' messages read better without it
         raise CrosstuneError(f"{where}: field '{field}': {msg}") from None
+
+
+def _field_path(data: Any, loc: tuple) -> list:
+    """`loc` as the user wrote it: pydantic's union-member steps (`consistency`, `constrained-int`) left out."""
+    out, node = [], data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) \
+                and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and i + 1 < len(loc) and loc[i + 1] in node:
+            continue  # a tag pydantic adds between a key and the key it holds
+        elif isinstance(node, (dict, list)):
+            out.extend(loc[i:])  # a missing key and below
+            break
+        else:
+            break  # below a value: the type a union tried
+    return out
 
 
 def _line_of(data: Any, loc: tuple) -> int | None:

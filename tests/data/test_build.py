@@ -73,7 +73,7 @@ def test_rows_and_manifest(tmp_path, slices):  # noqa: F811
     ({"recipe": {"languages": ["en", "zh"], "modes": {"en2x": 5}, "colour": 1}}, "unknown key 'colour'"),
     ({"filters": {"langid": {"backend": "fasttext"}}}, "filters.langid.backend"),
     ({"name": "pinch", "recipe": {"languages": ["zh"], "percent": 101}}, "within 0..100"),
-    ({"recipe": {"languages": ["en", "zh"], "modes": {"en2x": 0}}}, "modes.en2x': expected a positive number"),
+    ({"recipe": {"languages": ["en", "zh"], "modes": {"en2x": 0}}}, "modes.en2x': expected a number of items from 1 to 100,000,000 or 'all'"),
     ({"recipe": {"languages": ["en"], "modes": {"en2x": 5}}}, "at least one language besides English"),
 ])
 def test_config_errors_come_before_any_work(tmp_path, slices, changes, message):  # noqa: F811

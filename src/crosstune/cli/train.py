@@ -15,9 +15,10 @@ def train(config: str = typer.Argument(..., help="training config YAML"),
     from crosstune.config import load_config
     from crosstune.console import out
     from crosstune.train.config import TrainConfig
+
+    cfg = load_config(TrainConfig, config, overrides or [])  # a bad config fails before torch is imported
     from crosstune.train.loop import train as run
 
-    cfg = load_config(TrainConfig, config, overrides or [])
     result = run(cfg, resume=resume, allow_changed=[k.strip() for k in allow_changed.split(",") if k.strip()])
     if result is not None:  # only the main process of a multi-process launch reports
         out.print_json(data=result)

@@ -186,7 +186,7 @@ def render(source: str, ctx: dict, where: str, field: str) -> str:
             out.append(piece)
         return "".join(out)
     except _LIMITS as e:
-        raise CrosstuneError(f"{where} field '{field}': the template exceeds a sandbox limit "
+        raise CrosstuneError(f"{where} field '{field}': the template was stopped by the sandbox "
                              f"({_limit_message(e)})") from None
     except UndefinedError as e:
         raise CrosstuneError(f"{where} field '{field}': the template {_missing(e, ctx)}") from None
@@ -204,7 +204,7 @@ def evaluate(source: str, ctx: dict, where: str, field: str):
         if isinstance(value, _Steps):
             value = list(value)
     except _LIMITS as e:
-        raise CrosstuneError(f"{where} field '{field}': the expression exceeds a sandbox limit "
+        raise CrosstuneError(f"{where} field '{field}': the expression was stopped by the sandbox "
                              f"({_limit_message(e)})") from None
     except UndefinedError as e:
         raise CrosstuneError(f"{where} field '{field}': the expression {_missing(e, ctx)}") from None
