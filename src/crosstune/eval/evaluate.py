@@ -63,8 +63,8 @@ def load_tasks(task_names, languages=None, prompt=None, limit=None, scaffolding=
     return loaded
 
 
-def run_jobs(backend, jobs: list[Job], model: str, *, n_boot: int = 1000, seed: int = 0, data_root=None,
-             quiet: bool = False) -> list[dict]:
+def run_jobs(backend, jobs: list[Job], model: str, *, n_boot: int = 1000, seed: int = 0,
+             data_root=None) -> list[dict]:
     """Score every job on `backend` (a `CachedBackend` to reuse earlier calls); one summary per job."""
     primary = process_state().process_index == 0
     summaries = []
@@ -72,7 +72,7 @@ def run_jobs(backend, jobs: list[Job], model: str, *, n_boot: int = 1000, seed: 
         s = run_task(backend, job.cfg, job.scorer, job.items, job.run_dir.parent, model, job.prompt, n_boot=n_boot,
                      seed=seed, run_dir=job.run_dir, data_root=data_root, extra=job.extra)
         summaries.append(s)
-        if primary and not quiet:
+        if primary:
             out.print(headline(job.cfg.name, job.scorer.mode, s))
     if primary and hasattr(backend, "calls"):
         console.print(f"model calls: {backend.calls}, cached: {backend.hits}")
