@@ -83,6 +83,14 @@ def test_a_folder_in_use_is_refused(tiny_model_dir, tmp_path, cache, capsys):
         code, cap = run_main(["eval", "run", "--model", str(tiny_model_dir), *COMMON, *cache, "--out", str(out)],
                              capsys)
         assert code == 2 and "is writing to this folder" in cap.err and "Traceback" not in cap.err
+        # every eval command takes the same lock before any work (here before reading its inputs)
+        from crosstune.errors import CrosstuneError
+        from crosstune.eval.fidelity import run_fidelity
+        from crosstune.eval.judge import run_judge
+
+        for call in (lambda: run_fidelity(tmp_path / "none", out), lambda: run_judge("j", "a", ["b"], "pinch", out)):
+            with pytest.raises(CrosstuneError, match="is writing to this folder"):
+                call()
     finally:
         holder.kill()
         holder.wait()
