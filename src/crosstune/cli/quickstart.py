@@ -19,4 +19,6 @@ def quickstart(out_dir: Path = typer.Option(Path("runs/quickstart"), "--out", he
     """CrossIn mixture -> LoRA -> before/after evaluation -> report, on the embedded demo data (crosstune/demo)."""
     from crosstune.quickstart import run
 
-    run(out_dir, steps=steps, prompt_limit=prompt_limit, mc_limit=mc_limit, data_root=data_root)
+    summary = run(out_dir, steps=steps, prompt_limit=prompt_limit, mc_limit=mc_limit, data_root=data_root)
+    if summary["failed"]:  # as `crosstune run`: the run finished, but not everything in it
+        raise typer.Exit(1)
