@@ -28,7 +28,7 @@ def command(kind: str, path: Path, out: Path) -> list[str]:
 
 
 def generated(tmp: Path) -> list[tuple[str, Path, str]]:
-    """Cases too big to keep in the repository: a 50 MB value (the probe's), a 2 MB value."""
+    """Cases too big to keep in the repository: 50 MB files (the probe's), 2 MB values, a 200 kB value echoed."""
     cases = []
     for kind, head in (("train", "output_dir: out\n"), ("recipe", "name: crossin\n"),
                        ("experiment", "name: x\n"), ("translate", "languages: [pt]\n")):
@@ -38,6 +38,9 @@ def generated(tmp: Path) -> list[tuple[str, Path, str]]:
     value = tmp / "task_2mb.yaml"
     value.write_text("name: t\ndefault_prompt: " + "x" * (2 << 20) + "\n")
     cases.append(("task", value, ":2: a value of 2097152 characters (at most 1048576)"))
+    value = tmp / "translate_long_language.yaml"  # echoed in the message: cut in the middle
+    value.write_text("source: {path: x.jsonl}\nlanguages: [" + "q" * 200_000 + "]\n")
+    cases.append(("translate", value, "...[199743 characters cut]..."))
     value = tmp / "xinstruct_2mb_path.yaml"
     value.write_text("sources:\n  - {language: zh, path: " + "p" * (2 << 20) + "}\n")
     cases.append(("xinstruct", value, ":2: a value of 2097152 characters"))
