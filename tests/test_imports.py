@@ -11,6 +11,12 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "check_imports.py"
 
 
+def test_no_import_cycle_between_parts():
+    proc = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout
+    assert "import cycles between crosstune's parts: 0" in proc.stdout
+
+
 def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     pkg = tmp_path / "crosstune"
     for part, body in {"a": "def f():\n    from crosstune.b.y import g\n", "b": "", "c": "import os\n"}.items():

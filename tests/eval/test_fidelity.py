@@ -6,6 +6,7 @@ import pytest
 
 from crosstune.errors import CrosstuneError
 from crosstune.eval.fidelity import build_detector, check_rows, run_fidelity, summarize
+from crosstune.report.fidelity import write_fidelity_report
 from tests.conftest import shared_path
 
 TEXT = {
@@ -58,6 +59,7 @@ def test_run_writes_items_summary_table_and_png(tmp_path):
     rows = [row(k, lang, TEXT[lang]) for k, lang in enumerate(langs)] + [row(9, "fr", TEXT["es"])]
     run = write(tmp_path / "run", rows)
     s = run_fidelity(run, tmp_path / "out", lid="fasttext", n_boot=100)
+    assert write_fidelity_report(tmp_path / "out", s) == ["results.md", "confusion.png"]  # the report reads it
     assert set(s["per_language"]) == set(langs)
     for lang in langs:
         assert set(s["per_language"][lang]) >= {"expected_rate", "lpr", "wpr", "lcpr", "n"}

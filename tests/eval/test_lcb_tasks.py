@@ -83,9 +83,9 @@ def test_lcb_greedy_and_bad_options(tiny_model_dir, data_root, tmp_path, capsys)
 
 
 def test_lcb_suite_is_checked_when_built(data_root):
-    """The suite object `crosstune run` builds from `kind: crosstune.eval.lcb:LcbSuite` fails before any work."""
+    """The suite object `crosstune run` builds from `kind: lcb` fails before any work."""
     from crosstune.errors import CrosstuneError
-    from crosstune.eval.lcb import LcbSuite
+    from crosstune.experiments.lcb import LcbSuite
 
     with pytest.raises(CrosstuneError, match=r"tasks \['mgsm'\]: expected LCB tasks"):
         LcbSuite(tasks=["mgsm"], data_root=str(data_root))
@@ -101,7 +101,7 @@ def test_lcb_suite_in_crosstune_run(tiny_model_dir, data_root, tmp_path, monkeyp
     monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path / "cache"))
     exp = tmp_path / "exp.yaml"
     exp.write_text(json.dumps({"name": "lcb", "model": str(tiny_model_dir), "eval": {"lcb": {
-        "kind": "crosstune.eval.lcb:LcbSuite", "settings": {"tasks": ["lcb_monolingual"], "languages": ["zh"],
+        "kind": "lcb", "settings": {"tasks": ["lcb_monolingual"], "languages": ["zh"],
                                                             "limit": 1, "max_new_tokens": 4,
                                                             "data_root": str(data_root)}}}}), encoding="utf-8")
     code, cap = run_main(["run", str(exp), "--out", str(tmp_path / "o")], capsys)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from crosstune.console import out
+from crosstune.console import console, out
 
 
 def fidelity(
@@ -33,8 +33,9 @@ def fidelity(
 ) -> None:
     """Response-language fidelity: expected vs detected language, LPR/WPR/LCPR, confusion matrix, misses."""
     from crosstune.eval.fidelity import run_fidelity
-    from crosstune.report.fidelity import fidelity_lines
+    from crosstune.report.fidelity import fidelity_lines, write_fidelity_report
 
     s = run_fidelity(generations, out_dir, lid, threshold, min_tokens, n_boot, seed, protocol, words, data_root)
+    console.print(f"wrote {out_dir}/{' and '.join(write_fidelity_report(out_dir, s))}")
     for line in fidelity_lines(s):
         out.print(line, highlight=False)

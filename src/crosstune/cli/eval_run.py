@@ -66,6 +66,10 @@ def run(
                          decoding=decoding, seed=seed, max_new_tokens=max_new_tokens, template=template,
                          batch_size=batch_size, dtype=dtype, data=data_overrides(data), data_root=data_root,
                          cache=cache)
+    if len(names) < len(csv_list(tasks)):
+        from crosstune.report.fidelity import write_lcb_reports
+
+        write_lcb_reports(out_dir)
     if not names:
         return
     results = evaluate(model, names, out_dir, languages=csv_list(languages) or None, limit=limit,

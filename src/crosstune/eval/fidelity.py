@@ -262,10 +262,9 @@ PROTOCOLS = ("crosstune", "reference")
 def run_fidelity(path: str | Path, out_dir: str | Path, lid: str = DEFAULT_LID, threshold: float = lcpr.THRESHOLD,
                  min_tokens: int = lcpr.MIN_TOKENS, n_boot: int = 1000, seed: int = 0, protocol: str = "crosstune",
                  words: str | Path | None = None, data_root=None) -> dict:
-    """Check every response of a generation run (or LCB outputs CSV) with one protocol; write items.jsonl,
-    summary.json, results.md (and, for the crosstune protocol, confusion.png)."""
+    """Check every response of a generation run (or LCB outputs CSV) with one protocol; write items.jsonl and
+    summary.json (`crosstune.report.fidelity.write_fidelity_report` adds results.md and confusion.png)."""
     from crosstune.console import console
-    from crosstune.report.fidelity import fidelity_table, plot_confusion
 
     if protocol not in PROTOCOLS:
         raise CrosstuneError(f"--protocol {protocol!r}: expected crosstune or reference")
@@ -284,12 +283,7 @@ def run_fidelity(path: str | Path, out_dir: str | Path, lid: str = DEFAULT_LID, 
         summary = summarize(items, lid, n_boot, seed, threshold, min_tokens)
     summary["source"] = str(path)
     write_fidelity(out_dir, summary, items)
-    if protocol == "crosstune":
-        plot_confusion(summary, Path(out_dir) / "confusion.png",
-                       title=f"Response language ({Path(str(path)).name}, {lid})")
-    (Path(out_dir) / "results.md").write_text(fidelity_table(summary), encoding="utf-8")
-    console.print(f"wrote {out_dir}/items.jsonl, summary.json, results.md"
-                  + (" and confusion.png" if protocol == "crosstune" else ""))
+    console.print(f"wrote {out_dir}/items.jsonl and summary.json")
     return summary
 
 

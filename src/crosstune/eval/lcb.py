@@ -4,8 +4,9 @@ score the completions with LCB's reference metric and with crosstune's fidelity 
 
 Layout per task: OUT/<task>/generate/ (crosstune.eval.generation: run.json, generations.jsonl), completions.csv
 (LCB's outputs layout: `id, model, completion, task, source, language`, readable by the reference script itself),
-reference/ and crosstune/ (`crosstune.eval.fidelity` with each protocol), lcb_summary.json (both tables, timing)
-and table.md (LCB's table, then both protocols side by side).
+reference/ and crosstune/ (`crosstune.eval.fidelity` with each protocol) and lcb_summary.json (both tables, timing);
+`crosstune.report.fidelity.write_lcb_report` renders table.md (LCB's table, then both protocols side by side). In an
+experiment the suite kind `lcb` runs them (`crosstune.experiments.lcb`).
 """
 
 from __future__ import annotations
@@ -148,12 +149,12 @@ def run_lcb_tasks(model: str, names: list[str], out_dir: str | Path, *, language
 
 def score_task(cfg: TaskConfig, prompts: list[dict], task_dir: Path, model: str, gen: dict, seconds: float,
                lid: str, words: Path, dec) -> dict:
-    """completions.csv, both protocols, lcb_summary.json and table.md for one generated task."""
+    """completions.csv, both protocols and lcb_summary.json for one generated task (its table.md:
+    `crosstune.report.fidelity.write_lcb_report`)."""
     from dataclasses import asdict
 
     from crosstune.eval.fidelity import run_fidelity
     from crosstune.eval.generation import read_generations
-    from crosstune.report.fidelity import lcb_table, side_by_side
 
     by_key = {(p["language"], f"{p['source']}/{p['id']}"): p for p in prompts}
     outputs = []
@@ -172,68 +173,8 @@ def score_task(cfg: TaskConfig, prompts: list[dict], task_dir: Path, model: str,
                "lcb_reference": ref["lcb"], "lcb_crosstune": ct["lcb"]}
     (task_dir / "lcb_summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n",
                                                encoding="utf-8")
-    d = summary["decoding"]
-    how = "greedy" if not d["temperature"] else f"T {d['temperature']}, top-p {d['top_p']}, seed {d['seed']}"
-    (task_dir / "table.md").write_text(
-        f"# {cfg.name}: {model}\n\n{len(prompts)} prompts, at most {d['max_new_tokens']} new tokens, {how}; "
-        f"generation {seconds:.1f} s ({gen.get('calls')} calls, {gen.get('cache_hits')} from the cache).\n\n"
-        + lcb_table(ref["lcb"], "LCB reference protocol") + "\n"
-        + lcb_table(ct["lcb"], "crosstune protocol") + "\n### Both protocols on the same completions\n\n"
-        + side_by_side(ref["lcb"], ct["lcb"]), encoding="utf-8")
     all_all = next(r for r in ref["lcb"] if r["source"] == "all" and r["language"] == "all")
     console.print(f"{cfg.name}: LPR {all_all['lpr']:.2%}  WPR "
                   f"{'N/A' if all_all['wpr'] is None else format(all_all['wpr'], '.2%')} (reference protocol); "
-                  f"wrote {task_dir}/table.md")
+                  f"wrote {task_dir}/lcb_summary.json")
     return summary
-
-
-class LcbSuite:
-    """LCB in a `crosstune run` experiment, next to its other suites (a suite kind by import path):
-
-    ```yaml
-    eval:
-      lcb: {kind: crosstune.eval.lcb:LcbSuite, settings: {tasks: [lcb_crosslingual], languages: [zh, es], limit: 20}}
-    ```
-
-    Settings as `eval run`'s options (`decoding: lcb|greedy`, `data_root`, default $CROSSTUNE_DATA). Prompts, word
-    list and extra are checked when the experiment is planned. Metrics (results.csv columns `<suite>.<name>`): per
-    task, LCB's `(all, all)` LPR/WPR by the reference protocol (`<task>.lpr`, `<task>.wpr`) and by crosstune's
-    (`<task>.crosstune_lpr`, `<task>.crosstune_wpr`)."""
-
-    def __init__(self, tasks: list[str] | tuple[str, ...] = ("lcb_monolingual", "lcb_crosslingual"),
-                 languages: list[str] | None = None, limit: int | None = None, decoding: str = "lcb",
-                 max_new_tokens: int | None = None, batch_size: int = 16, lid: str = "fasttext",
-                 words: str | None = None, data_root: str | None = None):
-        not_lcb = [t for t in tasks if not is_lcb_task(t)]
-        if not tasks or not_lcb:
-            raise CrosstuneError(f"tasks {not_lcb or list(tasks)}: expected LCB tasks (lcb_monolingual, "
-                                 "lcb_crosslingual or a task YAML of kind language_confusion)")
-        self.tasks, self.languages, self.limit = list(tasks), languages, limit
-        self.options = {"decoding": decoding, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
-                        "lid": lid, "words": words, "data_root": data_root}
-        self.prompts = {}
-        for name in self.tasks:
-            cfg = load_task(name)
-            decoding_for(cfg, decoding)
-            langs = [x for x in languages if x in cfg.languages] if languages else None
-            self.prompts[cfg.name] = load_prompts(cfg, langs, limit, data_root)
-        self.words = lcb_reference.resolve_words(words, data_root)
-        lcb_reference.check_extra({p["language"] for ps in self.prompts.values() for p in ps})
-
-    def inputs(self) -> dict:
-        """Every prompt (and the word list's digest): an edited test set re-runs the suite."""
-        from crosstune.hashing import file_sha256
-
-        return {"prompts": {t: [[p["source"], p["language"], p["id"], p["prompt"]] for p in ps]
-                            for t, ps in self.prompts.items()},
-                "words": file_sha256(self.words)}
-
-    def run(self, model: str, out_dir: Path, seed: int) -> dict:
-        results = run_lcb_tasks(model, self.tasks, out_dir, languages=self.languages, limit=self.limit, seed=seed,
-                                **{**self.options, "words": self.words})
-        metrics = {}
-        for name, s in results.items():
-            for protocol, prefix in (("lcb_reference", ""), ("lcb_crosstune", "crosstune_")):
-                row = next(r for r in s[protocol] if r["source"] == "all" and r["language"] == "all")
-                metrics.update({f"{name}.{prefix}{k}": row[k] for k in ("lpr", "wpr") if row[k] is not None})
-        return {"metrics": metrics, "tables": {name: f"{name}/table.md" for name in results}}

@@ -66,6 +66,7 @@ def run_generation_suite(stage, ctx, suite, model: str) -> dict:
     from crosstune.eval.fidelity import run_fidelity
     from crosstune.eval.generation import Decoding, run_generation
     from crosstune.models.backends import cached_backend
+    from crosstune.report.fidelity import write_fidelity_report
 
     backend = cached_backend(model, dtype="float32", batch_size=suite.batch_size)
     decoding = Decoding(max_new_tokens=suite.max_new_tokens, seed=ctx.plan.experiment.seed)
@@ -76,6 +77,7 @@ def run_generation_suite(stage, ctx, suite, model: str) -> dict:
         run_generation(backend, items, gen_dir, model=stage.payload["arm"], decoding=decoding,
                        directive=run.directive, target_language=run.target_language)
         fid = run_fidelity(gen_dir, fid_dir, lid=suite.lid, n_boot=suite.n_boot, seed=ctx.plan.experiment.seed)
+        write_fidelity_report(fid_dir, fid)
         rel = Path(stage.dir)
         out[label] = {"generate_dir": str(rel / "generate" / safe), "fidelity_dir": str(rel / "fidelity" / safe),
                       "directive": run.directive, "target_language": run.target_language,

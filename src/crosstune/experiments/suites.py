@@ -25,7 +25,14 @@ from crosstune.config import StrictModel
 from crosstune.errors import CrosstuneError
 from crosstune.registry import Registry
 
-SUITES = Registry("suite kind", {"consistency": None, "generation": None, "judge": None}, callable,
+def _lcb(**settings):
+    from crosstune.experiments.lcb import LcbSuite
+
+    return LcbSuite(**settings)
+
+
+# None: a kind with its own schema in experiments/config.py; else a factory called as Object(**settings)
+SUITES = Registry("suite kind", {"consistency": None, "generation": None, "judge": None, "lcb": _lcb}, callable,
                   "a class or factory called as Object(**settings) whose result has run(model, out_dir, seed) "
                   "-> dict (crosstune.experiments.suites)")
 
@@ -45,7 +52,7 @@ class CustomSuite(StrictModel):
 def suite_tag(value: Any) -> str:
     """The pydantic discriminator of a suite: a built-in kind, else `custom` (the registry judges the name)."""
     kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
-    return kind if isinstance(kind, str) and kind in SUITES.builtins else "custom"
+    return kind if isinstance(kind, str) and kind in SUITES.builtins and SUITES.builtins[kind] is None else "custom"
 
 
 def check_custom_suite(name: str, suite: CustomSuite) -> dict:

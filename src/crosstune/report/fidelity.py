@@ -1,7 +1,10 @@
-"""Markdown tables and the confusion-matrix figure for response-language fidelity and judge summaries."""
+"""Markdown tables and the confusion-matrix figure for response-language fidelity and judge summaries, and the
+files they go to beside a fidelity run's or an LCB task's results (the evaluation writes results; this reads them).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 MAX_EXTRA_COLUMNS = 6  # detected languages beyond the expected ones get a column each, the rest go to "other"
@@ -211,3 +214,41 @@ def judge_table(summary: dict) -> str:
     if pf["reasons"]:
         lines.append("Failure reasons: " + "; ".join(f"{k} ({v})" for k, v in pf["reasons"].items()))
     return "\n".join(lines) + "\n"
+
+
+def write_fidelity_report(out_dir: str | Path, summary: dict) -> list[str]:
+    """results.md beside a fidelity run's summary.json, and confusion.png for the crosstune protocol; returns the
+    names written."""
+    out = Path(out_dir)
+    names = ["results.md"]
+    if summary.get("protocol") == "crosstune":
+        source = Path(str(summary.get("source", ""))).name
+        plot_confusion(summary, out / "confusion.png", title=f"Response language ({source}, {summary.get('lid')})")
+        names.append("confusion.png")
+    (out / "results.md").write_text(fidelity_table(summary), encoding="utf-8")
+    return names
+
+
+def write_lcb_report(task_dir: str | Path) -> Path:
+    """An LCB task's table.md (LCB's table by each protocol, then the two side by side per cell) from its
+    lcb_summary.json, and each protocol's fidelity report in reference/ and crosstune/."""
+    task_dir = Path(task_dir)
+    s = json.loads((task_dir / "lcb_summary.json").read_text(encoding="utf-8"))
+    for protocol in ("reference", "crosstune"):
+        summary = json.loads((task_dir / protocol / "summary.json").read_text(encoding="utf-8"))
+        write_fidelity_report(task_dir / protocol, summary)
+    d = s["decoding"]
+    how = "greedy" if not d["temperature"] else f"T {d['temperature']}, top-p {d['top_p']}, seed {d['seed']}"
+    path = task_dir / "table.md"
+    path.write_text(
+        f"# {s['task']}: {s['model']}\n\n{s['n_prompts']} prompts, at most {d['max_new_tokens']} new tokens, {how}; "
+        f"generation {s['generation_seconds']:.1f} s ({s['calls']} calls, {s['cache_hits']} from the cache).\n\n"
+        + lcb_table(s["lcb_reference"], "LCB reference protocol") + "\n"
+        + lcb_table(s["lcb_crosstune"], "crosstune protocol") + "\n### Both protocols on the same completions\n\n"
+        + side_by_side(s["lcb_reference"], s["lcb_crosstune"]), encoding="utf-8")
+    return path
+
+
+def write_lcb_reports(out_dir: str | Path) -> list[Path]:
+    """`write_lcb_report` for every LCB task folder in OUT (each holding an lcb_summary.json)."""
+    return [write_lcb_report(f.parent) for f in sorted(Path(out_dir).glob("*/lcb_summary.json"))]
