@@ -7,6 +7,8 @@ log-likelihood phase: lm-eval's start-up (imports, model load, task building, da
 excluded by timing each `loglikelihood` call from the outside (a small `HFLM` subclass that wraps the call;
 no lm-eval code is changed). Both get the same warm-up (the first 2 items). The two run interleaved in rounds over
 the same items, so both see the same load on a shared machine; wall and process CPU time are both reported.
+`--cache` also scores every round through the call cache as `eval run` does (`CachedBackend` on a fresh file: each
+request is built, hashed, computed and stored), right after the uncached pass, and reports the cache's cost.
 
     python benchmarks/bench_loglik.py --limit 150 --languages en          # ~10 min on 2 busy cores
     python benchmarks/bench_loglik.py --limit 20 --languages en,zh,es,vi  # quicker
@@ -138,18 +140,19 @@ def main() -> None:
     scorer.bind(ours)  # requests carry the one renderer's token ids, as in `eval run`
     ours.loglikelihood([r for it in items[:2] for r in scorer.requests(it)])  # warm-up
     ours.loglik_stats.update(tokens=0, head_positions=0)
-    if args.cache:  # after the warm-up, so that no measured request is a cache hit
+    cached = None
+    if args.cache:  # ours again through the call cache, in the same rounds; a fresh file: every request misses
         from crosstune.models.cache import CachedBackend, CallCache
 
         cache_dir = tempfile.TemporaryDirectory()
-        ours = CachedBackend(ours, CallCache(Path(cache_dir.name) / "calls.sqlite"))
+        cached = CachedBackend(ours, CallCache(Path(cache_dir.name) / "calls.sqlite"))
     n_params = sum(p.numel() for p in ours.model.parameters())
     tmp = tempfile.TemporaryDirectory()
     lmeval = LmEvalRunner(model_path, Path(tmp.name), rows, warm, args)
     # Interleave the two in rounds over the same items, so both see the same (shared, noisy) machine load.
     ours_ll: list[list[float]] = []
     lm_ll: list[list[float]] = []
-    ours_wall = ours_cpu = 0.0
+    ours_wall = ours_cpu = cached_wall = cached_cpu = cached_diff = 0.0
     step = -(-len(items) // args.rounds)
     for start in range(0, len(items), step):
         ids = list(range(start, min(start + step, len(items))))
@@ -158,14 +161,23 @@ def main() -> None:
         flat = ours.loglikelihood([r for rs in reqs for r in rs])
         ours_wall += time.perf_counter() - w
         ours_cpu += time.process_time() - c
+        if cached is not None:  # the same requests as `eval run` sends them: built, hashed, scored, stored
+            stats = dict(ours.loglik_stats)
+            w, c = time.perf_counter(), time.process_time()
+            again = cached.loglikelihood([r for i in ids for r in scorer.requests(items[i])])
+            cached_wall += time.perf_counter() - w
+            cached_cpu += time.process_time() - c
+            ours.loglik_stats.update(stats)  # FLOPs count the uncached pass only
+            cached_diff = max([cached_diff] + [abs(x.logprob - y.logprob) for x, y in zip(again, flat)])
         k = 0
         for rs in reqs:
             ours_ll.append([x.logprob for x in flat[k:k + len(rs)]])
             k += len(rs)
         got = lmeval.run(ids)
         lm_ll += [got[i] for i in ids]
-        print(f"  round {start // step + 1}: {len(ids)} questions; crosstune {ours_wall:.1f} s, "
-              f"lm-eval {lmeval.lm.wall:.1f} s so far", flush=True)
+        print(f"  round {start // step + 1}: {len(ids)} questions; crosstune {ours_wall:.1f} s"
+              + (f" (through the cache {cached_wall:.1f} s)" if cached is not None else "")
+              + f", lm-eval {lmeval.lm.wall:.1f} s so far", flush=True)
     tmp.cleanup()
     peak, peak_cpu = matmul_peak()
     flops = 2 * n_params * ours.loglik_stats["tokens"]  # 2 x params per forwarded token
@@ -182,7 +194,7 @@ def main() -> None:
     diff = max(abs(x - y) for a, b in zip(ours_ll, lm_ll) for x, y in zip(a, b))
     acc_ours = sum(argmax(a) == r["answer"] for a, r in zip(ours_ll, rows)) / len(rows)
     acc_lm = sum(argmax(b) == r["answer"] for b, r in zip(lm_ll, rows)) / len(rows)
-    result = {"questions": n, "option_requests": n_req, "languages": langs, "dtype": args.dtype, "cache": args.cache,
+    result = {"questions": n, "option_requests": n_req, "languages": langs, "dtype": args.dtype,
               "batch_size": args.batch_size, "rounds": args.rounds, "torch_threads": torch.get_num_threads(),
               "crosstune_wall_s": round(ours_wall, 2), "crosstune_cpu_s": round(ours_cpu, 2),
               "lmeval_wall_s": round(lm_wall, 2), "lmeval_cpu_s": round(lm_cpu, 2),
@@ -202,6 +214,15 @@ def main() -> None:
           f"second = {100 * result['peak_share_wall']:.0f}% / {100 * result['peak_share_cpu']:.0f}% of this CPU's fp32 "
           f"matmul peak measured the same way ({result['matmul_peak_gflops_wall']} / {result['matmul_peak_gflops_cpu']} "
           f"GFLOP/s, {torch.get_num_threads()} threads, 2048^3)")
+    if cached is not None:
+        result.update(crosstune_cached_wall_s=round(cached_wall, 2), crosstune_cached_cpu_s=round(cached_cpu, 2),
+                      speedup_cached_wall=round(lm_wall / cached_wall, 2), speedup_cached_cpu=round(lm_cpu / cached_cpu, 2),
+                      cache_overhead_wall=round(cached_wall / ours_wall - 1, 4),
+                      cache_overhead_cpu=round(cached_cpu / ours_cpu - 1, 4), cached_max_abs_diff=cached_diff)
+        print(f"through the call cache: {cached_wall:.1f} s wall ({cached_cpu:.1f} s CPU): speed-up "
+              f"{result['speedup_cached_wall']}x wall, {result['speedup_cached_cpu']}x CPU; cost of the cache "
+              f"{100 * result['cache_overhead_wall']:+.1f}% wall, {100 * result['cache_overhead_cpu']:+.1f}% CPU; "
+              f"max |logprob diff| vs uncached {cached_diff:.1e}")
     print(json.dumps(result))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
