@@ -94,6 +94,14 @@ class OptimSection(StrictModel):
 
         return v if v is None else OPTIMIZERS.check(v)
 
+    @model_validator(mode="after")
+    def _optimizer_args(self):
+        if self.optimizer_args:  # checked against the optimizer's signature now, not after the model loads
+            from crosstune.train.optim import check_optimizer_args
+
+            check_optimizer_args(self)
+        return self
+
 
 class LogSection(StrictModel):
     every: int = Field(1, gt=0, le=10**9)  # log every N optimizer steps

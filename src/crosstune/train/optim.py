@@ -3,6 +3,7 @@ and a warmup + cosine/linear/constant schedule."""
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -16,6 +17,22 @@ OPTIMIZERS = Registry("optimizer", {"adamw": torch.optim.AdamW}, callable,
                       "returning one")
 
 
+def _kwargs(cfg: OptimSection, factory) -> dict:
+    return {"lr": cfg.lr, **({"betas": cfg.betas} if factory is torch.optim.AdamW else {}), **cfg.optimizer_args}
+
+
+def check_optimizer_args(cfg: OptimSection) -> None:
+    """A ValueError (the config field's error) when the optimizer does not take `optimizer_args`."""
+    factory = OPTIMIZERS.get(cfg.optimizer or "adamw")
+    try:
+        inspect.signature(factory).bind([], **_kwargs(cfg, factory))
+    except TypeError as e:
+        raise ValueError(f"optimizer_args {sorted(cfg.optimizer_args)} do not fit {cfg.optimizer or 'adamw'} "
+                         f"({e})") from None
+    except ValueError:  # no signature to read: the call will tell
+        pass
+
+
 def build_optimizer(model, cfg: OptimSection, total_steps: int):
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -24,7 +41,7 @@ def build_optimizer(model, cfg: OptimSection, total_steps: int):
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
     factory = OPTIMIZERS.get(cfg.optimizer or "adamw", "optim.optimizer")
-    kwargs = {"lr": cfg.lr, **({"betas": cfg.betas} if factory is torch.optim.AdamW else {}), **cfg.optimizer_args}
+    kwargs = _kwargs(cfg, factory)
     try:
         optimizer = factory(groups, **kwargs)
     except TypeError as e:
