@@ -1,6 +1,7 @@
 """The bad-config corpus (tests/bad_configs/<kind>/*.yaml, each naming its expected error on its first line, plus a
 few generated huge files) through the real CLI, one process per case, for all six config kinds: every case is one
-`error:` line with exit status 2, no traceback, no hang (60 s per case), bounded memory (os.wait4's peak RSS)."""
+`error:` line with exit status 2, no traceback, no hang (60 s per case), bounded memory (the peak RSS of the CLI process, measured by a small launcher: a process forked from pytest
+would report pytest's own resident size, which Linux keeps in ru_maxrss across exec)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ CORPUS = Path(__file__).parent / "bad_configs"
 SRC = Path(__file__).resolve().parents[1] / "src"
 TIMEOUT_S = 60
 MAX_RSS_MB = 1500  # a bad config is refused long before anything big is built (torch's import is ~300 MB)
+# Runs the CLI as its own child and writes that child's peak RSS (KiB) to argv[1]; exits with the child's status.
+LAUNCHER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); _, st, ru = os.wait4(p.pid, 0); "
+            "open(sys.argv[1], 'w').write(str(ru.ru_maxrss)); sys.exit(os.waitstatus_to_exitcode(st))")
 
 
 def command(kind: str, path: Path, out: Path) -> list[str]:
@@ -50,27 +54,29 @@ def generated(tmp: Path) -> list[tuple[str, Path, str]]:
 def run_case(kind: str, path: Path, tmp: Path) -> dict:
     out = tmp / "out" / f"{kind}-{path.stem}"
     err_file = tmp / f"{kind}-{path.stem}.err"
+    rss_file = tmp / f"{kind}-{path.stem}.rss"
     env = {**os.environ, "PYTHONPATH": str(SRC), "CROSSTUNE_CACHE": str(tmp / "cache"), "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "CROSSTUNE_SHARED": str(tmp / "no-shared"), "COLUMNS": "200"}
     env.pop("CROSSTUNE_DATA", None)
     t0 = time.monotonic()
     with open(err_file, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "crosstune", *command(kind, path, out)], cwd=tmp, env=env,
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(rss_file), sys.executable, "-m", "crosstune",
+                                 *command(kind, path, out)], cwd=tmp, env=env,
                                 stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         hung = False
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() - t0 > TIMEOUT_S:
                 os.killpg(proc.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(proc.pid, 0)
+                pid, status, _ = os.wait4(proc.pid, 0)
                 hung = True
                 break
             time.sleep(0.05)
         proc.returncode = os.waitstatus_to_exitcode(status)
     return {"kind": kind, "case": path.stem, "rc": proc.returncode, "hung": hung, "seconds": time.monotonic() - t0,
-            "rss_mb": usage.ru_maxrss / 1024, "stderr": err_file.read_text(errors="replace")}
+            "rss_mb": int(rss_file.read_text()) / 1024 if rss_file.exists() else 0.0, "stderr": err_file.read_text(errors="replace")}
 
 
 def test_every_bad_config_is_one_clean_error_line(tmp_path):
