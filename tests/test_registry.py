@@ -313,6 +313,9 @@ def test_user_translation_engine(tmp_path, user_module, capsys):
     code, cap = run_main(["data", "translate", str(cfg), "--out", str(tmp_path / "t2"),
                           "engine.kind=user_components:NOT_A_FILTER"], capsys)
     assert code == 2 and "field 'engine.kind'" in cap.err and "not a translation engine" in cap.err
+    code, cap = run_main(["data", "translate", str(cfg), "--out", str(tmp_path / "t3"),
+                          "engine.kind=user_components:last_letter"], capsys)  # a function of other arguments
+    assert code == 2 and "engine.kind 'user_components:last_letter': expected an engine class" in cap.err
 
 
 # ---- experiment suite kinds -----------------------------------------------------------------------------------------

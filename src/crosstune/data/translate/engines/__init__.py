@@ -70,7 +70,14 @@ REGISTRY = Registry("translation engine", ENGINES, callable,
 def build_engine(cfg, cache=None) -> Engine:
     """The engine a config names (`engine.kind`: a built-in, or `package.module:Object`, a user's engine called
     as `Object(cfg, cache)`); `cache` is the shared `CallCache` (used directly by self-caching engines)."""
-    engine = REGISTRY.get(cfg.kind, "engine.kind")(cfg, cache)
+    factory = REGISTRY.get(cfg.kind, "engine.kind")
+    try:
+        engine = factory(cfg, cache)
+    except TypeError as e:
+        if cfg.kind in ENGINES:
+            raise
+        raise CrosstuneError(f"engine.kind {cfg.kind!r}: expected {REGISTRY.expected}; calling it failed "
+                             f"({e})") from None
     missing = [m for m in ("kind", "model", "limit", "cached", *METHODS) if not hasattr(engine, m)]
     if missing:
         raise CrosstuneError(f"engine.kind {cfg.kind!r}: the engine it built has no {', '.join(missing)} "
