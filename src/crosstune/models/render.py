@@ -255,10 +255,6 @@ def encode(text: str, tokenizer) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
-def _resolved(template: str, tokenizer) -> str:
-    return resolve_template(template, tokenizer)
-
-
 def _join(prefix: list[int], segments: Segments, tokenizer) -> tuple[list[int], list[list[int]]]:
     pieces = [encode(text, tokenizer) for text, _ in segments]
     return prefix + [i for p in pieces for i in p], pieces
@@ -266,7 +262,7 @@ def _join(prefix: list[int], segments: Segments, tokenizer) -> tuple[list[int], 
 
 def train_ids(example: Example, template: str, tokenizer, loss_on: str = "response") -> Rendered:
     """Training ids and labels (IGNORE where no loss): `loss_on` response, last_turn or all."""
-    template = _resolved(template, tokenizer)
+    template = resolve_template(template, tokenizer)
     try:
         example.last_assistant_index()
     except ValueError as e:
@@ -285,7 +281,7 @@ def train_ids(example: Example, template: str, tokenizer, loss_on: str = "respon
 def generate_ids(messages: list[dict], template: str, tokenizer) -> Rendered:
     """The prompt ids a model is given to answer `messages` (ending with a user turn): the training ids up to the
     first trained token of that answer."""
-    template = _resolved(template, tokenizer)
+    template = resolve_template(template, tokenizer)
     ids, _ = _join(prefix_ids(template, tokenizer), prompt_segments(messages, template, tokenizer), tokenizer)
     return Rendered(ids, tokenizer)
 
@@ -302,7 +298,7 @@ def score_ids(messages: list[dict], continuation: str, template: str, tokenizer,
     RankC's main.py: the tokenizer's own encoding of the text, the first token as context and the rest scored."""
     if empty_context not in EMPTY_CONTEXT:
         raise CrosstuneError(f"empty context rule {empty_context!r}: expected one of {', '.join(EMPTY_CONTEXT)}")
-    template = _resolved(template, tokenizer)
+    template = resolve_template(template, tokenizer)
     if template != "raw":
         ctx = generate_ids(messages, template, tokenizer).ids
         cont = encode(continuation, tokenizer)
