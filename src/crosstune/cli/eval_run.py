@@ -81,9 +81,9 @@ def run(
 
 def write_report(out_dir: Path, title: str, results, by_mode: bool = False) -> None:
     """The tables and figures of an evaluation folder, by the primary process only (`accelerate launch`)."""
-    from crosstune.eval.runner import process_state
+    from crosstune.distributed import state
 
-    if process_state().process_index == 0:
+    if state().is_main:
         from crosstune.report.evaluation import write_eval_report
 
         write_eval_report(out_dir, title, by_mode)

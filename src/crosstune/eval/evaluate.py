@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crosstune.console import console, out
+from crosstune.distributed import state
 from crosstune.errors import CrosstuneError
 from crosstune.eval import rundir
-from crosstune.eval.runner import process_state, run_task
+from crosstune.eval.runner import run_task
 from crosstune.eval.scorers import build_scorer
 from crosstune.eval.tasks import TaskConfig, load_items, load_task
 from crosstune.models.backends import cached_backend
@@ -66,7 +67,7 @@ def load_tasks(task_names, languages=None, prompt=None, limit=None, scaffolding=
 def run_jobs(backend, jobs: list[Job], model: str, *, n_boot: int = 1000, seed: int = 0,
              data_root=None) -> list[dict]:
     """Score every job on `backend` (a `CachedBackend` to reuse earlier calls); one summary per job."""
-    primary = process_state().process_index == 0
+    primary = state().is_main
     summaries = []
     for job in jobs:
         s = run_task(backend, job.cfg, job.scorer, job.items, job.run_dir.parent, model, job.prompt, n_boot=n_boot,
@@ -100,7 +101,7 @@ def evaluate(model: str, task_names: list[str], out_dir: Path, *, languages: lis
                 raise CrosstuneError(f"task {cfg.name} is {cfg.kind}; `eval consistency` runs multiple-choice "
                                      "tasks (use `crosstune eval run`)")
     out_dir = Path(out_dir)
-    primary = process_state().process_index == 0
+    primary = state().is_main
     with rundir.run_lock(out_dir, command, primary):
         backend = cached_backend(model, cache, dtype=dtype, batch_size=batch_size)
         jobs = []

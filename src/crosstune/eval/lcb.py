@@ -43,11 +43,11 @@ def split_tasks(names: list[str]) -> tuple[list[str], list[str]]:
 def run_lcb_part(model: str, names: list[str], out_dir: str | Path, **options) -> list[str]:
     """`eval run`'s hook: run the LCB tasks among `names` (`run_lcb_tasks`) and return the other task names."""
     from crosstune.eval import rundir
-    from crosstune.eval.runner import process_state
+    from crosstune.distributed import state
 
     others, lcb = split_tasks(names)
     if lcb:  # one writer per --out, as for every eval command
-        with rundir.run_lock(out_dir, "eval run", process_state().process_index == 0):
+        with rundir.run_lock(out_dir, "eval run", state().is_main):
             run_lcb_tasks(model, lcb, out_dir, **options)
     return others
 

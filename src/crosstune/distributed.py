@@ -1,0 +1,181 @@
+"""Data parallel for model-bound stages: which process am I, which items are mine, part files and their merge.
+
+One helper for every stage that sends items to a model (eval run/generate/judge, the experiment suites, data
+translate/xinstruct). Under `accelerate launch` or `torchrun` (WORLD_SIZE > 1) each process takes every n-th item
+of the ordered list of items not yet done and appends its rows to its own part file; process 0 merges all files
+into the stage's one output, in input order, so the result is the one-process result. A killed run (of any
+number of processes) leaves its part files; a rerun with any number of processes reads the main file and every
+part file, skips finished keys, and sends no finished item again (the call cache answers a request that was in
+flight).
+
+API (a stage's usual flow):
+
+    st = state()                              # .rank .world .local_rank .is_main .barrier() .gather(obj)
+    done = read_done(path, key, st)            # {key: row} from path and every path.partK (torn last lines cut)
+    todo = [x for x in items if key(x) not in done]
+    mine = my_share(todo, st)                  # todo[rank::world]: deterministic, the same on every process
+    console.print(share_line(len(todo), "prompts", st))  # "2 processes: 12 prompts each"
+    with open_rows(path, st) as f:             # path itself for one process, else path.partK (append)
+        f.write(dumps_row(row) + "\\n")
+    totals = st.sum({"calls": c, "hits": h})   # summed over processes, on every process
+    rows = merge_parts(path, key, order, st)   # barrier; process 0 writes rows in `order`, removes parts; barrier
+
+`merge_parts` returns the merged rows on every process (process 0 writes, the others read after the barrier).
+Processes wait for each other at barriers for up to CROSSTUNE_DIST_TIMEOUT seconds (default one day: an idle
+process of a run with more processes than items waits for the others); a process that dies makes the launcher
+stop the others, and the rerun resumes.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Hashable, Iterable, Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+class State:
+    """This process's place in the launch: rank, world size, local rank (the GPU to use), is_main; barrier/gather."""
+
+    def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0, dist=None):
+        self.rank, self.world, self.local_rank = rank, world, local_rank
+        self.is_main = rank == 0
+        self._dist = dist
+
+    def barrier(self) -> None:
+        """Wait until every process gets here (a no-op for one process)."""
+        if self._dist is not None:
+            self._dist.barrier()
+
+    def gather(self, obj) -> list:
+        """Every process's `obj`, in rank order, on every process (picklable objects)."""
+        if self._dist is None:
+            return [obj]
+        out = [None] * self.world
+        self._dist.all_gather_object(out, obj)
+        return out
+
+    def sum(self, counts: dict[str, int]) -> dict[str, int]:
+        """`counts` summed over the processes (model calls, cache hits, tokens), on every process."""
+        total: dict[str, int] = {}
+        for c in self.gather(counts):
+            for k, v in c.items():
+                total[k] = total.get(k, 0) + (v or 0)
+        return total
+
+    def tag(self) -> str:
+        """' (process K)' for a line printed by one of several processes, else ''."""
+        return f" (process {self.rank})" if self.world > 1 else ""
+
+    # the names of accelerate's PartialState, for code written against it
+    process_index = property(lambda self: self.rank)
+    num_processes = property(lambda self: self.world)
+
+    def wait_for_everyone(self) -> None:
+        self.barrier()
+
+
+_STATE: State | None = None
+
+
+def state() -> State:
+    """The process group of an `accelerate launch` / `torchrun` launch (gloo on CPU; joined once per process), else a
+    one-process state. An Accelerator made earlier in the process (training) is reused as it is."""
+    global _STATE
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return State()
+    if _STATE is None:
+        from datetime import timedelta
+
+        import torch.distributed as dist
+        from accelerate import PartialState
+
+        if not dist.is_initialized():
+            PartialState(cpu=True, timeout=timedelta(seconds=int(os.environ.get("CROSSTUNE_DIST_TIMEOUT", 86400))))
+        _STATE = State(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0") or 0), dist)
+    return _STATE
+
+
+def my_share(todo: Sequence[T], st: State | None = None) -> list[T]:
+    """This process's items: every world-th of `todo` from its rank (the same split on every process, since every
+    process builds the same ordered `todo` from the same files)."""
+    st = st or state()
+    return list(todo[st.rank::st.world])
+
+
+def share_line(n: int, what: str, st: State | None = None) -> str:
+    """`2 processes: 12 prompts each` (`12 or 11` when uneven; idle processes named); '' for one process."""
+    st = st or state()
+    if st.world <= 1:
+        return ""
+    lo, hi = n // st.world, -(-n // st.world)
+    each = f"{hi}" if lo == hi else f"{hi} or {lo}"
+    idle = st.world - n if n < st.world else 0
+    tail = f" ({idle} idle: more processes than {what}; they wait for the others)" if idle else ""
+    return f"{st.world} processes: {each} {what} each{tail}"
+
+
+def part_path(path: str | Path, rank: int) -> Path:
+    """Process `rank`'s part file of `path`: `generations.jsonl` -> `generations.part1.jsonl`."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.part{rank}{path.suffix}")
+
+
+def part_files(path: str | Path) -> list[Path]:
+    """The part files of `path` that exist (any rank, from this run or a killed one of another size), sorted."""
+    path = Path(path)
+    return sorted(path.parent.glob(f"{path.stem}.part*{path.suffix}"), key=lambda p: (len(p.name), p.name))
+
+
+def _read_all(path: Path, key: Callable[[dict], Hashable], repair: bool, what: str) -> dict:
+    from crosstune.eval.rundir import read_rows
+
+    return {key(r): r for p in (path, *part_files(path)) for r in read_rows(p, repair, what)}
+
+
+def read_done(path: str | Path, key: Callable[[dict], Hashable], st: State | None = None,
+              what: str = "row") -> dict:
+    """{key: row} of the rows already written to `path` and its part files. Process 0 first cuts torn last lines
+    (a killed write) so appends start on a clean line; the others read after it. Call it on every process."""
+    st = st or state()
+    path = Path(path)
+    done = _read_all(path, key, True, what) if st.is_main else {}
+    st.barrier()
+    return done if st.is_main else _read_all(path, key, False, what)
+
+
+@contextmanager
+def open_rows(path: str | Path, st: State | None = None) -> Iterator:
+    """Append to this process's rows file: `path` itself for one process, else its part file."""
+    st = st or state()
+    target = Path(path) if st.world <= 1 else part_path(path, st.rank)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "a", encoding="utf-8") as f:
+        yield f
+
+
+def merge_parts(path: str | Path, key: Callable[[dict], Hashable], order: Iterable[Hashable] | None = None,
+                st: State | None = None, *, what: str = "row", shape: Callable[[dict], dict] | None = None,
+                write: Callable[[Path, list[dict]], None] | None = None) -> list[dict]:
+    """After every process is done: process 0 reads `path` and every part file, writes the rows whole in the
+    order of the keys in `order` (a key with no row is left out; None keeps file order), removes the part files;
+    every process returns the merged rows. `shape` rewrites each row before writing (field order); `write`
+    replaces the plain JSONL writer (`rundir.write_rows`)."""
+    from crosstune.eval import rundir
+
+    st = st or state()
+    path = Path(path)
+    st.barrier()
+    if st.is_main:
+        done = _read_all(path, key, False, what)
+        rows = list(done.values()) if order is None else [done[k] for k in order if k in done]
+        if shape is not None:
+            rows = [shape(r) for r in rows]
+        (write or rundir.write_rows)(path, rows)
+        for p in part_files(path):
+            p.unlink()
+    st.barrier()
+    return rows if st.is_main else rundir.read_rows(path, False, what)
