@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from crosstune.console import console
+from crosstune.models.device import is_out_of_memory, out_of_memory
 from crosstune.errors import CrosstuneError
 from crosstune.train import checkpoint
 from crosstune.train.config import TrainConfig
@@ -142,7 +143,16 @@ def train(cfg: TrainConfig, resume: bool = False, allow_changed: list[str] | Non
                       f"{'bf16 autocast' if bf16 else 'fp32'}, template {template}")
     run = Runner(cfg, accelerator, loss_mod, optimizer, scheduler, loader, batches, data, plan, log, bf16,
                  tokenizer.pad_token_id, state, run_info)
-    run.loop(total)
+    try:
+        run.loop(total)
+    except (RuntimeError, MemoryError) as e:
+        if not is_out_of_memory(e):
+            raise
+        raise out_of_memory("training", f"batch.size {cfg.batch.size} x tokenize.max_length "
+                            f"{cfg.tokenize.max_length} (step {state.step + 1})",
+                            f"batch.size={max(1, cfg.batch.size // 2)} batch.grad_accum={cfg.batch.grad_accum * 2} "
+                            "(the same effective batch) or a smaller tokenize.max_length", accelerator.device,
+                            resume="checkpoints saved so far resume with --resume") from None
     result = {"steps": total, "final_loss": run.last_loss, "output_dir": str(out)}
     result.update(export(accelerator, loss_mod, tokenizer, out, cfg, template))
     log.close()

@@ -27,11 +27,15 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model: str = "default", dtype: str = "float32", batch_size: int = 32,
-                 trust_remote_code: bool = False, *, model_obj=None, tokenizer=None):
+                 trust_remote_code: bool = False, *, model_obj=None, tokenizer=None, device: str = "auto"):
+        from crosstune.models.device import model_device, pick_device
         from crosstune.models.loading import load_model, load_tokenizer
 
         self.tok = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
         self.model = model_obj or load_model(model, dtype=dtype, trust_remote_code=trust_remote_code)
+        if model_obj is None:  # a model handed over stays where its owner put it
+            self.model.to(pick_device(device))
+        self.device = model_device(self.model)
         self.model.eval()
         self.batch_size = batch_size
         self.max_length = int(getattr(self.model.config, "max_position_embeddings", 4096) or 4096)
@@ -54,8 +58,19 @@ class HFBackend:
         budget = self.max_length - len(cont)
         return tuple(ctx[-budget:]), cont
 
-    @torch.inference_mode()
     def loglikelihood(self, requests: list[LoglikRequest]) -> list[LoglikResult]:
+        from crosstune.models.device import is_out_of_memory, out_of_memory
+
+        try:
+            return self._loglikelihood(requests)
+        except (RuntimeError, MemoryError) as e:
+            if not is_out_of_memory(e):
+                raise
+            raise out_of_memory("log-likelihood", f"batch size {self.batch_size} ({len(requests)} requests)",
+                                "a smaller --batch-size (or batch_size in the backend spec)", self.device) from None
+
+    @torch.inference_mode()
+    def _loglikelihood(self, requests: list[LoglikRequest]) -> list[LoglikResult]:
         by_context: dict[tuple[int, ...], list[tuple[int, list[int]]]] = defaultdict(list)
         for i, r in enumerate(requests):
             ctx, cont = self._encode_pair(r.context, r.continuation)
@@ -109,24 +124,26 @@ class HFBackend:
             segs.append(seg)
             poss.append(pos)
         n = max(len(r) for r in rows)
-        ids = torch.tensor([r + [self.pad_id] * (n - len(r)) for r in rows])
-        seg = torch.tensor([s + [-1] * (n - len(s)) for s in segs])
-        pos = torch.tensor([p + [0] * (n - len(p)) for p in poss])
-        idx = torch.arange(n)
+        dev = self.device
+        ids = torch.tensor([r + [self.pad_id] * (n - len(r)) for r in rows], device=dev)
+        seg = torch.tensor([s + [-1] * (n - len(s)) for s in segs], device=dev)
+        pos = torch.tensor([p + [0] * (n - len(p)) for p in poss], device=dev)
+        idx = torch.arange(n, device=dev)
         causal = idx.unsqueeze(1) >= idx.unsqueeze(0)  # (q, k): k <= q
         sq, sk = seg.unsqueeze(2), seg.unsqueeze(1)
         mask = causal & (sk != -1) & ((sk == 0) | (sk == sq))  # the context, or the query's own option
-        mask |= torch.eye(n, dtype=torch.bool).unsqueeze(0) & (sq == -1)  # padding attends to itself (no NaN rows)
+        pad_self = torch.eye(n, dtype=torch.bool, device=dev).unsqueeze(0) & (sq == -1)
+        mask |= pad_self  # padding attends to itself (no NaN rows)
         hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask.unsqueeze(1), position_ids=pos,
                                           use_cache=False).last_hidden_state
-        at = torch.tensor(flat)
+        at = torch.tensor(flat, device=dev)
         self.loglik_stats["tokens"] += sum(len(r) for r in rows)  # forwarded (unpadded) tokens
         self.loglik_stats["head_positions"] += len(flat)
         logits = self.model.get_output_embeddings()(hidden[at[:, 0], at[:, 1]]).float()
         top, norm = logits.max(-1).values, torch.logsumexp(logits, dim=-1)  # no (positions x vocab) log-softmax copy
         for i, cont, s in zip(owners, targets, sel):
-            rows_ = torch.tensor(s)
-            picked = logits[rows_, torch.tensor(cont)]
+            rows_ = torch.tensor(s, device=dev)
+            picked = logits[rows_, torch.tensor(cont, device=dev)]
             yield i, LoglikResult(float((picked - norm[rows_]).sum()), bool((picked >= top[rows_]).all()))
 
     def _score_batch(self, contexts, options):
@@ -151,19 +168,19 @@ class HFBackend:
     def _score_continuations(self, chunk, kv, ctx_mask, last):
         from transformers import DynamicCache
 
-        rows = torch.tensor([b for _, b, _ in chunk])
+        rows = torch.tensor([b for _, b, _ in chunk], device=self.device)
         inputs = [cont[:-1] for _, _, cont in chunk]  # the last token is only a target, never an input
         ids, opt_mask = self._right_pad(inputs)
         cache = DynamicCache(ddp_cache_data=[(k[rows], v[rows]) for k, v in kv], config=self.model.config)
         start = ctx_mask[rows].sum(-1, keepdim=True)
-        pos = start + torch.arange(ids.shape[1]).unsqueeze(0)
+        pos = start + torch.arange(ids.shape[1], device=self.device).unsqueeze(0)
         mask = torch.cat([ctx_mask[rows], opt_mask], dim=1)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
                             use_cache=True).logits
         logp = torch.log_softmax(logits.float(), dim=-1)
         for j, (i, b, cont) in enumerate(chunk):
             n = len(cont) - 1
-            tgt = torch.tensor(cont[1:])
+            tgt = torch.tensor(cont[1:], device=self.device)
             first = last[b, cont[0]]
             rest = logp[j, :n].gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
             greedy = bool(last[b].argmax() == cont[0]) and bool((logp[j, :n].argmax(-1) == tgt).all())
@@ -171,14 +188,14 @@ class HFBackend:
 
     def _left_pad(self, seqs: list[list[int]]):
         n = max(len(s) for s in seqs)
-        ids = torch.tensor([[self.pad_id] * (n - len(s)) + s for s in seqs])
-        mask = torch.tensor([[0] * (n - len(s)) + [1] * len(s) for s in seqs])
+        ids = torch.tensor([[self.pad_id] * (n - len(s)) + s for s in seqs], device=self.device)
+        mask = torch.tensor([[0] * (n - len(s)) + [1] * len(s) for s in seqs], device=self.device)
         return ids, mask
 
     def _right_pad(self, seqs: list[list[int]]):
         n = max(len(s) for s in seqs)
-        ids = torch.tensor([s + [self.pad_id] * (n - len(s)) for s in seqs])
-        mask = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in seqs])
+        ids = torch.tensor([s + [self.pad_id] * (n - len(s)) for s in seqs], device=self.device)
+        mask = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in seqs], device=self.device)
         return ids, mask
 
     # ---- generation (crosstune.models.backends.hf_generate) -----------------------------------------------
