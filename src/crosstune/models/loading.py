@@ -60,6 +60,10 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from crosstune.threads import ensure_threads
+
+    ensure_threads()  # the conversion runs torch: on a busy machine, not on cores other work holds
+
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -132,7 +136,10 @@ def load_model(spec: str | Path | None, dtype: str = "float32", trust_remote_cod
     import torch
     from transformers import AutoModelForCausalLM
 
+    from crosstune.threads import ensure_threads
+
     path = resolve_model(spec)
+    ensure_threads()  # a model loaded outside a command that chose its threads: auto (the free cores)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
     if torch_dtype is None:
         raise CrosstuneError(f"dtype {dtype!r}: expected float32, bfloat16 or float16")
