@@ -40,8 +40,8 @@ def generate(
     skip_bad_rows: bool = typer.Option(False, help="Skip prompt rows that cannot be read (recorded with the "
                                                    "reason in OUT/skipped.jsonl) instead of stopping."),
     batch_size: int = typer.Option(16, min=1, help="Local models: prompts per batch."),
-    concurrency: Optional[int] = typer.Option(None, min=1, help="HTTP backends: requests in flight "
-                                                                "(default: the spec's, else 4)."),
+    concurrency: Optional[int] = typer.Option(None, help="HTTP backends: requests in flight, 1 or more "
+                                                         "(default: the spec's, else 4)."),
     dtype: str = typer.Option("float32", help="Local models: float32, bfloat16 or float16."),
     cache: Optional[Path] = typer.Option(None, help="Call cache file (default $CROSSTUNE_CACHE/calls.sqlite)."),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads for local models."),
@@ -49,6 +49,8 @@ def generate(
     """Generate responses to prompt sets; a rerun or a resumed run makes no repeated calls."""
     from crosstune.eval.generation import PRESETS, generate as run
 
+    if concurrency is not None and concurrency < 1:
+        raise CrosstuneError(f"--concurrency {concurrency}: expected 1 or more (requests in flight per process)")
     if decoding not in PRESETS:
         raise CrosstuneError(f"--decoding {decoding!r}: expected one of {', '.join(PRESETS)}")
     overrides = {k: v for k, v in dict(samples=samples, temperature=temperature, top_p=top_p,
@@ -58,6 +60,10 @@ def generate(
     s = run(model, [*prompts, *(more_prompts or [])], out_dir, decoding=settings, directive=directive,
             target_language=target_language, limit=limit, prompt_field=prompt_field, batch_size=batch_size,
             concurrency=concurrency, dtype=dtype, cache_path=cache, skip_bad_rows=skip_bad_rows)
+    from crosstune.distributed import state
+
+    if not state().is_main:  # under accelerate launch, process 0 reports for all
+        return
     speed = f", {s['tokens_per_s']} tokens/s" if s["tokens_per_s"] else ""
     out.print(f"{s['n_rows']} rows ({s['n_items']} prompts x {s['samples']} samples) in {out_dir}: "
               f"{s['calls']} calls, {s['cache_hits']} cache hits, {s['rows_resumed']} rows resumed{speed}"

@@ -4,7 +4,10 @@ Layout: DIR/run.json (settings), DIR/generations.jsonl (rows appended as chunks 
 order at the end, so the same settings give the same bytes however often the run was killed), DIR/summary.json.
 Every backend call goes through `CachedBackend`, keyed by (model fingerprint, request incl. decoding settings and
 seed): a killed run resumes (finished calls are in the cache, finished rows in the file), a rerun makes no calls,
-and a changed setting is a new key. Row contract (read by fidelity, judges, experiments):
+and a changed setting is a new key. Under `accelerate launch` / `torchrun` each process generates every n-th row
+not yet done into its own part file and process 0 merges them (`crosstune.distributed`): the same file as one
+process, and a killed run of any number of processes resumes from all of them.
+Row contract (read by fidelity, judges, experiments):
 `{"id", "sample", "language", "expected_language", "directive", "prompt", "response", "model", "fingerprint"}`
 plus `index` (row position in its prompt file), `source` (file:line) and `seed`.
 """
@@ -16,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from crosstune import distributed
 from crosstune.console import console
 from crosstune.data.io import dumps_row
 from crosstune.errors import CrosstuneError
@@ -139,46 +143,54 @@ def run_generation(backend, items: list[PromptItem], out_dir: str | Path, *, mod
             "target_language": normalize(target_language) if target_language else None,
             "decoding": asdict(decoding), "prompts": (extra_meta or {}).get("prompts"),
             "limit": (extra_meta or {}).get("limit"), "n_items": len(items), "n_rows": len(plan.rows)}
-    rundir.check_run(out_dir, meta)
-    if skipped is not None:  # why each bad prompt row was left out (datatrove-style exclusion record)
+    st = distributed.state()
+    if st.is_main:
+        rundir.check_run(out_dir, meta)
+    st.barrier()
+    if not st.is_main:
+        rundir.check_run(out_dir, meta, write=False)
+    if skipped is not None and st.is_main:  # why each bad prompt row was left out (datatrove-style exclusion record)
         (out_dir / "skipped.jsonl").write_text("".join(dumps_row(r) + "\n" for r in skipped), encoding="utf-8")
     path = out_dir / GENERATIONS
-    done = {_row_key(r): r for r in rundir.read_rows(path, repair=True, what="generation row")}
+    done = distributed.read_done(path, _row_key, st, "generation row")
     todo = [i for i, row in enumerate(plan.rows) if _row_key(row) not in done]
     resumed = len(plan.rows) - len(todo)
-    if resumed:
+    if resumed and st.is_main:
         console.print(f"[dim]{out_dir}: resuming, {resumed} rows done, {len(todo)} to go[/dim]")
+    if st.world > 1 and st.is_main:
+        what = "prompts" if decoding.samples == 1 else "prompt samples"
+        console.print(f"[dim]{out_dir}: {distributed.share_line(len(todo), what, st)}[/dim]")
+    mine = distributed.my_share(todo, st)
     chunk = chunk_size or max(32, 4 * _parallelism(backend))  # rows are written per chunk; bigger = less drain
     calls0, hits0 = backend.calls, backend.hits
     tokens0 = getattr(backend, "tokens_generated", 0) or 0
     t0 = time.perf_counter()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not todo) as progress, open(path, "a", encoding="utf-8") as f:
-        task = progress.add_task("generate", total=len(plan.rows), completed=resumed)
-        for s in range(0, len(todo), chunk):
-            idx = todo[s:s + chunk]
+    with Progress(TextColumn(f"[bold]generate{st.tag()}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not mine) as progress, distributed.open_rows(path, st) as f:
+        task = progress.add_task("generate", total=len(mine))
+        for s in range(0, len(mine), chunk):
+            idx = mine[s:s + chunk]
             texts = backend.generate([plan.requests[i] for i in idx])
             for i, text in zip(idx, texts):
                 row = {**plan.rows[i], "response": text, "model": model, "fingerprint": fingerprint}
-                done[_row_key(row)] = row
                 f.write(dumps_row(row) + "\n")
             f.flush()
             os.fsync(f.fileno())
             progress.update(task, advance=len(idx))
     seconds = time.perf_counter() - t0
-    ordered = [done[_row_key(r)] for r in plan.rows]
-    _write_canonical(path, ordered)
-    summary = _summary(ordered, meta, backend.calls - calls0, backend.hits - hits0, resumed,
-                       (getattr(backend, "tokens_generated", 0) or 0) - tokens0, seconds)
+    counts = st.sum({"calls": backend.calls - calls0, "hits": backend.hits - hits0,
+                     "tokens": (getattr(backend, "tokens_generated", 0) or 0) - tokens0})
+    ordered = distributed.merge_parts(path, _row_key, [_row_key(r) for r in plan.rows], st, what="generation row",
+                                      shape=lambda r: {k: r[k] for k in _row_order(r)})
+    summary = _summary(ordered, meta, counts["calls"], counts["hits"], resumed, counts["tokens"], seconds)
     summary["skipped_rows"] = len(skipped or [])
-    rundir.write_json(out_dir / "summary.json", summary)
+    summary["processes"] = st.world
+    if st.is_main:
+        rundir.write_json(out_dir / "summary.json", summary)
+    st.barrier()
     return summary
-
-
-def _write_canonical(path: Path, rows: list[dict]) -> None:
-    rundir.write_rows(path, ({k: r[k] for k in _row_order(r)} for r in rows))
 
 
 def _row_order(row: dict) -> list[str]:
@@ -240,7 +252,8 @@ def generate(model: str, prompts: list[str], out_dir: str | Path, *, decoding: D
     kind = parse_spec(model).get("kind", "hf")
     overrides = {"concurrency": concurrency} if kind == "openai" else {"batch_size": batch_size, "dtype": dtype}
     # the cache commits every result as it arrives, so a SIGKILL loses only requests still in flight
-    with rundir.run_lock(out_dir, "eval generate"):  # a second process on this --out refuses at once
+    # a second crosstune on this --out refuses at once; the processes of one launch share the primary's lock
+    with rundir.run_lock(out_dir, "eval generate", distributed.state().is_main):
         backend = cached_backend(model, cache_path, **overrides)
         return run_generation(backend, items, out_dir, model=model, decoding=decoding, directive=directive,
                               target_language=target_language, skipped=skipped,
