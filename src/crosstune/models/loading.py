@@ -114,7 +114,9 @@ def resolve_model(spec: str | Path | None) -> str:
             return str(path)  # a PEFT adapter; load_model attaches it to its base
         raise CrosstuneError(f"{path}: not a model (expected a HF model folder with config.json, or a .gguf file)")
     if str(spec).count("/") == 1 and not str(spec).startswith((".", "/", "~")):
-        return str(spec)  # hub id: transformers fetches it when online
+        from crosstune.models.hub import resolve_hub_id
+
+        return resolve_hub_id(str(spec))  # online: transformers fetches it; offline: the local HF cache or an error
     raise CrosstuneError(f"model {spec!r}: no such folder or file (expected 'default', a HF folder, a .gguf or a hub id)")
 
 
@@ -125,8 +127,9 @@ def load_tokenizer(spec: str | Path | None, trust_remote_code: bool = False):
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as e:
-        raise CrosstuneError(f"{path}: cannot load a tokenizer ({type(e).__name__}: {e}); "
-                             "a model folder needs tokenizer files (tokenizer.json or tokenizer.model)") from None
+        need = ("a hub id that the Hub does not have (a private or gated model needs HF_TOKEN)" if _is_hub_id(path)
+                else "a model folder needs tokenizer files (tokenizer.json or tokenizer.model)")
+        raise CrosstuneError(f"{path}: cannot load a tokenizer ({type(e).__name__}: {e}); {need}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -150,4 +153,11 @@ def load_model(spec: str | Path | None, dtype: str = "float32", trust_remote_cod
     try:
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        raise CrosstuneError(f"{path}: cannot load the model ({type(e).__name__}: {e})") from None
+        hint = "; a hub id that the Hub does not have (a private or gated model needs HF_TOKEN)" \
+            if _is_hub_id(path) else ""
+        raise CrosstuneError(f"{path}: cannot load the model ({type(e).__name__}: {e}){hint}") from None
+
+
+def _is_hub_id(path: str) -> bool:
+    """Not a local folder: what resolve_model passes on as a hub id."""
+    return not Path(path).exists()
