@@ -30,13 +30,19 @@ def judge(
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N pairs of each language."),
     n_boot: int = typer.Option(1000, min=1, help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
+    concurrency: Optional[int] = typer.Option(None, help="HTTP judges (openai:MODEL@URL): requests in flight per "
+                                                         "process, 1 or more (default: the spec's, else 4)."),
 ) -> None:
     """Judge two generation runs pairwise in both orders; scores with position bias, CIs and the language gate."""
+    from crosstune.distributed import state
     from crosstune.eval.judge import run_judge
     from crosstune.report.evaluation import write_judge_report
 
     s = run_judge(judge_model, str(a), list(b), protocol, out_dir, prompt_file=prompt, gate_mode=gate, lid=lid,
-                  cache_path=cache, n_boot=n_boot, seed=seed, max_new_tokens=max_new_tokens, limit=limit)
+                  cache_path=cache, n_boot=n_boot, seed=seed, max_new_tokens=max_new_tokens, limit=limit,
+                  concurrency=concurrency)
+    if not state().is_main:  # under accelerate launch, process 0 writes the report and prints for all
+        return
     write_judge_report(out_dir, s)
     for lang, r in list(s["per_language"].items()) + [("all", s["overall"])]:
         u, g = r["ungated"], r["gated"]

@@ -6,6 +6,8 @@ calls go through `CachedBackend`, so a rerun makes no calls and a killed run res
 parse failures (counted, never guessed), the judge's position bias (flip rate, which position it prefers),
 bootstrap 95% intervals per language, and the language gate (a response not detected in the expected language
 loses to one that is; both wrong or both right leave the judge's verdict), with gated and ungated scores.
+Under `accelerate launch` / `torchrun` each process judges every n-th pair (`crosstune.distributed`) and process 0
+writes the results: the same files as one process; a killed run's finished verdicts are in the shared cache.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from crosstune import distributed
 from crosstune.errors import CrosstuneError
 from crosstune.eval import judge_protocols as jp
 from crosstune.eval import rundir
@@ -118,15 +121,15 @@ def build_requests(pairs, protocol: jp.Protocol, prompt: jp.Prompt, max_new_toke
     return requests
 
 
-def call_judge(backend, requests: list[GenerateRequest]) -> list[str]:
+def call_judge(backend, requests: list[GenerateRequest], label: str = "judging") -> list[str]:
     """All requests through the cached backend, in chunks with a progress bar; a failure keeps what came back."""
     from rich.progress import Progress
 
     from crosstune.console import console
 
     results: list[str] = []
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("judging", total=len(requests))
+    with Progress(console=console, transient=True, disable=not requests) as bar:
+        task = bar.add_task(label, total=len(requests))
         for i in range(0, len(requests), CHUNK):
             before = backend.calls
             try:
@@ -138,6 +141,23 @@ def call_judge(backend, requests: list[GenerateRequest]) -> list[str]:
                                      "same command to resume") from None
             bar.update(task, advance=len(requests[i:i + CHUNK]))
     return results
+
+
+def judge_split(backend, requests: list[GenerateRequest], st: distributed.State) -> list[str]:
+    """`call_judge` over this process's pairs (every n-th; the two orders of a pair stay together); every process
+    returns all answers in request order."""
+    mine = distributed.my_share(range(len(requests) // len(ORDERS)), st)
+    if st.is_main and st.world > 1:
+        from crosstune.console import console
+
+        console.print(f"[dim]judge: {distributed.share_line(len(requests) // len(ORDERS), 'pairs', st)}[/dim]")
+    index = [len(ORDERS) * p + j for p in mine for j in range(len(ORDERS))]
+    got = call_judge(backend, [requests[i] for i in index], f"judging{st.tag()}")
+    raw: list[str] = [""] * len(requests)
+    for part_index, part in st.gather((index, got)):
+        for i, text in zip(part_index, part):
+            raw[i] = text
+    return raw
 
 
 def gate(outcome: str | None, a_ok: bool, b_ok: bool) -> str | None:
@@ -247,12 +267,18 @@ def summarize(items, protocol: str, gate_on: bool, n_boot: int = 1000, seed: int
             "position_bias": position_bias(items), "parse_failures": parse_failures(items)}
 
 
-@rundir.locked("eval judge")  # a second judge on this --out refuses at once instead of repeating the calls
-def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Path, *, prompt_file=None,
-              gate_mode: str = "auto", lid: str = "fasttext", cache_path=None, n_boot: int = 1000,
-              seed: int = 0, max_new_tokens: int | None = None, limit: int | None = None) -> dict:
+def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Path, **options) -> dict:
     """Join A and B, judge every pair in both orders, write items.jsonl and summary.json (the table is the
-    report's: `crosstune.report.evaluation.write_judge_report`)."""
+    report's: `crosstune.report.evaluation.write_judge_report`). A second judge on this --out refuses at once
+    instead of repeating the calls; the processes of one launch share process 0's lock."""
+    with rundir.run_lock(out_dir, "eval judge", distributed.state().is_main):
+        return _run_judge(judge, a, b, protocol, out_dir, **options)
+
+
+def _run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Path, *, prompt_file=None,
+               gate_mode: str = "auto", lid: str = "fasttext", cache_path=None, n_boot: int = 1000,
+               seed: int = 0, max_new_tokens: int | None = None, limit: int | None = None,
+               concurrency: int | None = None) -> dict:
     from crosstune.console import console
     from crosstune.eval import lcpr
     from crosstune.models.backends import cached_backend
@@ -283,18 +309,29 @@ def run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | Pa
         in_lang.append(tuple(lcpr.check_response(r["response"], want, detector).detected == lcpr.base_language(want)
                              for r in (ra, rb)))
     requests = build_requests(pairs, proto, prompt, max_new_tokens)
-    backend = cached_backend(judge, cache_path, fingerprint=lambda raw: judge_identity(judge, raw))
-    raw = call_judge(backend, requests)
+    from crosstune.models.backends import parse_spec
+
+    if concurrency is not None and concurrency < 1:
+        raise CrosstuneError(f"--concurrency {concurrency}: expected 1 or more (requests in flight per process)")
+    http = parse_spec(judge).get("kind") == "openai"
+    backend = cached_backend(judge, cache_path, fingerprint=lambda raw: judge_identity(judge, raw),
+                             **({"concurrency": concurrency} if http else {}))
+    st = distributed.state()
+    calls0, hits0 = backend.calls, backend.hits
+    raw = judge_split(backend, requests, st)
+    counts = st.sum({"calls": backend.calls - calls0, "hits": backend.hits - hits0})
     items = judge_pairs(pairs, raw, proto, in_lang)
     summary = summarize(items, protocol, gate_on, n_boot, seed)
     summary.update({"judge": judge, "a": str(a), "b": list(b), "prompt": prompt.source, "lid": lid,
                     "max_new_tokens": max_new_tokens or proto.max_new_tokens,
-                    "calls": backend.calls, "cache_hits": backend.hits,
+                    "calls": counts["calls"], "cache_hits": counts["hits"],
                     "prompts_differ": sum(pa["prompt"] != pb["prompt"] for pa, pb in pairs), "gate_note": gate_note})
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rundir.write_rows(out / "items.jsonl", items)
-    rundir.write_json(out / "summary.json", summary)
-    console.print(f"wrote {out}/items.jsonl and summary.json ({backend.calls} judge calls, "
-                  f"{backend.hits} from the cache)")
+    if st.is_main:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        rundir.write_rows(out / "items.jsonl", items)
+        rundir.write_json(out / "summary.json", summary)
+        console.print(f"wrote {out}/items.jsonl and summary.json ({counts['calls']} judge calls, "
+                      f"{counts['hits']} from the cache)")
+    st.barrier()
     return summary
