@@ -107,7 +107,7 @@ def main() -> None:
     plan = plan_build(args.recipe)
     langs = plan.params.languages
     t = time.perf_counter()
-    corpus = load_corpus(plan.config.sources, plan.base_dirs)
+    corpus = load_corpus(plan.config.sources, plan.lookup)
     print(f"corpus load (gzip JSONL + cached vi alignment): {time.perf_counter() - t:.1f}s; "
           f"items {', '.join(f'{k} {len(v):,}' for k, v in corpus.parallel.items.items())}")
     ours, peer = [], []

@@ -60,7 +60,7 @@ def own_cost(n: int, peer_dir: Path, out: Path) -> dict:
     sources = []
     for lang in XQUAD:
         spec = SourceSpec(language=lang, path=str(DATA / "xquad" / f"xquad.{lang}.json"))
-        sources.append((spec, read_documents(spec, [])[0]))
+        sources.append((spec, read_documents(spec)[0]))
     sink = ExclusionSink()
     stream = None
     for b in [ReadSegment(sources, seg, per), *passage_filters(seg, XQUAD)]:

@@ -14,12 +14,23 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CROSSTUNE_SHARED", REPO.parent / "shared"))
-SHARED_DATA = SHARED / "data"
+
+
+def _shared_data() -> Path:
+    """The data sets the tests read: `$CROSSTUNE_DATA` (the data root, as the README sets it), else
+    `$CROSSTUNE_SHARED/data` (an older name), else `../shared/data` beside the repository (CI's layout)."""
+    if os.environ.get("CROSSTUNE_DATA"):
+        return Path(os.environ["CROSSTUNE_DATA"]).expanduser()
+    return Path(os.environ.get("CROSSTUNE_SHARED", REPO.parent / "shared")).expanduser() / "data"
+
+
+SHARED_DATA = _shared_data()
+if SHARED_DATA.is_dir():  # shipped recipes, tasks and experiments name data relative to the data root
+    os.environ.setdefault("CROSSTUNE_DATA", str(SHARED_DATA))
 
 
 def shared_path(*parts: str) -> Path:
-    """A path under ../shared/data (`CROSSTUNE_SHARED` overrides ../shared). Absent: the test skips with the
+    """A path under the data root (`$CROSSTUNE_DATA`, else ../shared/data). Absent: the test skips with the
     reason (a user's clone), or FAILS when `CROSSTUNE_REQUIRE_SHARED=1` (CI, which has the data)."""
     p = SHARED_DATA.joinpath(*parts)
     if not p.exists():

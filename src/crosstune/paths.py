@@ -1,15 +1,25 @@
-"""Where data files are found: the data root (`--data-root`, else `$CROSSTUNE_DATA`) and path resolution.
+"""Where data files are found: the data root (`--data-root`, else `$CROSSTUNE_DATA`) and the one resolution rule.
 
-Never the location of the source tree: an installed wheel and a checkout find data the same way. A relative path
-in a config is looked up under the data root, then next to the config file that names it, then in the working
-directory; an absolute path is used as is (`resolve`). Recipes, experiments and X-Instruction configs name files
-relative to the working directory, then the config's folders (`find`).
+The rule, for every file a config or command names (recipe sources, task data, translate and X-Instruction
+sources and prompts, the recipes, training configs and prompt sets of an experiment, a training config's data):
+
+1. an absolute path is used as it is;
+2. a relative path is looked up under the data root (`--data-root DIR`, else `$CROSSTUNE_DATA`),
+3. then next to the config file that names it,
+4. then in the working directory; the first that exists wins;
+5. a path that starts with `./` or `../` names a place beside the config (or the working directory), never a
+   data set: the data root is skipped for it.
+
+Never the location of the source tree: an installed wheel and a checkout find data the same way. Shipped files
+name third-party data relative to the data root (`alpaca_chinese_parallel/alpaca_en_zh_52k_v3.jsonl.gz`) and
+shipped files relative to themselves (`../recipes/pinch_p1.yaml`, `./instructions.jsonl`). The error when nothing is found names the
+config file and field, every place looked, and how to set the data root.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from crosstune.errors import CrosstuneError
@@ -30,8 +40,8 @@ def data_root(explicit: str | Path | None = None) -> Path | None:
 
 
 def data_root_if_set(explicit: str | Path | None = None) -> Path | None:
-    """`explicit` (must be a folder), else `$CROSSTUNE_DATA` when it is a folder, else None: for experiments, where
-    a stale variable only matters to files that use `{data_root}` (and they say so)."""
+    """`explicit` (must be a folder), else `$CROSSTUNE_DATA` when it is a folder, else None: a stale variable
+    only matters to the paths that are not found elsewhere (and their error says so)."""
     if explicit not in (None, ""):
         return data_root(explicit)
     try:
@@ -40,34 +50,56 @@ def data_root_if_set(explicit: str | Path | None = None) -> Path | None:
         return None
 
 
+def _root_hint(base: Path | None) -> str:
+    if base is not None:
+        return f"; the data root is {base}"
+    env = os.environ.get(ENV)
+    why = f"${ENV}={env} is not a folder" if env else "no data root is set"
+    return f"; {why} (export {ENV}=DIR or pass --data-root DIR)"
+
+
 def resolve(raw: str | Path, *, root: str | Path | None = None, config: str | Path | None = None,
             what: str = "data file") -> Path:
-    """An existing path for `raw`: absolute as is; relative under the data root, next to `config`, or in the
-    working directory (first hit wins). The error lists every place looked at and how to set the data root."""
+    """An existing path for `raw` by the rule above (`root`: a `--data-root` value, None for `$CROSSTUNE_DATA`;
+    `config`: the file that names `raw`). The error lists every place looked and how to set the data root."""
     p = Path(str(raw)).expanduser()
     if p.is_absolute():
         if p.exists():
             return p
-        raise CrosstuneError(f"{what} {p}: no such file")
-    base = data_root(root)
-    candidates = [base / p] if base is not None else []
+        raise CrosstuneError(f"{what} {str(raw)!r}: no such file")
+    base = data_root_if_set(root)
+    beside = str(raw).replace("\\", "/").startswith(("./", "../"))  # rule 5: not under the data root
+    candidates = [base / p] if base is not None and not beside else []
     if config is not None:
         candidates.append(Path(config).expanduser().resolve().parent / p)
     candidates.append(Path.cwd() / p)
-    for cand in candidates:
+    for cand in dict.fromkeys(candidates):
         if cand.exists():
             return cand
-    looked = ", ".join(str(c) for c in candidates)
-    hint = "" if base is not None else f"; no data root is set (export {ENV}=DIR or pass --data-root DIR)"
-    raise CrosstuneError(f"{what} {raw}: not found (looked in {looked}){hint}")
+    looked = ", ".join(str(c) for c in dict.fromkeys(candidates))
+    raise CrosstuneError(f"{what} {str(raw)!r}: not found (looked in {looked}){_root_hint(base)}")
 
 
-def find(raw: str | Path, base_dirs: Sequence[Path], what: str = "source") -> Path:
-    """An existing path for `raw`: absolute as is; relative in the working directory, then in each of
-    `base_dirs` (a config's folder and its parent: the repository root for shipped configs), first hit wins."""
-    p = Path(str(raw)).expanduser()
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p, *(Path(d) / p for d in base_dirs)]
-    for cand in candidates:
-        if cand.exists():
-            return cand
-    raise CrosstuneError(f"{what} {str(raw)!r}: no such file (tried {', '.join(str(c) for c in candidates)})")
+@dataclass(frozen=True)
+class Lookup:
+    """Where one config's relative paths resolve: the data root (`root`: `--data-root`, None for
+    `$CROSSTUNE_DATA`) and the config file itself. `lookup(raw, "sources.0.path")` -> an existing path, else one
+    error naming the config, the field, every place looked and how to set the data root."""
+
+    config: str | Path | None = None
+    root: str | Path | None = None
+
+    def __call__(self, raw: str | Path, field: str = "", what: str = "") -> Path:
+        label = " ".join(x for x in (f"{self.config}:" if self.config else "",
+                                     f"field '{field}':" if field else "", what) if x) or "data file"
+        return resolve(raw, root=self.root, config=self.config, what=label)
+
+    def spelled(self, raw: str | Path, field: str = "", what: str = "") -> str:
+        """`raw` as it was written when it names the file found (absolute, or in the working directory), else
+        the path found: what a command records keeps its old spelling (hashes, resumes) wherever it can."""
+        found = self(raw, field, what)
+        return str(raw) if Path(str(raw)).expanduser().is_absolute() or found == Path.cwd() / raw else str(found)
+
+
+OPTION_HELP = (f"Folder relative data paths are looked up in first (default ${ENV}); then next to the config, then "
+               "in the working directory.")

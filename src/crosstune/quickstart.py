@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from crosstune.console import console, out
-from crosstune.errors import CrosstuneError
 
 
 def experiment_file() -> Path:
@@ -22,7 +21,8 @@ def experiment_file() -> Path:
 
 
 def run(out_dir: str | Path, steps: int | None = None, prompt_limit: int | None = None,
-        mc_limit: int | None = None, data_root: Path | None = None) -> dict:
+        mc_limit: int | None = None) -> dict:
+    """The demo experiment; it reads no data root (no --data-root: only the embedded set is used)."""
     from crosstune.paths import data_root_if_set
     from crosstune.experiments.runner import quiet_libraries, run_experiment
     from crosstune.models.loading import prepare_default
@@ -32,10 +32,7 @@ def run(out_dir: str | Path, steps: int | None = None, prompt_limit: int | None 
     out_dir = Path(out_dir)
     console.print("[bold]data:[/] the embedded demo set (crosstune/demo, CC0): 60 training and 13 held-out "
                   "instructions x en/zh/es/vi, 47 parallel multiple-choice questions")
-    try:
-        root = data_root_if_set(data_root)
-    except CrosstuneError:
-        root = None
+    root = data_root_if_set()
     if root is not None:
         console.print(f"[dim]a data root is set ({root}); the quickstart still uses the embedded set. For the real "
                       "sets: crosstune run experiments/replication_cpu.yaml --out DIR[/dim]")

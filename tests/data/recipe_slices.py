@@ -11,6 +11,7 @@ import pytest
 
 from crosstune.data.io import read_rows
 from crosstune.data.recipes.sources import SourceSpec, load_corpus
+from crosstune.paths import Lookup
 from tests.conftest import shared_path
 from tests.data.synthetic import LOST_VI, write_alpaca
 
@@ -52,9 +53,9 @@ def source_entries(slices: dict[str, Path], languages=("en", "zh", "vi")) -> lis
 
 @pytest.fixture(scope="session")
 def corpus(slices):
-    return load_corpus([SourceSpec(**e) for e in source_entries(slices)], [])
+    return load_corpus([SourceSpec(**e) for e in source_entries(slices)], Lookup())
 
 
 @pytest.fixture(scope="session")
 def real_corpus(real_slices):
-    return load_corpus([SourceSpec(**e) for e in source_entries(real_slices)], [])
+    return load_corpus([SourceSpec(**e) for e in source_entries(real_slices)], Lookup())

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crosstune.data.build import build, plan_build
+from crosstune.data.build import build, input_paths, plan_build
 from crosstune.errors import CrosstuneError
-from crosstune.paths import find
 from tests.conftest import REPO, shared_path
 from tests.data.recipe_slices import slices, source_entries  # noqa: F401  (fixture)
 
@@ -86,7 +85,7 @@ def test_config_errors_come_before_any_work(tmp_path, slices, changes, message):
 def test_missing_source_file_is_named(tmp_path, slices):  # noqa: F811
     sources = [{"language": "en", "path": "no/such.jsonl"}, {"language": "zh", "path": str(slices["alpaca"])}]
     recipe = write_recipe(tmp_path, slices, sources=sources, recipe={"languages": ["en", "zh"], "modes": {"en2x": 5}})
-    with pytest.raises(CrosstuneError, match=r"recipe.yaml: source 'no/such.jsonl': no such file \(tried "):
+    with pytest.raises(CrosstuneError, match=r"recipe.yaml: field 'sources.0.path': 'no/such.jsonl': not found \(looked in "):
         build(recipe, tmp_path / "out")
 
 
@@ -106,9 +105,8 @@ def test_shipped_recipes_validate_and_point_at_real_files(name, tmp_path):
             if str(s.get("path", "")).startswith("runs/")]
     (tmp_path / "made.jsonl").write_text("{}\n")
     plan = plan_build(REPO / "recipes" / name, made)
-    specs = [s.path for s in plan.config.sources] + [s.align_to.path for s in plan.config.sources if s.align_to]
-    specs += [side.path for c in getattr(plan.params, "corpora", []) for side in c.sides]
-    assert specs and all(find(p, plan.base_dirs).exists() for p in specs)
+    specs = input_paths(plan)
+    assert specs and all(plan.lookup(p, f).exists() for f, p in specs)
 
 
 @pytest.mark.integration

@@ -11,6 +11,7 @@ import pytest
 from crosstune.config import validate
 from crosstune.data.recipes.translation import TranslationParams, build_translation, load_sentences
 from crosstune.errors import CrosstuneError
+from crosstune.paths import Lookup
 from tests.conftest import shared_path
 from tests.data.synthetic import write_translation
 
@@ -25,7 +26,7 @@ def files(tmp_path_factory):
 def run(params):
     log: list[str] = []
     p = validate(TranslationParams, params, "recipe")
-    corpora, _ = load_sentences(p, [])
+    corpora, _ = load_sentences(p, Lookup())
     return list(build_translation(p, corpora, np.random.default_rng(0), log)), log
 
 
@@ -70,12 +71,12 @@ def test_text_sides_keep_blank_lines_and_reject_bad_bytes(tmp_path):
     xx.write_text("Một.\n\nBa.\n", encoding="utf-8")
     side = lambda lang, p: {"language": lang, "path": str(p)}  # noqa: E731
     corpora, _ = load_sentences(validate(TranslationParams, {"corpora": [
-        {"name": "t", "sides": [side("en", en), side("vi", xx)]}]}, "recipe"), [])
+        {"name": "t", "sides": [side("en", en), side("vi", xx)]}]}, "recipe"), Lookup())
     assert corpora["t"]["en"] == ["One.", "", "Three."]
     xx.write_bytes(b"M\xe9t.\n")
     with pytest.raises(CrosstuneError, match=r"a.vie:1: not UTF-8"):
         load_sentences(validate(TranslationParams, {"corpora": [
-            {"name": "t", "sides": [side("en", en), side("vi", xx)]}]}, "recipe"), [])
+            {"name": "t", "sides": [side("en", en), side("vi", xx)]}]}, "recipe"), Lookup())
 
 
 @pytest.mark.integration

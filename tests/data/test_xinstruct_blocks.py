@@ -48,7 +48,7 @@ def _read(tmp_path, rows, lang, **cfg):
     path = tmp_path / f"{lang}.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     spec = SourceSpec(language=lang, path=str(path), field="text")
-    docs, info = read_documents(spec, [])
+    docs, info = read_documents(spec)
     seg = SegmentConfig(**{"min_chars": 40, "max_chars": 600, **cfg})
     sink = ExclusionSink()
     reader = ReadSegment([(spec, docs)], seg)
@@ -75,12 +75,12 @@ def test_lines_grouped_by_document_id(tmp_path):
     (tmp_path / "zh.txt").write_text("\n".join([ZH[:40], ZH[40:], VI]) + "\n", encoding="utf-8")
     (tmp_path / "ids.tsv").write_text("doc.a\ndoc.a\ndoc.b\n", encoding="utf-8")
     spec = SourceSpec(language="zh", path=str(tmp_path / "zh.txt"), doc_ids=str(tmp_path / "ids.tsv"))
-    docs, info = read_documents(spec, [])
+    docs, info = read_documents(spec)
     assert info["format"] == "lines"
     assert docs == [("doc.a", f"{ZH[:40]}\n{ZH[40:]}"), ("doc.b", VI)]
     (tmp_path / "ids.tsv").write_text("doc.a\n", encoding="utf-8")
     with pytest.raises(CrosstuneError, match="3 lines but .* has 1 document ids"):
-        read_documents(spec, [])
+        read_documents(spec)
 
 
 def test_squad_json_contexts(tmp_path):
@@ -88,7 +88,7 @@ def test_squad_json_contexts(tmp_path):
                                                                              {"context": None, "qas": []}]}]}
     (tmp_path / "xquad.th.json").write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
     spec = SourceSpec(language="th", path=str(tmp_path / "xquad.th.json"))
-    docs, info = read_documents(spec, [])
+    docs, info = read_documents(spec)
     assert info["format"] == "xquad" and [d[0] for d in docs] == ["Bangkok/0", "Bangkok/1"]
     sink = ExclusionSink()
     rows = list(ReadSegment([(spec, docs)], SegmentConfig(min_chars=20)).run(None, sink))
@@ -99,7 +99,7 @@ def test_squad_json_contexts(tmp_path):
 def test_xquad_contexts_from_shared_data():
     path = shared_path("xquad", "xquad.zh.json")
     spec = SourceSpec(language="zh", path=str(path))
-    docs, _ = read_documents(spec, [])
+    docs, _ = read_documents(spec)
     assert len(docs) == 240
     sink = ExclusionSink()
     seg = SegmentConfig()

@@ -114,7 +114,7 @@ def test_a_crashing_stage_is_recorded_and_the_others_kept(tmp_path, tiny_model_d
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"data/crossin/recipe": "recipes/nope.yaml"}, "data.crossin.recipe 'recipes/nope.yaml': no such file"),
+    ({"data/crossin/recipe": "recipes/nope.yaml"}, "field 'data.crossin.recipe': 'recipes/nope.yaml': not found (looked in"),
     ({"train/lora/overrides": {"lora.rank": 4}}, "unknown key 'lora.rank'"),
     ({"eval/mc/tasks": ["no_such_task"]}, "task 'no_such_task': no such task file"),
     ({"sweep": {"train.lora.lora.rnk": [1, 2]}}, "unknown key 'lora.rnk'"),

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from crosstune.console import console, out
+from crosstune.paths import OPTION_HELP
 
 
 def align(
@@ -29,13 +30,17 @@ def align(
                              "to check by hand."),
     show_low: bool = typer.Option(False, "--show-low", help="Sample the low-confidence pairs instead."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --show sample."),
+    data_root: str | None = typer.Option(None, "--data-root", help=OPTION_HELP),
 ) -> None:
     """Align a translation to its reference by a monotone DP on translation-robust signals; keep confident pairs."""
     from crosstune.data.align import DEFAULT_MIN_CONFIDENCE, align_files, reidentify
     from crosstune.data.align.report import confidence_histogram, write_pairs_tsv
     from crosstune.data.io import write_examples
     from crosstune.errors import CrosstuneError
+    from crosstune.paths import Lookup
 
+    reference = Lookup(root=data_root).spelled(reference, what="--reference")
+    target = Lookup(root=data_root).spelled(target, what="--target")
     threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
     if not 0.0 <= threshold <= 1.0:
         raise CrosstuneError(f"--min-confidence {threshold}: expected a probability in [0, 1]")

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from crosstune.console import console, out
+from crosstune.paths import OPTION_HELP
 
 
 def build(
@@ -18,11 +19,12 @@ def build(
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
                                           help="Processes to use (default 2 on a 2+ core machine: language ID in a "
                                                "second process); 1 = all in this process. Same bytes either way."),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help=OPTION_HELP),
 ) -> None:
     """Build a training mixture from a recipe: sources -> recipe -> filters -> files, with a manifest."""
     from crosstune.data.build import plan_build, run_build
 
-    plan = plan_build(path, overrides or [], seed)  # every config error surfaces here, before any work
+    plan = plan_build(path, overrides or [], seed, data_root)  # every config error surfaces here, before any work
     console.print(f"building [bold]{plan.config.name}[/] (seed {plan.config.seed}) from {path}")
     result = run_build(plan, out_dir, workers)
     m = result.manifest

@@ -7,15 +7,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from crosstune.console import out
+from crosstune.paths import OPTION_HELP
 
 
 def inspect(path: str = typer.Argument(..., help="a JSON/JSONL(.gz)/Parquet file or a HF dataset folder"),
             sample: int = typer.Option(2000, help="rows sampled (seeded) for language detection"),
             backend: str = typer.Option("pycld2", help="language-ID backend: pycld2 or lingua"),
-            seed: int = typer.Option(0)) -> None:
+            seed: int = typer.Option(0),
+            data_root: str = typer.Option(None, "--data-root", help=OPTION_HELP)) -> None:
     """Profile an instruction file: row count, detected language per text field, length stats (chars)."""
     from crosstune.data.inspect import profile
+    from crosstune.paths import Lookup
 
+    path = Lookup(root=data_root).spelled(path, what="PATH")
     n, fields = profile(path, sample=sample, seed=seed, backend=backend)
     out.print(f"[bold]{path}[/bold]")
     out.print(f"rows: {n}")

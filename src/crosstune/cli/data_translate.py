@@ -7,13 +7,14 @@ from typing import Optional
 import typer
 
 from crosstune.console import console, out
+from crosstune.paths import OPTION_HELP
 
 
 def translate(
     path: str = typer.Argument(..., help="Translate config YAML, e.g. configs/translate/alpaca_pt_offline.yaml."),
     overrides: Optional[list[str]] = typer.Argument(None, help="Overrides like limit=500 engine.batch_size=32."),
     out_dir: str = typer.Option(..., "--out", help="Output folder for parallel.jsonl, manifest.json, excluded.jsonl."),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder that relative data paths start from."),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help=OPTION_HELP),
 ) -> None:
     """Translate fields of an instruction set into other languages: a parallel corpus keyed by source id."""
     from crosstune.data.translate import plan_translate, run_translate

@@ -10,6 +10,7 @@ import typer
 
 from crosstune.console import out
 from crosstune.errors import CrosstuneError
+from crosstune.paths import OPTION_HELP
 from crosstune.threads import set_threads
 
 
@@ -45,9 +46,12 @@ def generate(
     dtype: str = typer.Option("float32", help="Local models: float32, bfloat16 or float16."),
     cache: Optional[Path] = typer.Option(None, help="Call cache file (default $CROSSTUNE_CACHE/calls.sqlite)."),
     threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads for local models."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help=OPTION_HELP),
 ) -> None:
     """Generate responses to prompt sets; a rerun or a resumed run makes no repeated calls."""
     from crosstune.eval.generation import PRESETS, generate as run
+    from crosstune.eval.prompt_sets import resolve_prompt_spec
+    from crosstune.paths import Lookup
 
     if concurrency is not None and concurrency < 1:
         raise CrosstuneError(f"--concurrency {concurrency}: expected 1 or more (requests in flight per process)")
@@ -57,7 +61,9 @@ def generate(
                                         max_new_tokens=max_new_tokens).items() if v is not None}
     settings = replace(PRESETS[decoding], seed=seed, template=template if chat else "raw", **overrides)
     set_threads(threads)
-    s = run(model, [*prompts, *(more_prompts or [])], out_dir, decoding=settings, directive=directive,
+    lookup = Lookup(root=data_root)  # each FILE by the data-root rule (crosstune.paths)
+    specs = [resolve_prompt_spec(p, lookup, what="--prompts") for p in [*prompts, *(more_prompts or [])]]
+    s = run(model, specs, out_dir, decoding=settings, directive=directive,
             target_language=target_language, limit=limit, prompt_field=prompt_field, batch_size=batch_size,
             concurrency=concurrency, dtype=dtype, cache_path=cache, skip_bad_rows=skip_bad_rows)
     from crosstune.distributed import state

@@ -14,11 +14,10 @@ def quickstart(out_dir: Path = typer.Option(Path("runs/quickstart"), "--out", he
                prompt_limit: Optional[int] = typer.Option(None, min=1, help="fidelity prompts per language "
                                                                             "(default: all 13)"),
                mc_limit: Optional[int] = typer.Option(None, min=1, help="multiple-choice items (default: all 47)"),
-               data_root: Optional[Path] = typer.Option(None, help="a data root, only to mention the real-data "
-                                                                   "experiment; the quickstart uses the demo set")) -> None:
+               ) -> None:
     """CrossIn mixture -> LoRA -> before/after evaluation -> report, on the embedded demo data (crosstune/demo)."""
     from crosstune.quickstart import run
 
-    summary = run(out_dir, steps=steps, prompt_limit=prompt_limit, mc_limit=mc_limit, data_root=data_root)
+    summary = run(out_dir, steps=steps, prompt_limit=prompt_limit, mc_limit=mc_limit)
     if summary["failed"]:  # as `crosstune run`: the run finished, but not everything in it
         raise typer.Exit(1)

@@ -7,12 +7,13 @@ from typing import Optional
 
 import typer
 
+from crosstune.paths import OPTION_HELP
+
 
 def run(experiment: Path = typer.Argument(..., help="experiment YAML (see docs/experiments.md)"),
         out_dir: Path = typer.Option(..., "--out", help="output folder; running again resumes and reruns nothing done"),
         overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides of the experiment file"),
-        data_root: Optional[Path] = typer.Option(None, help="folder that {data_root} in the experiment means "
-                                                            "(default: $CROSSTUNE_DATA)")) -> None:
+        data_root: Optional[Path] = typer.Option(None, "--data-root", help=OPTION_HELP)) -> None:
     """Run an experiment: every stage cached by the hash of its inputs; results.csv and report/index.html."""
     from crosstune.console import out
     from crosstune.experiments.runner import run_experiment

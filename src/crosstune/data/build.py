@@ -29,11 +29,11 @@ from crosstune.data.langid_pool import default_workers
 from crosstune.data.build_encode import encode_row
 from crosstune.data.recipes import get_recipe
 from crosstune.data.recipes.base import Budgeted
-from crosstune.data.recipes.sources import SourceSpec, load_corpus
+from crosstune.data.recipes.sources import SourceSpec, load_corpus, source_paths
 from crosstune.data.spool import RowSpool
 from crosstune.errors import CrosstuneError
 from crosstune.languages import normalize
-from crosstune.paths import find
+from crosstune.paths import Lookup
 
 
 class BuildConfig(StrictModel):
@@ -47,19 +47,21 @@ class BuildConfig(StrictModel):
 
 @dataclass
 class Plan:
-    """A validated build: config, recipe and its params, where relative paths resolve."""
+    """A validated build: config, recipe and its params, where relative paths resolve (crosstune.paths)."""
 
     config: BuildConfig
     params: Any
     source: str
-    base_dirs: list[Path] = field(default_factory=list)
+    lookup: Lookup = field(default_factory=Lookup)
 
     @property
     def recipe(self):
         return get_recipe(self.config.name)
 
 
-def plan_build(path: str | Path, overrides: list[str] | None = None, seed: int | None = None) -> Plan:
+def plan_build(path: str | Path, overrides: list[str] | None = None, seed: int | None = None,
+               data_root: str | Path | None = None) -> Plan:
+    """`data_root`: `--data-root` (None: `$CROSSTUNE_DATA`), where relative source paths are looked up first."""
     data = apply_overrides(read_yaml(path), overrides or [])
     if seed is not None:
         data["seed"] = seed
@@ -76,19 +78,17 @@ def plan_build(path: str | Path, overrides: list[str] | None = None, seed: int |
                                  f"{', '.join(sorted(have))}")
     elif cfg.sources:
         raise CrosstuneError(f"{path}: recipe {cfg.name!r} reads its own files (recipe.corpora); remove `sources:`")
-    here = Path(path).resolve().parent
-    plan = Plan(cfg, params, str(path), [here, here.parent])
-    for p in _input_paths(plan):  # a missing file is a config error too: say so before loading anything
-        try:
-            find(p, plan.base_dirs)
-        except CrosstuneError as e:
-            raise CrosstuneError(f"{path}: {e}") from None
+    plan = Plan(cfg, params, str(path), Lookup(path, data_root))
+    for fld, p in input_paths(plan):  # a missing file is a config error too: say so before loading anything
+        plan.lookup(p, fld)
     return plan
 
 
-def _input_paths(plan: Plan) -> list[str]:
-    paths = [s.path for s in plan.config.sources] + [s.align_to.path for s in plan.config.sources if s.align_to]
-    return paths + [side.path for c in getattr(plan.params, "corpora", []) for side in c.sides]
+def input_paths(plan: Plan) -> list[tuple[str, str]]:
+    """(field, raw path) of every input file the recipe names."""
+    from crosstune.data.recipes.translation import corpus_paths
+
+    return source_paths(plan.config.sources) + (corpus_paths(plan.params) if hasattr(plan.params, "corpora") else [])
 
 
 @dataclass
@@ -162,14 +162,14 @@ def _run_build(plan: Plan, out_dir: str | Path, workers: int) -> BuildResult:
     rng = np.random.default_rng(cfg.seed)
     corpus = data = None
     if recipe.uses_sources:
-        corpus = load_corpus(cfg.sources, plan.base_dirs)
+        corpus = load_corpus(cfg.sources, plan.lookup)
         inputs = corpus.inputs
         rows_iter = recipe.build(plan.params, corpus, rng, log)
         corpus_info = {"languages": corpus.languages,
                        "items": {lang: len(v) for lang, v in corpus.parallel.items.items()},
                        "validation": _report(corpus.parallel.report)}
     else:
-        data, inputs = recipe.load(plan.params, plan.base_dirs)
+        data, inputs = recipe.load(plan.params, plan.lookup)
         rows_iter = recipe.build(plan.params, data, rng, log)
         corpus_info = {name: {lang: len(v) for lang, v in texts.items()} for name, texts in data.items()}
     timings["load_s"] = time.perf_counter() - t0

@@ -47,6 +47,13 @@ def parse_prompt_spec(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
+def resolve_prompt_spec(spec: str, lookup, field: str = "", what: str = "") -> str:
+    """`[LANG=]FILE` with FILE found by the data-root rule (`lookup`: a `crosstune.paths.Lookup`)."""
+    lang, path = parse_prompt_spec(spec)
+    found = lookup.spelled(path, field, what)
+    return f"{lang}={found}" if lang else found
+
+
 def _row_language(row: dict, loc: str) -> str | None:
     value = row.get("language") or row.get("lang")
     if value is None:

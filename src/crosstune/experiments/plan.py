@@ -20,7 +20,7 @@ from typing import Any
 from crosstune.errors import CrosstuneError
 from crosstune.experiments.config import ConsistencySuite, Experiment, GenerationSuite, JudgeSuite
 from crosstune.hashing import json_sha256
-from crosstune.paths import ENV, find
+from crosstune.paths import ENV, Lookup
 
 UNTUNED = "untuned"
 
@@ -122,22 +122,22 @@ def _check_sweep_keys(exp: Experiment, src: str) -> None:
 
 
 def _input_digests(plan) -> list[dict]:
-    from crosstune.data.build import _input_paths
+    from crosstune.data.build import input_paths
     from crosstune.models.fingerprint import file_digest
 
-    return [{"path": p, "sha256": file_digest(find(p, plan.base_dirs))} for p in _input_paths(plan)]
+    return [{"path": p, "sha256": file_digest(plan.lookup(p, f))} for f, p in input_paths(plan)]
 
 
-def _data_stage(exp: Experiment, exp_dir: Path, entry: str, variant: str, overrides: dict,
+def _data_stage(exp: Experiment, lookup: Lookup, entry: str, variant: str, overrides: dict,
                 data_root: Path | None) -> Stage:
     from crosstune.data.build import plan_build
 
     spec = exp.data[entry]
-    recipe = find(expand_placeholders(spec.recipe, data_root), [exp_dir, exp_dir.parent], f"data.{entry}.recipe")
+    recipe = lookup(expand_placeholders(spec.recipe, data_root), f"data.{entry}.recipe")
     ovr = expand_placeholders({**spec.overrides, **overrides}, data_root)
     seed = spec.seed if spec.seed is not None else exp.seed
     try:
-        bplan = plan_build(recipe, _override_list(ovr), seed)
+        bplan = plan_build(recipe, _override_list(ovr), seed, data_root)
     except CrosstuneError as e:
         raise CrosstuneError(f"data.{entry} ({variant}): {e}") from None
     # the settings as given (defaults left out): adding an option with a default to crosstune re-keys nothing
@@ -145,13 +145,13 @@ def _data_stage(exp: Experiment, exp_dir: Path, entry: str, variant: str, overri
     return Stage("data", f"data/{variant}", settings, payload={"plan": bplan})
 
 
-def _train_config(exp: Experiment, exp_dir: Path, entry: str, variant: str, overrides: dict,
+def _train_config(exp: Experiment, lookup: Lookup, entry: str, variant: str, overrides: dict,
                   data_root: Path | None):
     from crosstune.config import apply_overrides, read_yaml, validate
     from crosstune.train.config import TrainConfig
 
     spec = exp.train[entry]
-    path = find(expand_placeholders(spec.config, data_root), [exp_dir, exp_dir.parent], f"train.{entry}.config")
+    path = lookup(expand_placeholders(spec.config, data_root), f"train.{entry}.config")
     raw = read_yaml(path)
     raw["model"] = {**raw.get("model", {}), "name": exp.model}
     ovr = expand_placeholders({**spec.overrides, **overrides}, data_root)
@@ -164,20 +164,26 @@ def _train_config(exp: Experiment, exp_dir: Path, entry: str, variant: str, over
     return validate(TrainConfig, raw, f"train.{entry} ({variant}, {path})")
 
 
-def _check_suite(name: str, suite, data_root: Path | None) -> dict:
+def _task_ref(task: str, lookup: Lookup, field: str) -> str:
+    """A shipped task's name as it is; a task file (`*.yaml`) by the data-root rule (crosstune.paths)."""
+    return str(lookup(task, field)) if task.endswith((".yaml", ".yml")) else task
+
+
+def _check_suite(name: str, suite, data_root: Path | None, lookup: Lookup) -> dict:
     """Load every task's items now (bad task names, languages or data fail before any work)."""
     if isinstance(suite, ConsistencySuite):
         from crosstune.eval.tasks import load_items, load_task
 
         files = expand_placeholders(suite.data_files, data_root)
         loaded, used = {}, set()
-        for task in suite.tasks:
+        for i, task in enumerate(suite.tasks):
             try:
-                cfg = load_task(expand_placeholders(task, data_root))
+                ref = _task_ref(expand_placeholders(task, data_root), lookup, f"eval.{name}.tasks.{i}")
+                cfg = load_task(ref)
                 key = task if task in files else cfg.name if cfg.name in files else None
                 if key is not None:  # a data file given in the experiment (absolute: no data root needed)
                     used.add(key)
-                    cfg = load_task(expand_placeholders(task, data_root), [f"data_files={json.dumps(files[key])}"])
+                    cfg = load_task(ref, [f"data_files={json.dumps(files[key])}"])
                 items = load_items(cfg, suite.languages, suite.prompt, suite.limit, data_root=data_root)
             except CrosstuneError as e:
                 raise CrosstuneError(f"eval.{name}: {e}") from None
@@ -189,9 +195,12 @@ def _check_suite(name: str, suite, data_root: Path | None) -> dict:
             raise CrosstuneError(f"eval.{name}.data_files: {stray} name no task of {suite.tasks}")
         return {"tasks": loaded}
     if isinstance(suite, GenerationSuite):
+        from crosstune.eval.prompt_sets import resolve_prompt_spec
         from crosstune.experiments.generation import check_generation_suite
 
-        return check_generation_suite(name, suite, data_root)
+        prompts = [resolve_prompt_spec(p, lookup, f"eval.{name}.prompts.{i}")
+                   for i, p in enumerate(expand_placeholders(list(suite.prompts), data_root))]
+        return check_generation_suite(name, suite.model_copy(update={"prompts": prompts}), data_root)
     from crosstune.experiments.suites import check_custom_suite
 
     return check_custom_suite(name, suite)  # a user's suite kind (package.module:Object)
@@ -213,7 +222,7 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
     from crosstune.experiments.judging import check_judge_suite, judge_reference
 
     source = Path(source)
-    exp_dir = source.resolve().parent
+    lookup = Lookup(source, data_root)  # recipes, training configs: the data root, the experiment's folder, cwd
     src = str(source)
     _check_sweep_keys(exp, src)
     for tname, t in exp.train.items():
@@ -238,7 +247,7 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
         stage.dir = Path("stages") / stage.kind / f"{_safe(stage.name.split('/', 1)[1])}-{stage.key[:10]}"
         return stages.setdefault(stage.name, stage)
 
-    suites = {name: (suite, _check_suite(name, suite, data_root)) for name, suite in exp.eval.items()
+    suites = {name: (suite, _check_suite(name, suite, data_root, lookup)) for name, suite in exp.eval.items()
               if not isinstance(suite, JudgeSuite)}
     judges = {name: (suite, check_judge_suite(name, suite, exp)) for name, suite in exp.eval.items()
               if isinstance(suite, JudgeSuite)}
@@ -248,7 +257,7 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
     for entry in exp.data:
         if entry in used_data:
             for variant, ovr, _ in data_variants[entry]:
-                add(_data_stage(exp, exp_dir, entry, variant, ovr, data_root))
+                add(_data_stage(exp, lookup, entry, variant, ovr, data_root))
 
     arms: list[ArmPlan] = []
 
@@ -267,7 +276,7 @@ def make_plan(exp: Experiment, source: str | Path, data_root: Path | None = None
     for a in arm_specs:
         for (dv, _, dparams), (tv, tovr, tparams) in itertools.product(data_variants[a.data],
                                                                        train_variants[a.train]):
-            cfg = _train_config(exp, exp_dir, a.train, tv, tovr, data_root)
+            cfg = _train_config(exp, lookup, a.train, tv, tovr, data_root)
             deps = [f"data/{dv}"]
             eval_entry = exp.train[a.train].eval_data
             if eval_entry:

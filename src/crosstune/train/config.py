@@ -137,3 +137,17 @@ class TrainConfig(StrictModel):
         if self.method == "full" and self.lora.modules_to_save:
             raise ValueError("lora.modules_to_save only applies to method=lora")
         return self
+
+
+def with_data_paths(cfg: TrainConfig, data_root: str | None = None) -> TrainConfig:
+    """`data` and `eval_data` found by the data-root rule (crosstune.paths: `data_root`/`$CROSSTUNE_DATA`, the
+    config's folder, the working directory); a path found in the working directory keeps its spelling, so
+    configs, resumes and hashes that worked before read the same."""
+    from crosstune.paths import Lookup
+
+    lookup = Lookup(cfg._source, data_root)
+    update = {name: lookup.spelled(getattr(cfg, name), name) for name in ("data", "eval_data")
+              if getattr(cfg, name) is not None}
+    out = cfg.model_copy(update=update)
+    out._source = cfg._source
+    return out

@@ -20,7 +20,7 @@ from crosstune.data.parallel import ParallelCorpus, example_fields, is_empty
 from crosstune.data.schema import Example
 from crosstune.hashing import file_sha256
 from crosstune.languages import normalize
-from crosstune.paths import find
+from crosstune.paths import Lookup
 
 Format = Literal["auto", "alpaca", "sharegpt", "openai", "prompt_response", "crosstune"]
 
@@ -68,19 +68,29 @@ class Corpus:
         return table.__getitem__
 
 
-def _load_one(spec: SourceSpec, lang: str, path: Path, base_dirs: list[Path]) -> Iterable[Example]:
-    if spec.align_to is None:
+def _load_one(spec: SourceSpec, lang: str, path: Path, ref: Path | None) -> Iterable[Example]:
+    if spec.align_to is None or ref is None:
         return read_examples(path, spec.format, language=lang, prefix=spec.prefix, id_field=spec.id_field)
     from crosstune.data.align import load_aligned
 
-    ref = find(spec.align_to.path, base_dirs)
     fmt = "prompt_response" if spec.format == "auto" else spec.format
     return load_aligned(ref, path, target_language=lang, reference_format=spec.align_to.format,
                         reference_prefix=spec.align_to.prefix, target_format=fmt)
 
 
-def load_corpus(specs: list[SourceSpec], base_dirs: list[Path]) -> Corpus:
-    """Stream every source into one `ParallelCorpus` (rows are not kept, only their three text fields)."""
+def source_paths(specs: list[SourceSpec]) -> list[tuple[str, str]]:
+    """(field, raw path) of every file the sources name, in config order: `sources.N.path`, `...align_to.path`."""
+    out = []
+    for i, spec in enumerate(specs):
+        out.append((f"sources.{i}.path", spec.path))
+        if spec.align_to is not None:
+            out.append((f"sources.{i}.align_to.path", spec.align_to.path))
+    return out
+
+
+def load_corpus(specs: list[SourceSpec], lookup: Lookup) -> Corpus:
+    """Stream every source into one `ParallelCorpus` (rows are not kept, only their three text fields); relative
+    paths resolve by `lookup` (crosstune.paths: the data root, the recipe's folder, the working directory)."""
     parallel = ParallelCorpus()
     split: dict[str, bool] = {}
     inputs = []
@@ -91,14 +101,14 @@ def load_corpus(specs: list[SourceSpec], base_dirs: list[Path]) -> Corpus:
             digests[p] = file_sha256(p)
         return digests[p]
 
-    for spec in specs:
+    for i, spec in enumerate(specs):
         lang = normalize(spec.language)
-        path = find(spec.path, base_dirs)
+        path, ref = lookup(spec.path, f"sources.{i}.path"), None
         inputs.append({"path": spec.path, "sha256": digest(path)})
         if spec.align_to is not None:
-            ref = find(spec.align_to.path, base_dirs)
+            ref = lookup(spec.align_to.path, f"sources.{i}.align_to.path")
             inputs.append({"path": spec.align_to.path, "sha256": digest(ref), "role": f"align_to for {lang}"})
-        for ex in _load_one(spec, lang, path, base_dirs):
+        for ex in _load_one(spec, lang, path, ref):
             parallel.add(lang, ex.id, example_fields(ex), is_empty(ex))
         # prompt_response sources fold the input into the prompt; Alpaca keeps them apart.
         split[lang] = split.get(lang, True) and _is_alpaca(spec, path)

@@ -7,7 +7,6 @@ Tatoeba (whose English sides differ per pair) are simply one corpus per pair.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -22,7 +21,7 @@ from crosstune.data.recipes.common import Volume, draw_indices, make_row, resolv
 from crosstune.errors import CrosstuneError, where
 from crosstune.hashing import file_sha256
 from crosstune.languages import LanguageTag, language_name, normalize
-from crosstune.paths import find
+from crosstune.paths import Lookup
 
 
 class Side(StrictModel):
@@ -54,8 +53,8 @@ class TranslationParams(StrictModel):
         return v
 
 
-def read_sentences(side: Side, base_dirs: list[Path]) -> tuple[list[str], dict]:
-    path = find(side.path, base_dirs)
+def read_sentences(side: Side, lookup: Lookup, field: str = "") -> tuple[list[str], dict]:
+    path = lookup(side.path, field)
     info = {"path": side.path, "sha256": file_sha256(path)}
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".json", ".jsonl", ".parquet")):
@@ -84,13 +83,19 @@ def _directions(p: TranslationParams, langs: list[str]) -> list[tuple[str, str]]
     return [(a, b) for a in langs for b in langs if a != b]
 
 
-def load_sentences(p: TranslationParams, base_dirs: list[Path]) -> tuple[dict[str, dict[str, list[str]]], list[dict]]:
+def corpus_paths(p: TranslationParams) -> list[tuple[str, str]]:
+    """(field, raw path) of every side of every corpus: `recipe.corpora.N.sides.M.path`."""
+    return [(f"recipe.corpora.{i}.sides.{j}.path", side.path) for i, c in enumerate(p.corpora)
+            for j, side in enumerate(c.sides)]
+
+
+def load_sentences(p: TranslationParams, lookup: Lookup) -> tuple[dict[str, dict[str, list[str]]], list[dict]]:
     """{corpus name: {language: lines}} and the input files' hashes; sides must be line-aligned."""
     corpora, inputs = {}, []
-    for cset in p.corpora:
+    for i, cset in enumerate(p.corpora):
         texts = {}
-        for side in cset.sides:
-            texts[side.language], info = read_sentences(side, base_dirs)
+        for j, side in enumerate(cset.sides):
+            texts[side.language], info = read_sentences(side, lookup, f"recipe.corpora.{i}.sides.{j}.path")
             inputs.append(info)
         sizes = {len(v) for v in texts.values()}
         if len(sizes) != 1:

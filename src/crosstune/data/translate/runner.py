@@ -25,6 +25,7 @@ from crosstune.data.translate.protect import compile_spans
 from crosstune.data.translate.signals import LidScorer, measure_row, round_trip_chrf, summarize, verdict
 from crosstune.data.translate.source import SourceRow, read_source
 from crosstune.errors import CrosstuneError
+from crosstune.paths import Lookup
 from crosstune.models.cache import CallCache
 
 
@@ -39,22 +40,11 @@ class Plan:
     layout: str
 
 
-def _resolve(raw: str, config_path: str, data_root: str | None) -> Path:
-    try:
-        from crosstune.paths import resolve
-    except ImportError:  # older trees: the recipes' resolution (cwd, the config's folder and its parent)
-        from crosstune.paths import find
-
-        here = Path(config_path).resolve().parent
-        return find(raw, [here, here.parent])
-    return resolve(raw, root=data_root, config=config_path, what="source")
-
-
 def plan_translate(path: str | Path, overrides: list[str] | None = None, data_root: str | None = None) -> Plan:
     """Validate the config, read and check the source rows, build the engine and check every language pair (no
     model loaded except a tokenizer for hf engines)."""
     cfg = validate(TranslateConfig, apply_overrides(read_yaml(path), overrides or []), str(path))
-    source_path = _resolve(cfg.source.path, str(path), data_root)
+    source_path = Lookup(path, data_root)(cfg.source.path, "source.path")  # the data-root rule (crosstune.paths)
     rows, layout = read_source(cfg, source_path)
     cache = CallCache(cfg.cache)
     engine = build_engine(cfg.engine, cache)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -13,7 +12,7 @@ from pydantic import Field
 from crosstune.config import UNHASHED, Batch, Chars, Count, Fraction, Seed, StrictModel, Tokens, Workers
 from crosstune.errors import CrosstuneError
 from crosstune.languages import LanguageTag
-from crosstune.paths import find
+from crosstune.paths import Lookup
 
 _SLOT = re.compile(r"\{(\w+)\}")
 SourceFormat = Literal["auto", "text", "lines", "jsonl", "xquad", "ntrex", "hf"]
@@ -133,14 +132,15 @@ class XInstructConfig(StrictModel):
         return list(dict.fromkeys(s.language for s in self.sources))
 
 
-def load_prompt(spec: str, base_dirs: list[Path] | None = None) -> str:
-    """A prompt template by packaged name (`xinstruct_generate`) or by file path."""
+def load_prompt(spec: str, lookup: Lookup = Lookup(), field: str = "") -> str:
+    """A prompt template by packaged name (`xinstruct_generate`) or by file path (found by `lookup`: the data root,
+    the config's folder, the working directory; crosstune.paths)."""
     if "/" not in spec and not spec.endswith(".txt"):
         res = resources.files("crosstune").joinpath("prompts", f"{spec}.txt")
         if res.is_file():
             return res.read_text(encoding="utf-8")
         raise CrosstuneError(f"prompt {spec!r}: no packaged prompt of that name (crosstune/prompts/{spec}.txt)")
-    return find(spec, base_dirs or [], "prompt file").read_text(encoding="utf-8")
+    return lookup(spec, field, "prompt file").read_text(encoding="utf-8")
 
 
 def fill(template: str, **values: str) -> str:

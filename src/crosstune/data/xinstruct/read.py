@@ -23,7 +23,7 @@ from crosstune.data.schema import Example, Message
 from crosstune.data.xinstruct.config import SegmentConfig, SourceSpec
 from crosstune.errors import CrosstuneError
 from crosstune.hashing import file_sha256
-from crosstune.paths import find
+from crosstune.paths import Lookup
 
 _PARAGRAPHS = re.compile(r"\n\s*\n|\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s+|(?<=[。！？；])")
@@ -47,10 +47,11 @@ def _format(spec: SourceSpec, path: Path) -> str:
     return "jsonl"
 
 
-def read_documents(spec: SourceSpec, base_dirs: list[Path]) -> tuple[list[tuple[str, object]], dict]:
+def read_documents(spec: SourceSpec, lookup: Lookup = Lookup()) -> tuple[list[tuple[str, object]], dict]:
     """[(document id, raw value)] of one source in file order, and {path, sha256, format}. Raw values are what the
-    file holds (a non-string is reported by the reader block, not here)."""
-    path = find(spec.path, base_dirs)
+    file holds (a non-string is reported by the reader block, not here). Paths resolve by `lookup` (the data root,
+    the config's folder, the working directory: crosstune.paths)."""
+    path = lookup(spec.path)
     fmt = _format(spec, path)
     info = {"path": spec.path, "format": fmt, "language": spec.language}
     if path.is_file():
@@ -59,7 +60,7 @@ def read_documents(spec: SourceSpec, base_dirs: list[Path]) -> tuple[list[tuple[
         if fmt == "text":
             docs = [(path.stem, path.read_text(encoding="utf-8-sig"))]
         elif fmt == "lines":
-            docs = _lines(spec, path, base_dirs)
+            docs = _lines(spec, path, lookup)
         elif fmt == "xquad":
             data = json.loads(path.read_text(encoding="utf-8-sig"))
             docs = [(f"{a.get('title', i)}/{j}", p.get("context")) for i, a in enumerate(data.get("data", []))
@@ -76,11 +77,11 @@ def read_documents(spec: SourceSpec, base_dirs: list[Path]) -> tuple[list[tuple[
     return docs, info
 
 
-def _lines(spec: SourceSpec, path: Path, base_dirs: list[Path]) -> list[tuple[str, str]]:
+def _lines(spec: SourceSpec, path: Path, lookup: Lookup) -> list[tuple[str, str]]:
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     if not spec.doc_ids:
         return [(str(i + 1), t) for i, t in enumerate(lines)]
-    ids = find(spec.doc_ids, base_dirs).read_text(encoding="utf-8").splitlines()
+    ids = lookup(spec.doc_ids).read_text(encoding="utf-8").splitlines()
     if len(ids) != len(lines):
         raise CrosstuneError(f"{spec.path}: {len(lines)} lines but {spec.doc_ids} has {len(ids)} document ids; "
                              "expected one id per line")

@@ -31,41 +31,39 @@ from crosstune.data.xinstruct.read import ReadSegment, passage_filters, read_doc
 from crosstune.data.xinstruct.refine import Refine
 from crosstune.data.xinstruct.write import ToSFT
 from crosstune.errors import CrosstuneError
-from crosstune.paths import find
+from crosstune.paths import Lookup
 
 
 @dataclass
 class Plan:
     config: XInstructConfig
     source: str
-    base_dirs: list[Path]
+    lookup: Lookup
     prompts: dict[str, str] = field(default_factory=dict)
 
 
-def plan_xinstruct(path: str | Path, overrides: list[str] | None = None) -> Plan:
-    """Validate the config, its input paths and prompts before any work."""
+def plan_xinstruct(path: str | Path, overrides: list[str] | None = None, data_root: str | Path | None = None) -> Plan:
+    """Validate the config, its input paths and prompts before any work; relative paths resolve under `data_root`
+    (`--data-root`, None: `$CROSSTUNE_DATA`), next to the config, then in the working directory."""
     cfg = validate(XInstructConfig, apply_overrides(read_yaml(path), overrides or []), str(path))
     if not cfg.sources:
         raise CrosstuneError(f"{path}: `sources:` is empty; expected at least one {{language, path}}")
-    here = Path(path).resolve().parent
-    base_dirs = [here, here.parent, here.parent.parent]  # configs/xinstruct/x.yaml: the repository root too
-    for s in cfg.sources:
-        for p in [s.path] + ([s.doc_ids] if s.doc_ids else []):
-            try:
-                find(p, base_dirs)
-            except CrosstuneError as e:
-                raise CrosstuneError(f"{path}: {e}") from None
-    prompts = {"generate": load_prompt(cfg.generate.prompt, base_dirs),
-               "grade": load_prompt(cfg.refine.prompt, base_dirs),
-               "rewrite": load_prompt(cfg.refine.rewrite_prompt, base_dirs),
-               "response": load_prompt(cfg.refine.response_prompt, base_dirs)}
+    lookup = Lookup(path, data_root)
+    for i, s in enumerate(cfg.sources):
+        lookup(s.path, f"sources.{i}.path")
+        if s.doc_ids:
+            lookup(s.doc_ids, f"sources.{i}.doc_ids")
+    prompts = {"generate": load_prompt(cfg.generate.prompt, lookup, "generate.prompt"),
+               "grade": load_prompt(cfg.refine.prompt, lookup, "refine.prompt"),
+               "rewrite": load_prompt(cfg.refine.rewrite_prompt, lookup, "refine.rewrite_prompt"),
+               "response": load_prompt(cfg.refine.response_prompt, lookup, "refine.response_prompt")}
     for key, slot in (("generate", "{text}"), ("grade", "{response}"), ("rewrite", "{response}")):
         if slot not in prompts[key]:
             raise CrosstuneError(f"{path}: the {key} prompt has no {slot} slot")
     if cfg.refine.enabled and cfg.refine.mode == "loglik":
         judge = "model.judge" if cfg.model.judge else "model.backend"
         check_loglik_backend(cfg.model.judge or cfg.model.backend, f"{path}: refine.mode loglik grades with {judge}")
-    return Plan(cfg, str(path), base_dirs, prompts)
+    return Plan(cfg, str(path), lookup, prompts)
 
 
 @contextmanager
@@ -127,7 +125,7 @@ def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = N
     t0 = time.perf_counter()
     sources, inputs = [], []
     for spec in cfg.sources:
-        docs, info = read_documents(spec, plan.base_dirs)
+        docs, info = read_documents(spec, plan.lookup)
         sources.append((spec, docs))
         inputs.append(info)
     per_source = math.ceil(cfg.limit / len(cfg.sources)) if cfg.limit else 0
