@@ -65,15 +65,17 @@ def test_validation_errors_name_the_line(tmp_path):
     p.write_text("name: x\nsources:\n  - path: a\n  - path: b\n    weight: heavy\n")
     with pytest.raises(CrosstuneError, match=r"c.yaml:5: field 'sources.1.weight': Input should be a valid number"):
         load_config(Cfg, p)
-    # an override replaces the file's value: no file line is claimed for it
-    with pytest.raises(CrosstuneError, match=r"c.yaml: field 'sources.0.weight'"):
+    # an override replaces the file's value: the error names the override, not a line of the file
+    with pytest.raises(CrosstuneError, match=r"^override 'sources.0.weight=light' \(applied to \S+c.yaml\): "
+                                             r"field 'sources.0.weight'"):
         load_config(Cfg, p, ["sources.1.weight=2", "sources.0.weight=light"])
 
 
 def test_unknown_key_under_a_dict_of_models_lists_the_keys(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("name: x\nnamed:\n  a: {path: p, wieght: 2}\n")
-    with pytest.raises(CrosstuneError, match=r"c.yaml:3: unknown key 'named.a.wieght'; expected one of: path, weight$"):
+    with pytest.raises(CrosstuneError, match=r"c.yaml:3: unknown key 'named.a.wieght'; expected one of: path, "
+                                             r"weight; did you mean 'named.a.weight'\?$"):
         load_config(Cfg, p)
 
 

@@ -42,7 +42,8 @@ class StrictModel(BaseModel):
 
 
 class LinedDict(dict):
-    """A YAML mapping that remembers the line of each key (`.lines`), so validation errors can name it."""
+    """A YAML mapping that remembers the line of each key (`.lines`), so validation errors can name it; a key
+    set by a `key=value` override maps to that override's text instead."""
 
     lines: dict[Any, int]
 
@@ -162,11 +163,12 @@ def _set_path(node: Any, parts: list[str], value: Any, item: str) -> None:
             else:
                 node = node[int(part)]
             continue
+        if isinstance(node, LinedDict) and (last or not isinstance(node.get(part), (dict, list))):
+            node.lines[part] = item  # the value comes from the override now: errors about it name the override
         if last:
             node[part] = value
-            getattr(node, "lines", {}).pop(part, None)  # the value no longer comes from the file
         elif not isinstance(node.get(part), (dict, list)):
-            node[part] = {}
+            node[part] = LinedDict()
         node = node[part] if not last else node
 
 
@@ -188,12 +190,24 @@ def validate(model: type[T], data: dict[str, Any], source: str = "config") -> T:
         err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
         field = ".".join(str(x) for x in _field_path(data, err["loc"])) or "(top level)"
         head, sep, rest = source.partition(": ")  # "file: recipe" -> "file:LINE: recipe"
-        where = f"{head}:{line}{sep}{rest}" if (line := _line_of(data, err["loc"])) else source
+        line = _line_of(data, err["loc"])
+        where = (f"override {line!r} (applied to {source})" if isinstance(line, str)
+                 else f"{head}:{line}{sep}{rest}" if line else source)
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, err["loc"][:-1])
-            raise CrosstuneError(f"{where}: unknown key '{field}'; expected one of: {allowed}") from None
+            raise CrosstuneError(f"{where}: unknown key '{field}'; expected one of: {allowed}"
+                                 f"{_did_you_mean(field, allowed)}") from None
         msg = err["msg"].removeprefix("Value error, ")  # our validators' messages read better without it
         raise CrosstuneError(f"{where}: field '{field}': {msg}") from None
+
+
+def _did_you_mean(field: str, allowed: str) -> str:
+    """`; did you mean 'optim.lr'?` for `optim.lrr`, when an allowed key is close (difflib)."""
+    import difflib
+
+    parent, _, key = field.rpartition(".")
+    close = difflib.get_close_matches(key, allowed.split(", "), n=1, cutoff=0.6)
+    return f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""
 
 
 def _field_path(data: Any, loc: tuple) -> list:
@@ -214,13 +228,13 @@ def _field_path(data: Any, loc: tuple) -> list:
     return out
 
 
-def _line_of(data: Any, loc: tuple) -> int | None:
-    """The line of the deepest key on `loc` (None when an override set it); steps that name no key, such as a
-    union's tag, are passed over."""
+def _line_of(data: Any, loc: tuple) -> int | str | None:
+    """The line of the deepest key on `loc`, or the text of the override that set it; steps that name no key,
+    such as a union's tag, are passed over."""
     line, node = None, data
     for part in loc:
         if isinstance(node, dict) and part in node:
-            line = getattr(node, "lines", {}).get(part)  # none: the value came from an override
+            line = getattr(node, "lines", {}).get(part, line if isinstance(line, str) else None)
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]

@@ -67,7 +67,7 @@ def plan_build(path: str | Path, overrides: list[str] | None = None, seed: int |
         data["seed"] = seed
     cfg = validate(BuildConfig, data, str(path))
     recipe = get_recipe(cfg.name, f"{path}: field 'name'")
-    params = validate(recipe.params, cfg.recipe, f"{path}: recipe")
+    params = validate(recipe.params, data.get("recipe") or cfg.recipe, f"{path}: recipe")  # as read: lines kept
     if recipe.uses_sources:
         if not cfg.sources:
             raise CrosstuneError(f"{path}: recipe {cfg.name!r} needs `sources:` (one entry per language)")
