@@ -42,11 +42,12 @@ def test_run_then_compare(tiny_model_dir, tmp_path, capsys):
     assert code == 0, cap.err
     assert json.loads((tmp_path / "b/cross_mmlu/run.json").read_text())["identity"]["template"] == "chat"
     code, cap = run_main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
-                          str(tmp_path / "cmp.json"), "--n-boot", "50"], capsys)
+                          str(tmp_path / "cmp.json")], capsys)
     assert code == 0, cap.err
     cmp = json.loads((tmp_path / "cmp.json").read_text())
     r = cmp["tasks"]["cross_mmlu"]["per_language"]["en"]
     assert r["n"] == 3 and 0 <= r["mcnemar_p"] <= 1 and "| cross_mmlu | en | 3 |" in cap.out
+    assert r["ci95"][0] < r["ci95"][1] and "Newcombe" in cap.out  # an interval even when no pair differs
     # a rerun into the same folder with a different template is refused, naming what changed
     code, cap = run_main([*common, "--model", str(tiny_model_dir), "--template", "raw", "--out", str(tmp_path / "b")],
                          capsys)

@@ -104,13 +104,12 @@ def compare(
     run_a: Path = typer.Argument(..., help="Run folder A (e.g. the base model's `eval run --out`)."),
     run_b: Path = typer.Argument(..., help="Run folder B (e.g. the tuned model's)."),
     out_path: Optional[Path] = typer.Option(None, "--out", help="Also write the comparison as JSON here."),
-    n_boot: int = typer.Option(2000, help="Paired bootstrap resamples."),
-    seed: int = typer.Option(0),
 ) -> None:
-    """Paired significance per task and language: McNemar's exact test and a paired bootstrap interval."""
+    """Paired significance per task and language: McNemar's test (exact; clustered by item when languages are
+    pooled) and Newcombe's paired score interval of the difference."""
     from crosstune.eval.compare import compare_runs, compare_table
 
-    result = compare_runs(run_a, run_b, n_boot, seed)
+    result = compare_runs(run_a, run_b)
     out.print(compare_table(result), highlight=False, soft_wrap=True)
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)

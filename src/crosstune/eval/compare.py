@@ -1,7 +1,10 @@
 """Paired significance between two evaluation runs of the same task (a tuned model vs its base): per language and
-overall, on the items both runs scored. McNemar's exact test on the discordant pairs, and a paired bootstrap
-interval for the accuracy difference (items resampled, all languages of an item together). `compare_outcomes` does the
-same for any paired pass/fail outcome (the report also uses it for response-language fidelity)."""
+overall, on the items both runs scored. Per language (one pair per item): McNemar's exact test on the discordant
+pairs. Overall (an item's languages are not independent): Durkalski's McNemar test clustered by item. The interval of
+the difference is Newcombe's paired score interval (`crosstune.eval.intervals`, counts scaled to the effective number
+of items when pooled); when no pair differs it is still an interval, and `no_pair_differs` says so.
+`compare_outcomes` does the same for any paired pass/fail outcome (the report also uses it for response-language
+fidelity)."""
 
 from __future__ import annotations
 
@@ -9,9 +12,8 @@ import json
 from math import comb
 from pathlib import Path
 
-import numpy as np
-
 from crosstune.errors import CrosstuneError
+from crosstune.eval import intervals
 from crosstune.eval.rundir import read_rows
 
 
@@ -48,56 +50,57 @@ def _paired(a_rows: list[dict], b_rows: list[dict], where_a: Path, where_b: Path
     return shared, a, b
 
 
-def compare_task(dir_a: Path, dir_b: Path, n_boot: int = 2000, seed: int = 0) -> dict:
+def compare_task(dir_a: Path, dir_b: Path) -> dict:
     shared, a, b = _paired(read_rows(dir_a / "predictions.jsonl", what="prediction row"),
                            read_rows(dir_b / "predictions.jsonl", what="prediction row"), dir_a, dir_b)
-    return compare_outcomes(a, b, n_boot, seed)
+    return compare_outcomes(a, b)
 
 
-def compare_outcomes(a: dict, b: dict, n_boot: int = 2000, seed: int = 0) -> dict:
+def _block(xa: list[bool], xb: list[bool], items: list | None) -> dict:
+    """One comparison; `items` (the item of each pair) when pairs of one item are correlated, else None."""
+    n = len(xa)
+    only_a = sum(1 for x, y in zip(xa, xb) if x and not y)
+    only_b = sum(1 for x, y in zip(xa, xb) if y and not x)
+    clustered = items is not None and len(set(items)) < n
+    p = intervals.clustered_mcnemar(xa, xb, items) if clustered else mcnemar_exact(only_a, only_b)
+    return {"n": n, "n_items": len(set(items)) if items is not None else n, "acc_a": sum(xa) / n,
+            "acc_b": sum(xb) / n, "diff_b_minus_a": (only_b - only_a) / n, "right_only_a": only_a,
+            "right_only_b": only_b, "no_pair_differs": only_a + only_b == 0, "mcnemar_p": p,
+            "test": "McNemar clustered by item (Durkalski)" if clustered else "McNemar exact",
+            "ci95": intervals.paired_diff_ci(xa, xb, items if clustered else None),
+            "interval": intervals.PAIRED_RULE + (f" ({intervals.CLUSTER_NOTE})" if clustered else "")}
+
+
+def compare_outcomes(a: dict, b: dict) -> dict:
     """Paired comparison of two runs' right/wrong outcomes keyed (item id, language, ...): per language and overall,
     on the keys both have. Any pass/fail outcome works: a chosen option, or a response in the expected language."""
     shared = sorted(set(a) & set(b))
     languages = list(dict.fromkeys(k[1] for k in shared))
-    items = list(dict.fromkeys(k[0] for k in shared))
-    rng = np.random.default_rng(seed)
     out: dict = {"n_pairs": len(shared), "languages": languages, "per_language": {}}
-
-    def block(keys: list[tuple], groups: list[list[int]]) -> dict:
-        xa = np.array([a[k] for k in keys], dtype=float)
-        xb = np.array([b[k] for k in keys], dtype=float)
-        only_a, only_b = int(((xa == 1) & (xb == 0)).sum()), int(((xa == 0) & (xb == 1)).sum())
-        diff = xb - xa  # resample whole items (their languages together)
-        sums = np.array([diff[g].sum() for g in groups])
-        counts = np.array([len(g) for g in groups])
-        idx = rng.integers(0, len(groups), size=(n_boot, len(groups)))
-        boot = sums[idx].sum(1) / counts[idx].sum(1)
-        return {"n": len(keys), "acc_a": float(xa.mean()), "acc_b": float(xb.mean()), "diff_b_minus_a": float(diff.mean()),
-                "right_only_a": only_a, "right_only_b": only_b, "mcnemar_p": mcnemar_exact(only_a, only_b),
-                "bootstrap_95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-                "bootstrap_p": float(min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())))}
-
     for lang in languages:
         keys = [k for k in shared if k[1] == lang]
-        out["per_language"][lang] = block(keys, [[j] for j in range(len(keys))])
-    pos = {k: j for j, k in enumerate(shared)}
-    by_item: dict = {}
-    for k in shared:
-        by_item.setdefault(k[0], []).append(pos[k])
-    out["overall"] = block(shared, [by_item[i] for i in items])
+        out["per_language"][lang] = _block([a[k] for k in keys], [b[k] for k in keys],
+                                           [k[0] for k in keys] if len(keys) > len({k[0] for k in keys}) else None)
+    out["overall"] = _block([a[k] for k in shared], [b[k] for k in shared], [k[0] for k in shared])
     return out
 
 
-def compare_runs(run_a: Path, run_b: Path, n_boot: int = 2000, seed: int = 0) -> dict:
+def describe_diff(r: dict, digits: int = 3) -> str:
+    """`+0.077 [-0.12, +0.28]`, and `(no pair differs, n = 13)` when the runs agree on every pair."""
+    text = f"{r['diff_b_minus_a']:+.{digits}f}{intervals.fmt_ci(r['ci95'], digits, signed=True)}"
+    return text + (f" (no pair differs, n = {r['n']})" if r["no_pair_differs"] else "")
+
+
+def compare_runs(run_a: Path, run_b: Path) -> dict:
     fa, fb = run_folders(run_a), run_folders(run_b)
     common = [t for t in fa if t in fb]
     if not common:
         raise CrosstuneError(f"{run_a} ({', '.join(fa)}) and {run_b} ({', '.join(fb)}): no task in common")
-    result = {"run_a": str(run_a), "run_b": str(run_b), "n_boot": n_boot, "seed": seed, "tasks": {}}
+    result = {"run_a": str(run_a), "run_b": str(run_b), "tasks": {}}
     for task in common:
         for f in (fa[task], fb[task]):
             json.loads((f / "summary.json").read_text(encoding="utf-8"))  # both must be finished runs
-        result["tasks"][task] = compare_task(fa[task], fb[task], n_boot, seed)
+        result["tasks"][task] = compare_task(fa[task], fb[task])
     return result
 
 
@@ -107,8 +110,11 @@ def compare_table(result: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for task, t in result["tasks"].items():
         for lang, r in [*t["per_language"].items(), ("all", t["overall"])]:
-            lo, hi = r["bootstrap_95"]
-            lines.append(f"| {task} | {lang} | {r['n']} | {r['acc_a']:.3f} | {r['acc_b']:.3f} | "
-                         f"{r['diff_b_minus_a']:+.3f} [{lo:+.3f}, {hi:+.3f}] | {r['right_only_a']} / {r['right_only_b']} "
-                         f"| {r['mcnemar_p']:.3g} |")
-    return "\n".join(lines) + "\n"
+            lines.append(f"| {task} | {lang} | {r['n']} | {r['acc_a']:.3f} | {r['acc_b']:.3f} | {describe_diff(r)} | "
+                         f"{r['right_only_a']} / {r['right_only_b']} | {intervals.fmt_p(r['mcnemar_p'])} |")
+    return "\n".join(lines) + "\n" + RULES + "\n"
+
+
+RULES = (f"95% CI of B - A: {intervals.PAIRED_RULE}; per language McNemar's exact test; `all` pools the languages of "
+         "each item, so its interval uses the effective number of items and its test is McNemar's clustered by item "
+         "(Durkalski).")

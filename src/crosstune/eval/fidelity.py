@@ -3,9 +3,10 @@
 Two protocols. `crosstune` (default): for every response the expected language is `expected_language` (the tag or
 directive target, else the prompt's language); `crosstune.eval.lcpr.check_response` detects the language of the
 whole response and of each line. Per expected language: `expected_rate` (share of responses detected as the
-expected language, with a bootstrap 95% interval), LPR/WPR/LCPR, the confusion row (detected labels incl.
-`unknown`) and examples of misses; `overall` pools every response (labelled `pooled`) and `mean_over_languages`
-averages the per-language values, the way LCB's `all` does. `reference`: LCB's own `compute_metrics.py`
+expected language and not an echo of the prompt, with a 95% Wilson interval, `crosstune.eval.intervals`),
+LPR/WPR/LCPR, the confusion row (detected labels incl. `unknown`, and `echo`) and examples of misses; `overall`
+pools every response (labelled `pooled`) and `mean_over_languages` averages the per-language values, the way LCB's
+`all` does. `reference`: LCB's own `compute_metrics.py`
 (`crosstune.eval.lcb_reference`). Both write an `lcb` table in the reference's layout (task, source, language).
 Input: a generation run (folder or generations.jsonl), or LCB's outputs CSV (`id, model, completion, task, source,
 language`; `.csv.gz` too).
@@ -17,13 +18,14 @@ not only the expected ones.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from crosstune.errors import CrosstuneError
-from crosstune.eval import lcpr, rundir
+from crosstune.eval import intervals, lcpr, rundir
 
 LID_BACKENDS = ("pycld2", "lingua", "fasttext")
 # lid.176.ftz: the compressed build of the reference's lid.176.bin; docs/fidelity_and_judges.md has the per-language
@@ -133,6 +135,26 @@ def build_detector(name: str = DEFAULT_LID):
     raise CrosstuneError(f"--lid {name!r}: expected one of {', '.join(LID_BACKENDS)} or fasttext:PATH")
 
 
+def _letters(text: str) -> str:
+    """The text's letters and digits only, NFKC-normalised and case-folded (spaces, punctuation, symbols, U+FFFD and
+    other marks dropped)."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text or "").casefold()
+                   if unicodedata.category(ch)[0] in "LN")
+
+
+def is_echo(response: str, prompt: str) -> bool:
+    """True when the response only repeats its prompt. Compared on letters and digits alone (`_letters`), the
+    response is the prompt once or several times over, possibly followed by a leading part of it (cut off by the
+    token limit), and nothing else; a response without letters or digits, or a prompt without them, is no echo.
+    "¿Cómo estás?" -> "Cómo estás." and "Tại sao?\n\nTại sao?" are echoes; "Tại sao? Vì..." is not."""
+    r, p = _letters(response), _letters(prompt)
+    if not r or not p:
+        return False
+    while r.startswith(p):
+        r = r[len(p):]
+    return p.startswith(r)
+
+
 def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0) -> list[float] | None:
     """95% percentile interval of the mean of `values` (resampling items), or None for no values."""
     values = np.asarray(values, dtype=float)
@@ -149,17 +171,20 @@ def _snippet(text: str, n: int = 160) -> str:
 
 
 def check_rows(rows: list[dict], detector, **options) -> list[dict]:
-    """One item per generation row: expected vs detected language, line results, English words, pass flags."""
+    """One item per generation row: expected vs detected language, line results, English words, pass flags. A
+    response that only echoes its prompt (`is_echo`) is no match whatever its language (reason `echo`)."""
     from crosstune.console import console
     from rich.progress import track
 
     items = []
     for row in track(rows, description="fidelity", console=console, disable=len(rows) < 200):
         c = lcpr.check_response(row.get("response") or "", _expected(row), detector, **options)
+        echo = is_echo(row.get("response") or "", row.get("prompt") or "")
         items.append({"id": row.get("id"), "sample": row.get("sample", 0), "language": row.get("language"),
                       "directive": row.get("directive", "none"), "expected": c.expected, "detected": c.detected,
-                      "confidence": c.confidence, "match": c.detected == c.expected, "line_error": c.line_error,
-                      "word_error": c.word_error, "english_words": c.english[:20], "reason": c.reason,
+                      "confidence": c.confidence, "match": c.detected == c.expected and not echo, "echo": echo,
+                      "line_error": c.line_error, "word_error": c.word_error, "english_words": c.english[:20],
+                      "reason": "echo" if echo else c.reason,
                       "lines": c.lines, "response": row.get("response") or "",
                       **{k: row[k] for k in ("task", "lcb_source") if row.get(k)}})
     return items
@@ -167,7 +192,9 @@ def check_rows(rows: list[dict], detector, **options) -> list[dict]:
 
 def summarize(items: list[dict], lid: str, n_boot: int = 1000, seed: int = 0, threshold: float = lcpr.THRESHOLD,
               min_tokens: int = lcpr.MIN_TOKENS) -> dict:
-    """`per_language.<lang>.{expected_rate, expected_rate_95, lpr, wpr, lcpr, n, ...}`, `confusion`, `misses`."""
+    """`per_language.<lang>.{expected_rate, expected_rate_95, lpr, wpr, lcpr, n, ...}`, `confusion`, `misses`.
+    `expected_rate_95`: the Wilson interval (`crosstune.eval.intervals`), clustered by item id where an item has
+    several responses (samples, or the pooled row's languages); `n_boot` and `seed` are kept for the settings."""
     by_lang: dict[str, list[dict]] = defaultdict(list)
     for it in items:
         by_lang[it["expected"]].append(it)
@@ -177,12 +204,12 @@ def summarize(items: list[dict], lid: str, n_boot: int = 1000, seed: int = 0, th
         matches = [float(r["match"]) for r in rows]
         rates = lcpr.pass_rates([_as_check(r) for r in rows])
         per_language[lang] = {"n": len(rows), "expected_rate": round(float(np.mean(matches)), 4),
-                              "expected_rate_95": bootstrap_ci(matches, n_boot, seed),
+                              "expected_rate_95": intervals.proportion_ci(matches, [str(r["id"]) for r in rows]),
                               **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in rates.items()
                                  if k != "n"},
                               "wpr_method": lcpr.wpr_method(lang),
                               "reasons": dict(Counter(r["reason"] for r in rows if r["reason"]))}
-        confusion[lang] = dict(Counter(r["detected"] for r in rows).most_common())
+        confusion[lang] = dict(Counter("echo" if r.get("echo") else r["detected"] for r in rows).most_common())
         misses[lang] = [{"id": r["id"], "sample": r["sample"], "expected": lang, "detected": r["detected"],
                          "reason": r["reason"], "english_words": r["english_words"][:5],
                          "snippet": _snippet(r["response"])}
@@ -190,13 +217,14 @@ def summarize(items: list[dict], lid: str, n_boot: int = 1000, seed: int = 0, th
     all_match = [float(r["match"]) for r in items]
     overall = {"pooled": True, "n": len(items),
                "expected_rate": round(float(np.mean(all_match)), 4) if items else None,
-               "expected_rate_95": bootstrap_ci(all_match, n_boot, seed),
+               "expected_rate_95": intervals.proportion_ci(all_match, [str(r["id"]) for r in items]),
                **{k: (round(v, 4) if isinstance(v, float) else v)
                   for k, v in lcpr.pass_rates([_as_check(r) for r in items]).items() if k != "n"}}
     return {"protocol": "crosstune", "lid": lid, "n_responses": len(items),
             "directives": dict(Counter(r["directive"] for r in items)), "overall": overall,
             "mean_over_languages": mean_over_languages(per_language), "per_language": per_language,
             "lcb": lcb_rows(items), "confusion": confusion, "misses": misses,
+            "interval": intervals.RULE,
             "settings": {"min_tokens": min_tokens, "threshold": threshold, "en_min_zipf": lcpr.EN_MIN_ZIPF,
                          "margin": lcpr.MARGIN, "n_boot": n_boot, "seed": seed}}
 

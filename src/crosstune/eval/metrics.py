@@ -4,7 +4,9 @@ and its correctness, never from text prefixes. SeaEval's formulas (`tiger_eval/c
 - Acc_l = mean over items of correct; Accuracy = mean of Acc_l.
 - M_S = share of items whose key is the same in every language of S (correctness ignored); Consistency_s = mean of
   M_S over all subsets of size s; AC3_s = 2AC/(A+C+eps).
-Beyond SeaEval: the pairwise answer-agreement matrix, consistent-and-correct, bootstrap 95% intervals over items,
+Beyond SeaEval: the pairwise answer-agreement matrix, consistent-and-correct, 95% intervals (`ci95`: accuracy by
+the one rule for proportions, `crosstune.eval.intervals`, Wilson clustered by item; Con_s and AC3_s, which are not
+proportions, by a percentile bootstrap over items),
 the predicted-label histogram (position bias) and the AC3 of an always-the-same-label model, and RankC (Qi,
 Fernandez, Bisazza, EMNLP 2023) for candidate rankings. `seaeval_scores` keeps SeaEval's string form (labels
 `p[0:3]`, correctness `p == g`) for scoring SeaEval's own prediction files.
@@ -17,6 +19,8 @@ from collections import Counter
 from math import comb
 
 import numpy as np
+
+from crosstune.eval import intervals
 
 EPS = 1e-10  # SeaEval; the CrossIn fork uses 1e-9
 
@@ -130,8 +134,25 @@ def summarize_keys(keys, correct, languages, n_boot: int = 1000, seed: int = 0, 
     out["agreement"] = agreement_matrix(keys, languages)
     if len(languages) >= 3:
         out["bootstrap_95"] = bootstrap_keys(keys, correct, languages, 3, n_boot, seed, eps)
+    out["ci95"] = accuracy_intervals(correct, languages, out.get("bootstrap_95"))
     if labels is not None:
         out["position_bias"] = position_bias_labels(*labels, languages)
+    return out
+
+
+def accuracy_intervals(correct: list[dict], languages: list[str], boot: dict | None = None) -> dict:
+    """`ci95`: accuracy (pooled over languages, clustered by item) and each language's accuracy by the one rule for
+    proportions, Con3 and AC3_3 from the bootstrap; `rules` names each."""
+    flat = [bool(c[lang]) for c in correct for lang in languages]
+    items = [i for i in range(len(correct)) for _ in languages]
+    out: dict = {"accuracy": intervals.proportion_ci(flat, items),
+                 "per_language": {lang: intervals.proportion_ci([bool(c[lang]) for c in correct])
+                                  for lang in languages},
+                 "rules": {"accuracy": f"{intervals.RULE} ({intervals.CLUSTER_NOTE})"}}
+    for key in ("consistency_3", "AC3_3"):
+        if boot and key in boot:
+            out[key] = boot[key]
+            out["rules"][key] = f"95% percentile bootstrap over items ({boot['n_boot']} resamples)"
     return out
 
 

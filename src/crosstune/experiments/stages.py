@@ -108,7 +108,7 @@ def _consistency(stage: Stage, ctx: Context, suite, model: str) -> dict:
         out[job.cfg.name] = {"dir": str(rel), "n_items": s["n_items"], "languages": s["languages"],
                              "acc": s["overall_acc"], "language_acc": s["language_acc"],
                              "con3": s.get("consistency_score_3"), "ac3": s.get("AC3_3"),
-                             "ci95": s.get("bootstrap_95", {}), "agreement": s.get("agreement", {}),
+                             "ci95": s.get("ci95", {}), "agreement": s.get("agreement", {}),
                              "per_item": str(rel / "predictions.jsonl")}
     return {"kind": "consistency", "tasks": out}
 

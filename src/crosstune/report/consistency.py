@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crosstune.eval.intervals import fmt_ci
+
 
 def _ci(summary: dict, key: str) -> str:
-    lo_hi = summary.get("bootstrap_95", {}).get(key)
-    return f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]" if lo_hi else ""
+    """The summary's 95% interval of `key` (`ci95`: Wilson for accuracy, bootstrap for Con3/AC3)."""
+    return fmt_ci((summary.get("ci95") or {}).get(key), 3)
 
 
 def task_table(summary: dict, title: str = "") -> str:
@@ -29,10 +31,15 @@ def task_table(summary: dict, title: str = "") -> str:
     if s_max >= 2:
         lines.append(f"| Consistency_2 / _{s_max} | {summary['consistency_score_2']:.3f} / "
                      f"{summary[f'consistency_score_{s_max}']:.3f} | |")
+    rules = (summary.get("ci95") or {}).get("rules")
+    if rules:
+        lines += ["", "95% CI: " + "; ".join(f"{k}: {v}" for k, v in rules.items()) + "."]
     per = summary.get("per_language", {})
     extra = [k for k in ("acc_norm", "exact_match", "f1") if all(k in per.get(lang, {}) for lang in langs)]
     lines += ["", "| | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
-    lines.append("| accuracy | " + " | ".join(f"{summary['language_acc'][lang]:.3f}" for lang in langs) + " |")
+    per_ci = (summary.get("ci95") or {}).get("per_language") or {}
+    lines.append("| accuracy | " + " | ".join(f"{summary['language_acc'][lang]:.3f}{fmt_ci(per_ci.get(lang))}"
+                                             for lang in langs) + " |")
     for k in extra:
         lines.append(f"| {k} | " + " | ".join(f"{per[lang][k]:.3f}" for lang in langs) + " |")
     agree = summary.get("agreement")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from crosstune.eval.intervals import RULE, fmt_ci
+
 MAX_EXTRA_COLUMNS = 6  # detected languages beyond the expected ones get a column each, the rest go to "other"
 
 
@@ -25,7 +27,7 @@ def fidelity_table(summary: dict, title: str = "") -> str:
     rows = list(summary["per_language"].items()) + [("**all (pooled)**", summary["overall"])]
     for lang, s in rows:
         ci = s.get("expected_rate_95")
-        rate = _f(s["expected_rate"]) + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+        rate = _f(s["expected_rate"]) + fmt_ci(ci)
         wrong = {k: v for k, v in summary["confusion"].get(lang, {}).items() if k != lang}
         top = max(wrong.items(), key=lambda kv: kv[1]) if wrong else None
         lines.append(f"| {lang} | {s['n']} | {rate} | {_f(s['lpr'])} | {_f(s['wpr'])} | {_f(s['lcpr'])} | "
@@ -34,7 +36,9 @@ def fidelity_table(summary: dict, title: str = "") -> str:
     if mean:
         lines.append(f"| **mean of {mean['languages']} languages** | | {_f(mean['expected_rate'])} | "
                      f"{_f(mean['lpr'])} | {_f(mean['wpr'])} | {_f(mean['lcpr'])} | |")
-    lines += ["", "WPR: share of line-clean responses without English words (— : not defined for the language). "
+    lines += ["", "Expected rate: share of responses detected in the expected language that do not only repeat their "
+              f"prompt (echo), with its {RULE} interval (the pooled row clustered by prompt id). "
+              "WPR: share of line-clean responses without English words (— : not defined for the language). "
               "`all (pooled)` counts every response once; the mean of languages weighs each language equally "
               "(LCB's `all`).", ""]
     if any(r["task"] != "generation" for r in summary.get("lcb", [])):
@@ -115,18 +119,19 @@ def fidelity_lines(summary: dict) -> list[str]:
 
 
 def confusion_columns(confusion: dict[str, dict[str, int]]) -> list[str]:
-    """Expected languages first (same order as the rows), then the most frequent other labels, other, unknown."""
+    """Expected languages first (same order as the rows), then the most frequent other labels, other, echo (responses
+    that only repeat their prompt, when there are any), unknown."""
     rows = list(confusion)
     totals: dict[str, int] = {}
     for counts in confusion.values():
         for label, k in counts.items():
-            if label not in rows and label != "unknown":
+            if label not in rows and label not in ("unknown", "echo"):
                 totals[label] = totals.get(label, 0) + k
     extra = sorted(totals, key=lambda x: (-totals[x], x))
     cols = rows + extra[:MAX_EXTRA_COLUMNS]
     if len(extra) > MAX_EXTRA_COLUMNS:
         cols.append("other")
-    return cols + ["unknown"]
+    return cols + (["echo"] if any("echo" in c for c in confusion.values()) else []) + ["unknown"]
 
 
 def confusion_matrix(confusion: dict[str, dict[str, int]]) -> tuple[list[str], list[str], list[list[int]]]:

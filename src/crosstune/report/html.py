@@ -7,6 +7,7 @@ report of a finished or half-finished run can be rebuilt at any time: `python -m
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import time
@@ -15,9 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from crosstune.report import plots
+from crosstune.eval.intervals import PAIRED_RULE, RULE, fmt_p
 from crosstune.report.tables import (Report, category, condition_name, failure_rows, fidelity_rows, heldout_rows,
-                                     judge_rows, language_rows, load_report, main_rows, markdown_table, read_jsonl,
-                                     significance, significance_rows, wilson)
+                                     judge_rows, language_rows, load_report, main_rows, markdown_table, model_label,
+                                     read_jsonl, significance, significance_rows)
+
+SMALL_EFFECT = 0.05  # a knowledge gain of a few accuracy points (CrossIn's size): the report warns when blind to it
+INTERVALS = (f"Intervals: {RULE} for every rate (accuracy, share of responses in the expected language); a rate "
+             "pooled over the languages of the same items uses the effective number of items (clustered by item). "
+             f"Differences from the baseline: {PAIRED_RULE}; McNemar's exact test per language, clustered by item "
+             "(Durkalski) when languages are pooled (the exact test is conservative: with few discordant pairs the "
+             "interval can exclude 0 while p > 0.05). Con3, AC3 and judge scores (not proportions): percentile "
+             "bootstrap over items.")
 
 
 def _slug(*parts: str) -> str:
@@ -44,8 +54,8 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
             t = rep.task(arm, suite, task)
             if not t:
                 continue
-            series.append((arm["arm"], {lang: (acc, *wilson(acc, t["n_items"])) for lang, acc in
-                                        t["language_acc"].items()}))
+            series.append((arm["arm"], {lang: (acc, *(rep.accuracy_ci(arm, suite, task, lang) or (acc, acc)))
+                                        for lang, acc in t["language_acc"].items()}))
             ag = t.get("agreement") or {}
             if ag:
                 langs = list(ag)
@@ -74,33 +84,30 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
                     continue
                 for lang, v in g["per_language"].items():
                     if v.get("rate") is not None:
-                        bars[category(label, lang)] = (v["rate"], *(v.get("ci95") or (v["rate"], v["rate"])))
+                        ci = rep.fidelity_ci(arm, suite, label, lang) or (v["rate"], v["rate"])
+                        bars[category(label, lang)] = (v["rate"], *ci)
                 for lang, row in (g.get("confusion") or {}).items():
                     rows[category(label, lang)] = row
             if bars:
                 series.append((arm["arm"], bars))
             if rows:
-                cats = list(rows)
-                expected = list(dict.fromkeys(c.split("→")[-1] for c in cats))
-                keep = set(expected) | {"en", "unknown"}  # other detected languages are pooled as "other"
-                rows = {c: _pool(row, keep) for c, row in rows.items()}
-                detected = sorted({str(d) for row in rows.values() for d in row}, key=lambda d: (
-                    d not in expected, expected.index(d) if d in expected else 0, d == "other", d))
-                m = np.array([[rows[c].get(d, 0) / max(1, sum(rows[c].values())) for d in detected] for c in cats])
-                panels.append((arm["arm"], cats, detected, m))
+                panels.append((arm["arm"], rows))
+        panels = _confusion_panels(panels)
         if series:
             add(plots.grouped_bars(series, fig_dir / f"fidelity_{_slug(suite)}.png",
                                    f"{suite}: responses in the expected language", "share of responses"),
                 f"{suite}: response-language fidelity", "Share of responses whose detected language is the expected "
                 "one: the language a directive asks for (en→zh: English prompt + \"Answer in Chinese.\") or the "
-                "prompt's own; whiskers: 95% bootstrap intervals.")
+                f"prompt's own; a response that only repeats its prompt does not count; whiskers: {RULE} "
+                "intervals.")
         if panels:
             add(plots.heatmaps(panels, fig_dir / f"confusion_{_slug(suite)}.png",
                                f"{suite}: detected response language", "share of the row",
                                xlabel="detected", ylabel="expected", cmap="magma"),
                 f"{suite}: response-language confusion", "Rows: the prompt set and the language the response should "
-                "be in; columns: the language detected (unknown: no confident detection; other: any language that is "
-                "neither expected nor English). The diagonal is fidelity.", wide=True)
+                "be in; columns: the language detected (unknown: no confident detection; echo: the response only "
+                "repeats its prompt; other: any language that is neither expected nor English), the same columns for "
+                "every arm. The diagonal is fidelity.", wide=True)
     for suite, label in rep.judges:
         series, ref = [], None
         for arm in rep.arms:
@@ -132,7 +139,7 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
             for suite, task in rep.tasks:
                 t = rep.task(arm, suite, task)
                 if t:
-                    ci = (t.get("ci95") or {}).get("accuracy") or [None, None]
+                    ci = rep.accuracy_ci(arm, suite, task) or [None, None]
                     series.setdefault(f"{task} Acc", []).append((x, t["acc"], *ci))
                     if t.get("ac3") is not None:
                         ci3 = (t.get("ci95") or {}).get("AC3_3") or [None, None]
@@ -140,7 +147,7 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
             for suite, label in rep.generations:
                 g = rep.generation(arm, suite, label)
                 if g and g.get("overall") is not None:
-                    ci = g.get("overall_ci95") or [None, None]
+                    ci = rep.fidelity_ci(arm, suite, label) or [None, None]
                     series.setdefault(f"fidelity {label}", []).append((x, g["overall"], *ci))
         if series:
             short = param.rsplit(".", 1)[-1]
@@ -175,12 +182,56 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
             "held-out loss per language", "The same held-out rows for every arm, before tuning and after; lower is "
             "better.")
     if sig:
-        rows = [(f"{s['arm']} · {s['task']}", s["delta"], s["ci95"][0], s["ci95"][1], s["p"]) for s in sig]
+        rows = [(f"{s['arm']} · {s['task']}", s["delta"], s["ci95"][0], s["ci95"][1], s["p"], fmt_p(s["p"]))
+                for s in sig]
         add(plots.forest(rows, fig_dir / "significance.png", f"each arm vs {rep.baseline}",
                          "difference vs the baseline (paired by item)"),
-            f"significance vs {rep.baseline}", "Points: difference in accuracy (tasks) or in the share of responses in the expected language (fidelity), all languages, paired by item; "
-            "lines: 95% paired bootstrap intervals; filled: p < 0.05 in McNemar's exact test.")
+            f"significance vs {rep.baseline}", "Points: difference in accuracy (tasks) or in the share of responses "
+            f"in the expected language (fidelity), all languages, paired by item; lines: {PAIRED_RULE} intervals "
+            "(effective number of items when languages are pooled); filled: p < 0.05 in McNemar's test (clustered by "
+            "item when languages are pooled).")
     return figs
+
+
+def _confusion_panels(panels: list[tuple[str, dict]]) -> list[tuple[str, list, list, np.ndarray]]:
+    """Each arm's confusion rows (expected category -> detected counts) as heatmap panels with the same rows and
+    columns for every arm: the expected languages first, then en, other (any language neither expected nor English),
+    echo and unknown, each column present in one arm present in all."""
+    cats = list(dict.fromkeys(c for _, rows in panels for c in rows))
+    expected = list(dict.fromkeys(c.split("→")[-1] for c in cats))
+    keep = set(expected) | {"en", "unknown", "echo"}
+    pooled = [(name, {c: _pool(row, keep) for c, row in rows.items()}) for name, rows in panels]
+    detected = sorted({str(d) for _, rows in pooled for row in rows.values() for d in row}, key=lambda d: (
+        d not in expected, expected.index(d) if d in expected else 0, ["en", "other", "echo", "unknown"].index(d)
+        if d in ("en", "other", "echo", "unknown") else -1, d))
+    return [(name, cats, detected, np.array([[rows.get(c, {}).get(d, 0) / max(1, sum(rows.get(c, {}).values()))
+                                             for d in detected] for c in cats])) for name, rows in pooled]
+
+
+def small_set_notes(rep: Report, sig: list[dict]) -> list[str]:
+    """A warning per task whose items are too few to show a knowledge (accuracy) change of SMALL_EFFECT: computed from
+    the width of the difference's interval against the baseline (else of the accuracy's interval) and its n."""
+    notes = []
+    for suite, task in rep.tasks:
+        rows = [s for s in sig if s["task"] == task]
+        arm = next((a for a in rep.arms if rep.task(a, suite, task)), None)
+        if arm is None:
+            continue
+        t = rep.task(arm, suite, task)
+        n_items, n_langs = t["n_items"], len(t.get("languages") or [])
+        if rows:
+            half = max((s["ci95"][1] - s["ci95"][0]) / 2 for s in rows)
+            what = f"the 95% interval of an arm's accuracy difference from {rep.baseline} is about ±{half:.2f}"
+        else:
+            ci = rep.accuracy_ci(arm, suite, task) or [0.0, 1.0]
+            half = (ci[1] - ci[0]) / 2
+            what = f"the 95% interval of the accuracy is about ±{half:.2f}"
+        if half > SMALL_EFFECT:
+            need = math.ceil(n_items * (half / SMALL_EFFECT) ** 2)
+            notes.append(f"{task} has {n_items} items × {n_langs} languages: {what}, so it cannot show a knowledge "
+                         f"change smaller than that; a change of ±{SMALL_EFFECT:.2f} needs about {need} items. Read "
+                         f"its accuracy, Con3 and AC3 as a smoke test, not as evidence.")
+    return notes
 
 
 def _tables(rep: Report, sig: list[dict]) -> list[dict]:
@@ -220,7 +271,9 @@ def write_report(out_dir: str | Path) -> Path:
     figs = _figures(rep, fig_dir, sig)
     tables = _tables(rep, sig)
     fh, fr = failure_rows(rep)
-    ctx = {"meta": rep.meta, "n_arms": len(rep.arms), "figures": figs, "tables": tables,
+    notes = small_set_notes(rep, sig)
+    ctx = {"meta": rep.meta, "model": model_label(rep.meta.get("model")), "notes": notes, "intervals": INTERVALS,
+           "n_arms": len(rep.arms), "figures": figs, "tables": tables,
            "failures": {"head": fh, "rows": fr}, "baseline": rep.baseline,
            "generated": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
            "statuses": {s: sum(a["status"] == s for a in rep.arms) for s in ("ok", "failed", "skipped")}}
@@ -228,7 +281,8 @@ def write_report(out_dir: str | Path) -> Path:
     html = env.get_template("report.html.jinja").render(**ctx)
     (fig_dir / "index.html").write_text(html, encoding="utf-8")
     md = [f"# {rep.meta['experiment']}", "", rep.meta.get("description") or "", "",
-          f"Model: `{rep.meta.get('model')}`; baseline: **{rep.baseline}**; arms: {len(rep.arms)}.", ""]
+          f"Model: `{model_label(rep.meta.get('model'))}`; baseline: **{rep.baseline}**; arms: {len(rep.arms)}.", ""]
+    md += [f"> **Warning:** {n}" for n in notes] + ([""] if notes else []) + [INTERVALS, ""]
     for t in tables:
         md += [f"## {t['title']}", "", markdown_table(t["head"], t["rows"])]
     if fr:

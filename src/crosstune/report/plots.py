@@ -166,23 +166,25 @@ def loss_curves(panels: list[tuple[str, list[dict]]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def forest(rows: list[tuple[str, float, float, float, float]], path: Path, title: str, xlabel: str) -> Path:
-    """Each (label, delta, lo, hi, p) as a point with its interval; significant ones (p < 0.05) filled."""
+def forest(rows: list[tuple[str, float, float, float, float, str]], path: Path, title: str, xlabel: str) -> Path:
+    """Each (label, delta, lo, hi, p, p as text) as a point with its interval and its p-value written beside it in
+    the tick labels' size; significant ones (p < 0.05) filled."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 0.38 * len(rows) + 1.3))
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(rows) + 1.3))
     y = np.arange(len(rows))[::-1]
-    for yi, (label, d, lo, hi, p) in zip(y, rows):
+    for yi, (label, d, lo, hi, p, p_text) in zip(y, rows):
         c = COLORS[3] if p < 0.05 and d < 0 else COLORS[2] if p < 0.05 else "grey"
         ax.plot([lo, hi], [yi, yi], color=c, lw=2)
         ax.plot([d], [yi], "o", color=c, mfc=c if p < 0.05 else "white", ms=6)
-        ax.text(max(hi, d) + 0.005, yi, f" p={p:.3f}", va="center", fontsize=7, color="dimgray")
+        ax.text(max(hi, d) + 0.005, yi, f" p {p_text}" if p_text.startswith("<") else f" p = {p_text}",
+                va="center", fontsize=11, color="#333333")
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, [r[0] for r in rows])
+    ax.set_yticks(y, [r[0] for r in rows], fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     lo_all = min([r[2] for r in rows] + [0])
     hi_all = max([r[3] for r in rows] + [0])
     pad = 0.15 * (hi_all - lo_all or 0.1)
-    ax.set_xlim(lo_all - pad, hi_all + 2.5 * pad)
+    ax.set_xlim(lo_all - pad, hi_all + 4 * pad)
     return _save(fig, path)

@@ -1,5 +1,7 @@
 """Report data from an experiment folder: arms, per-language numbers with intervals, paired significance against
-the baseline, and the Markdown tables (the HTML page renders the same rows)."""
+the baseline, and the Markdown tables (the HTML page renders the same rows). Every interval of a rate or of a paired
+difference is computed here from the saved outcomes (predictions.jsonl, fidelity items.jsonl) by the one rule of
+`crosstune.eval.intervals`, so an older run's report agrees with a new one."""
 
 from __future__ import annotations
 
@@ -8,14 +10,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion p over n trials."""
-    if n <= 0:
-        return (float("nan"), float("nan"))
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+from crosstune.eval.intervals import fmt_ci, fmt_p, proportion_ci
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -59,6 +54,33 @@ class Report:
             return {}
         return {(r["id"], r["language"]): bool(r["correct"]) for r in read_jsonl(self.out_dir / t["per_item"])}
 
+    def fidelity_items(self, arm: dict, suite: str, label: str) -> list[dict]:
+        g = self.generation(arm, suite, label)
+        return read_jsonl(self.out_dir / g["fidelity_dir"] / "items.jsonl") if g and g.get("fidelity_dir") else []
+
+    def accuracy_ci(self, arm: dict, suite: str, task: str, lang: str | None = None) -> list[float] | None:
+        """The rule's interval of a task's accuracy (one language, or all pooled and clustered by item)."""
+        pred = [(k[0], v) for k, v in self.predictions(arm, suite, task).items() if lang in (None, k[1])]
+        return proportion_ci([v for _, v in pred], [i for i, _ in pred]) if pred else None
+
+    def fidelity_ci(self, arm: dict, suite: str, label: str, lang: str | None = None) -> list[float] | None:
+        """The rule's interval of a condition's share of responses in the expected language (one expected language,
+        or all pooled and clustered by prompt id)."""
+        items = [r for r in self.fidelity_items(arm, suite, label) if lang in (None, r.get("expected"))]
+        return proportion_ci([bool(r["match"]) for r in items], [str(r["id"]) for r in items]) if items else None
+
+    def heldout_before(self) -> dict | None:
+        """The untuned model's held-out loss (overall and per language), which every trained arm measured before its
+        first step on the same rows; None when the arms disagree (different base models) or none measured it."""
+        seen = []
+        for arm in self.arms:
+            tr = self.train(arm) or {}
+            if tr.get("initial_eval_loss") is not None:
+                seen.append({"all": tr["initial_eval_loss"], **(tr.get("initial_eval_loss_by_language") or {})})
+        if not seen or any(abs(s["all"] - seen[0]["all"]) > 1e-3 for s in seen):
+            return None
+        return seen[0]
+
 
 def load_report(out_dir: Path) -> Report:
     meta = json.loads((out_dir / "results_meta.json").read_text(encoding="utf-8"))
@@ -73,10 +95,10 @@ def load_report(out_dir: Path) -> Report:
     return rep
 
 
-def significance(rep: Report, n_boot: int = 2000, seed: int = 0) -> list[dict]:
+def significance(rep: Report) -> list[dict]:
     """Each arm vs the baseline on each task (`crosstune.eval.compare`, as `crosstune eval compare`) and on each
-    generation condition's fidelity: the difference with a paired bootstrap interval (items resampled with all their
-    languages) and McNemar's exact p, overall and per language."""
+    generation condition's fidelity: the difference with Newcombe's paired interval and McNemar's test, per language
+    (exact) and overall (the languages of an item pooled: effective n and McNemar clustered by item)."""
     from crosstune.eval.compare import compare_outcomes, compare_task
 
     base = next((a for a in rep.arms if a["arm"] == rep.baseline), None)
@@ -91,8 +113,7 @@ def significance(rep: Report, n_boot: int = 2000, seed: int = 0) -> list[dict]:
             t = rep.task(arm, suite, task)
             if arm["arm"] == rep.baseline or not t or not t.get("per_item"):
                 continue
-            res = compare_task(rep.out_dir / Path(b["per_item"]).parent, rep.out_dir / Path(t["per_item"]).parent,
-                               n_boot, seed)
+            res = compare_task(rep.out_dir / Path(b["per_item"]).parent, rep.out_dir / Path(t["per_item"]).parent)
             out.append({"suite": suite, "task": task, "arm": arm["arm"], "baseline": rep.baseline,
                         **_short(res["overall"]), "per_language": {k: _short(v) for k, v in res["per_language"].items()}})
     for suite, label in rep.generations:  # response-language fidelity: in the expected language or not, paired
@@ -101,7 +122,7 @@ def significance(rep: Report, n_boot: int = 2000, seed: int = 0) -> list[dict]:
             a = _fidelity_outcomes(rep, arm, suite, label)
             if arm["arm"] == rep.baseline or not a or not b:
                 continue
-            res = compare_outcomes(b, a, n_boot, seed)
+            res = compare_outcomes(b, a)
             out.append({"suite": suite, "task": f"fidelity {condition_name(label)}", "arm": arm["arm"],
                         "baseline": rep.baseline, **_short(res["overall"]),
                         "per_language": {k: _short(v) for k, v in res["per_language"].items()}})
@@ -109,8 +130,9 @@ def significance(rep: Report, n_boot: int = 2000, seed: int = 0) -> list[dict]:
 
 
 def _short(r: dict) -> dict:
-    return {"delta": r["diff_b_minus_a"], "ci95": r["bootstrap_95"], "p": r["mcnemar_p"], "n": r["n"],
-            "right_only_arm": r["right_only_b"], "right_only_baseline": r["right_only_a"]}
+    return {"delta": r["diff_b_minus_a"], "ci95": r["ci95"], "p": r["mcnemar_p"], "n": r["n"], "n_items": r["n_items"],
+            "right_only_arm": r["right_only_b"], "right_only_baseline": r["right_only_a"],
+            "no_pair_differs": r["no_pair_differs"], "test": r["test"], "interval": r["interval"]}
 
 
 def _fidelity_outcomes(rep: Report, arm: dict, suite: str, label: str) -> dict:
@@ -126,7 +148,17 @@ def _f(x, nd: int = 3) -> str:
 
 
 def _ci(ci) -> str:
-    return f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+    return fmt_ci(ci, 2)
+
+
+def model_label(spec) -> str:
+    """The model's name for people: `default` -> `SmolLM2-135M-Instruct (default)`, a folder or file -> its name."""
+    from crosstune.models.loading import DEFAULT_GGUF, DEFAULT_MODEL
+
+    if spec in (None, "", DEFAULT_MODEL):
+        return f"{DEFAULT_GGUF.split('.')[0]} ({DEFAULT_MODEL})"
+    name = Path(str(spec)).name
+    return name if name == str(spec) else f"{name} ({spec})"
 
 
 def condition_name(label: str) -> str:
@@ -144,20 +176,23 @@ def main_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
     head += [f"fidelity {condition_name(g)}" for _, g in rep.generations]
     head += [f"{s} {condition_name(g)} (judge, %)" for s, g in rep.judges]
     rows = []
+    before = rep.heldout_before()
     for arm in rep.arms:
         tr = rep.train(arm) or {}
         r = [arm["arm"] + (" (baseline)" if arm["arm"] == rep.baseline else "")]
         r += [str(arm["params"].get(k, "")) for k in rep.meta.get("sweep", {})]
+        untrained = not arm.get("model_stage") and arm["status"] == "ok"
+        heldout = _f(tr.get("eval_loss")) if tr else _f(before["all"]) if before and untrained else _f(None)
         r += [arm["status"], str(arm.get("train_rows", "") or ""), str(tr.get("steps", "") or ""),
-              _f(tr.get("final_loss")), _f(tr.get("eval_loss"))]
+              _f(tr.get("final_loss")), heldout]
         for suite, task in rep.tasks:
             t = rep.task(arm, suite, task) or {}
             ci = t.get("ci95", {})
-            r += [_f(t.get("acc")) + _ci(ci.get("accuracy")), _f(t.get("con3")) + _ci(ci.get("consistency_3")),
-                  _f(t.get("ac3")) + _ci(ci.get("AC3_3"))]
+            r += [_f(t.get("acc")) + _ci(rep.accuracy_ci(arm, suite, task)),
+                  _f(t.get("con3")) + _ci(ci.get("consistency_3")), _f(t.get("ac3")) + _ci(ci.get("AC3_3"))]
         for suite, g in rep.generations:
             gen = rep.generation(arm, suite, g) or {}
-            r.append(_f(gen.get("overall")) + _ci(gen.get("overall_ci95")))
+            r.append(_f(gen.get("overall")) + _ci(rep.fidelity_ci(arm, suite, g)))
         for suite, g in rep.judges:
             j = rep.judge(arm, suite, g) or {}
             r.append(_f(j.get("score"), 1) + _ci100(j.get("ci95")) if j else "–")
@@ -173,7 +208,8 @@ def language_rows(rep: Report, suite: str, task: str) -> tuple[list[str], list[l
     for arm in rep.arms:
         t = rep.task(arm, suite, task)
         if t:
-            rows.append([arm["arm"], *[_f(t["language_acc"].get(x)) for x in langs]])
+            rows.append([arm["arm"], *[_f(t["language_acc"].get(x)) + _ci(rep.accuracy_ci(arm, suite, task, x))
+                                       for x in langs]])
     return ["arm", *langs], rows
 
 
@@ -196,7 +232,8 @@ def fidelity_rows(rep: Report, suite: str) -> tuple[list[str], list[list[str]]]:
         cells = []
         for label, x in cols:
             g = rep.generation(arm, suite, label)
-            cells.append(_f(((g or {}).get("per_language", {}).get(x) or {}).get("rate"), 2))
+            rate = ((g or {}).get("per_language", {}).get(x) or {}).get("rate")
+            cells.append(_f(rate, 2) + (_ci(rep.fidelity_ci(arm, suite, label, x)) if rate is not None else ""))
         if any(c != "–" for c in cells):
             rows.append([arm["arm"], *cells])
     return ["arm", *[category(label, x) for label, x in cols]], rows
@@ -208,27 +245,36 @@ def heldout_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
         tr = rep.train(arm) or {}
         langs += [x for x in tr.get("eval_loss_by_language", {}) if x not in langs]
     rows = []
+    untuned = rep.heldout_before()
     for arm in rep.arms:
         tr = rep.train(arm)
         if tr and tr.get("eval_loss_by_language"):
             before, after = tr.get("initial_eval_loss_by_language", {}), tr["eval_loss_by_language"]
             rows.append([arm["arm"], *[f"{_f(before.get(x))} → {_f(after.get(x))}" for x in langs]])
+        elif untuned and not arm.get("model_stage") and arm["status"] == "ok":
+            rows.append([arm["arm"], *[_f(untuned.get(x)) for x in langs]])
     return ["arm", *langs], rows
 
 
+def _p(p: float) -> str:
+    return fmt_p(p) + (" *" if p < 0.05 else "")
+
+
 def significance_rows(sig: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """One row per (task, arm): the overall difference, then each language's (McNemar p; * below 0.05)."""
+    """One row per (task, arm): the overall difference, its interval and test, then each language's difference
+    (McNemar p; * below 0.05). A difference of runs that agree on every pair says so."""
     langs: list[str] = []
     for s in sig:
         langs += [x for x in s.get("per_language", {}) if x not in langs]
-    head = ["task", "arm", "Δ vs baseline", "95% CI", "McNemar p", "pairs", *[f"Δ {x} (p)" for x in langs]]
+    head = ["task", "arm", "Δ vs baseline", "95% CI", "McNemar p", "pairs (items)", *[f"Δ {x} (p)" for x in langs]]
     rows = []
     for s in sig:
         per = s.get("per_language", {})
-        rows.append([s["task"], s["arm"], f"{s['delta']:+.3f}", _ci(s["ci95"]).strip(),
-                     (f"{s['p']:.3f}" if s["p"] >= 0.001 else "<0.001") + (" *" if s["p"] < 0.05 else ""), str(s["n"]),
-                     *[f"{per[x]['delta']:+.3f} ({per[x]['p']:.2f}{' *' if per[x]['p'] < 0.05 else ''})"
-                       if x in per else "–" for x in langs]])
+        same = " (no pair differs)" if s.get("no_pair_differs") else ""
+        rows.append([s["task"], s["arm"], f"{s['delta']:+.3f}{same}", fmt_ci(s["ci95"], 2, signed=True).strip(),
+                     _p(s["p"]) + (" (clustered)" if "clustered" in s.get("test", "") else ""),
+                     f"{s['n']} ({s.get('n_items', s['n'])})",
+                     *[f"{per[x]['delta']:+.3f} ({_p(per[x]['p'])})" if x in per else "–" for x in langs]])
     return head, rows
 
 
