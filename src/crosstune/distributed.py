@@ -81,8 +81,8 @@ _STATE: State | None = None
 
 
 def state() -> State:
-    """The process group of an `accelerate launch` / `torchrun` launch (gloo on CPU; joined once per process), else a
-    one-process state. An Accelerator made earlier in the process (training) is reused as it is."""
+    """The process group of an `accelerate launch` / `torchrun` launch (joined once per process), else a one-process
+    state. A process group made earlier in the process (training's Accelerator) is reused as it is."""
     global _STATE
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
@@ -93,8 +93,10 @@ def state() -> State:
         import torch.distributed as dist
         from accelerate import PartialState
 
-        if not dist.is_initialized():
-            PartialState(cpu=True, timeout=timedelta(seconds=int(os.environ.get("CROSSTUNE_DIST_TIMEOUT", 86400))))
+        if not dist.is_initialized():  # gloo on CPU, NCCL with CUDA (as training's Accelerator)
+            import torch
+
+            PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=int(os.environ.get("CROSSTUNE_DIST_TIMEOUT", 86400))))
         _STATE = State(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0") or 0), dist)
     return _STATE
 

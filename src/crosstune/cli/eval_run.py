@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from crosstune.console import console, out
+from crosstune.distributed import state
 from crosstune.errors import CrosstuneError
 from crosstune.threads import set_threads
 
@@ -66,7 +67,7 @@ def run(
                          decoding=decoding, seed=seed, max_new_tokens=max_new_tokens, template=template,
                          batch_size=batch_size, dtype=dtype, data=data_overrides(data), data_root=data_root,
                          cache=cache)
-    if len(names) < len(csv_list(tasks)):
+    if len(names) < len(csv_list(tasks)) and state().is_main:  # one writer under a multi-process launch
         from crosstune.report.fidelity import write_lcb_reports
 
         write_lcb_reports(out_dir)
@@ -81,8 +82,6 @@ def run(
 
 def write_report(out_dir: Path, title: str, results, by_mode: bool = False) -> None:
     """The tables and figures of an evaluation folder, by the primary process only (`accelerate launch`)."""
-    from crosstune.distributed import state
-
     if state().is_main:
         from crosstune.report.evaluation import write_eval_report
 

@@ -19,6 +19,8 @@ def run(experiment: Path = typer.Argument(..., help="experiment YAML (see docs/e
     from crosstune.experiments.runner import run_experiment
 
     summary = run_experiment(experiment, out_dir, overrides or [], data_root)
+    if summary.get("helper_process"):  # process 1.. of a multi-process launch: process 0 reports
+        return
     out.print(f"ran {len(summary['ran'])}, cached {len(summary['cached'])}, failed {len(summary['failed'])}, "
               f"skipped {len(summary['skipped'])} stages in {summary['seconds']:.0f} s")
     out.print(f"wrote {out_dir / 'results.csv'} and {summary.get('report', '')}")

@@ -137,7 +137,10 @@ def run_lcb_tasks(model: str, names: list[str], out_dir: str | Path, *, language
         loaded.append((cfg, prompts, decoding_for(cfg, decoding, seed, max_new_tokens, template)))
     words_path = lcb_reference.resolve_words(words, data_root)
     lcb_reference.check_extra({p["language"] for _, ps, _ in loaded for p in ps})
+    from crosstune.distributed import state
+
     backend = cached_backend(model, cache, batch_size=batch_size, dtype=dtype)
+    st = state()
     results = {}
     for cfg, prompts, dec in loaded:
         task_dir = Path(out_dir) / cfg.name
@@ -147,7 +150,11 @@ def run_lcb_tasks(model: str, names: list[str], out_dir: str | Path, *, language
         gen = run_generation(backend, items, task_dir / "generate", model=model, decoding=dec,
                              extra_meta={"prompts": [cfg.name], "limit": limit})
         seconds = time.perf_counter() - t0
-        results[cfg.name] = score_task(cfg, prompts, task_dir, model, gen, seconds, lid, words_path, dec)
+        if st.is_main:  # under a multi-process launch the generations are merged; process 0 scores them
+            results[cfg.name] = score_task(cfg, prompts, task_dir, model, gen, seconds, lid, words_path, dec)
+        st.barrier()
+        if not st.is_main:
+            results[cfg.name] = json.loads((task_dir / "lcb_summary.json").read_text(encoding="utf-8"))
     return results
 
 

@@ -2,6 +2,8 @@
 
 A condition is (directive, target language, prompt languages), e.g. English prompts + " Answer in Chinese.";
 each gets its own generation folder (resumable, through the call cache) and fidelity folder inside the stage.
+Under a multi-process launch every process generates its share of each condition (`crosstune.eval.generation`)
+and process 0 scores fidelity and returns the stage's result.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def check_generation_suite(name: str, suite, data_root: Path | None) -> dict:
 
 
 def run_generation_suite(stage, ctx, suite, model: str) -> dict:
+    from crosstune.distributed import state
     from crosstune.eval.fidelity import run_fidelity
     from crosstune.eval.generation import Decoding, run_generation
     from crosstune.models.backends import cached_backend
@@ -76,6 +79,8 @@ def run_generation_suite(stage, ctx, suite, model: str) -> dict:
         gen_dir, fid_dir = ctx.path(stage) / "generate" / safe, ctx.path(stage) / "fidelity" / safe
         run_generation(backend, items, gen_dir, model=stage.payload["arm"], decoding=decoding,
                        directive=run.directive, target_language=run.target_language)
+        if not state().is_main:  # the generations are merged; process 0 scores them
+            continue
         fid = run_fidelity(gen_dir, fid_dir, lid=suite.lid, n_boot=suite.n_boot, seed=ctx.plan.experiment.seed)
         write_fidelity_report(fid_dir, fid)
         rel = Path(stage.dir)

@@ -4,6 +4,7 @@ A judge suite names a generation suite of the same experiment; its stages (one p
 depend on that arm's and the reference's generation stages, so a changed generation re-judges only what it
 touches. Each condition (e.g. `en:answer_in:zh`) is judged by `crosstune.eval.judge.run_judge` into its own folder
 inside the stage; every call goes through the call cache, so a killed stage resumes without repeating calls.
+Under a multi-process launch each process judges its share of the pairs (`crosstune.eval.judge`); process 0 writes.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def judge_reference(name: str, suite, arm_names: list[str], baseline: str, src: 
 
 
 def run_judge_suite(stage, ctx, deps: dict[str, dict]) -> dict:
+    from crosstune.distributed import state
     from crosstune.eval.judge import run_judge
     from crosstune.report.evaluation import write_judge_report
 
@@ -65,6 +67,8 @@ def run_judge_suite(stage, ctx, deps: dict[str, dict]) -> dict:
                       suite.protocol, ctx.path(stage) / safe, prompt_file=suite.prompt, gate_mode=suite.gate,
                       lid=suite.lid, n_boot=suite.n_boot, seed=ctx.plan.experiment.seed,
                       max_new_tokens=suite.max_new_tokens, limit=suite.limit)
+        if not state().is_main:  # process 0 writes the report and the stage's result
+            continue
         write_judge_report(ctx.path(stage) / safe, s)
         key = "gated" if s["gate"] else "ungated"
 

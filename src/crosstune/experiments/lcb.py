@@ -23,7 +23,10 @@ class LcbSuite:
     Settings as `eval run`'s options (`decoding: lcb|greedy`, `data_root`, default $CROSSTUNE_DATA). Prompts, word
     list and extra are checked when the experiment is planned. Metrics (results.csv columns `<suite>.<name>`): per
     task, LCB's `(all, all)` LPR/WPR by the reference protocol (`<task>.lpr`, `<task>.wpr`) and by crosstune's
-    (`<task>.crosstune_lpr`, `<task>.crosstune_wpr`)."""
+    (`<task>.crosstune_lpr`, `<task>.crosstune_wpr`). Under a multi-process launch every process generates its
+    share (`data_parallel`; crosstune.eval.lcb) and process 0 scores."""
+
+    data_parallel = True  # crosstune.experiments.runner runs it on every process of a launch
 
     def __init__(self, tasks: list[str] | tuple[str, ...] = ("lcb_monolingual", "lcb_crosslingual"),
                  languages: list[str] | None = None, limit: int | None = None, decoding: str = "lcb",
@@ -56,7 +59,10 @@ class LcbSuite:
     def run(self, model: str, out_dir: Path, seed: int) -> dict:
         results = run_lcb_tasks(model, self.tasks, out_dir, languages=self.languages, limit=self.limit, seed=seed,
                                 **{**self.options, "words": self.words})
-        write_lcb_reports(out_dir)
+        from crosstune.distributed import state
+
+        if state().is_main:
+            write_lcb_reports(out_dir)
         metrics = {}
         for name, s in results.items():
             for protocol, prefix in (("lcb_reference", ""), ("lcb_crosstune", "crosstune_")):

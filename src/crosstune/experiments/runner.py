@@ -4,6 +4,13 @@ Each stage folder gets `done.json` (its key and result) only when it completes, 
 skips stages whose marker carries their key, resumes the rest from what a killed attempt left (training from its
 last checkpoint, evaluation from its predictions file), and never reruns a finished stage. A stage that raises
 is recorded in `error.json` and in the results; stages that depend on it are skipped; the others still run.
+
+Under `accelerate launch` / `torchrun` every process runs this loop: training and the built-in model-bound suites
+(consistency, generation, judge, lcb; a user's suite object with `data_parallel = True`) run on every process and
+split their work (`crosstune.distributed`); data builds and other suites run on process 0 while the others wait.
+Process 0 alone writes markers, results and the report, and every process takes process 0's record of each stage.
+A stage that fails on one process of such a launch stops the launch (the others cannot finish it without that
+process): its error is in `error.json`, and the rerun resumes.
 """
 
 from __future__ import annotations
@@ -14,34 +21,16 @@ import time
 import traceback
 from pathlib import Path
 
+from crosstune import distributed
 from crosstune.console import console
-from crosstune.errors import shorten
+from crosstune.errors import CrosstuneError, shorten
 from crosstune.experiments.config import load_experiment
 from crosstune.experiments.plan import Plan, make_plan
 from crosstune.experiments.results import write_results
 from crosstune.experiments.stages import KINDS, Context
 from crosstune.paths import data_root_if_set
+from crosstune.quiet import quiet_libraries
 from crosstune.threads import set_threads
-
-
-def quiet_libraries() -> None:
-    """Keep library chatter that means nothing to the user off the screen (warnings, not errors)."""
-    import logging
-    import warnings
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    warnings.filterwarnings("ignore", module=r"(transformers|peft|accelerate|torch)(\..*)?")
-    for name in ("transformers", "peft", "accelerate", "torch.distributed"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -61,15 +50,28 @@ def _done(path: Path, key: str) -> dict | None:
     return rec if rec.get("key") == key else None
 
 
+def on_every_process(stage) -> bool:
+    """Whether a stage runs on every process of a multi-process launch (it splits its own work), not on process 0
+    alone: training, and the built-in model-bound suites or a user's suite object that sets `data_parallel`."""
+    if stage.kind == "train":
+        return True
+    if stage.kind != "eval":
+        return False
+    obj = stage.payload.get("loaded", {}).get("object")
+    return obj is None or bool(getattr(obj, "data_parallel", False))
+
+
 def run_stages(plan: Plan, out_dir: Path, data_root: Path | None = None) -> dict[str, dict]:
     """Run (or skip) every stage in order; returns {stage name: {status, key, dir, result | error, seconds}}."""
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     ctx = Context(plan, out_dir, data_root)
+    st = distributed.state()
+    say = console.print if st.is_main else (lambda *a, **k: None)
     status: dict[str, dict] = {}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+                  console=console, transient=False, disable=not st.is_main) as progress:
         bar = progress.add_task(f"{plan.experiment.name}: stages", total=len(plan.stages))
         for name, stage in plan.stages.items():
             label = escape(name)
@@ -79,30 +81,40 @@ def run_stages(plan: Plan, out_dir: Path, data_root: Path | None = None) -> dict
             failed_deps = [d for d in stage.deps if status[d]["status"] != "ok"]
             if done:
                 rec.update(status="ok", cached=True, result=done["result"], seconds=done.get("seconds"))
-                console.print(f"[dim]cached  {label}[/dim]")
+                say(f"[dim]cached  {label}[/dim]")
             elif failed_deps:
                 rec.update(status="skipped", error=f"upstream stage failed: {', '.join(failed_deps)}")
-                console.print(f"[yellow]skipped[/] {label}: {escape(rec['error'])}")
+                say(f"[yellow]skipped[/] {label}: {escape(rec['error'])}")
             else:
                 progress.update(bar, description=label)
-                console.rule(f"[bold]{label}")
+                if st.is_main:
+                    console.rule(f"[bold]{label}")
                 path.mkdir(parents=True, exist_ok=True)
+                everywhere = st.world > 1 and on_every_process(stage)
                 t0 = time.perf_counter()
                 try:
-                    result = KINDS[stage.kind](stage, ctx, {d: status[d]["result"] for d in stage.deps})
+                    if st.is_main or everywhere:
+                        result = KINDS[stage.kind](stage, ctx, {d: status[d]["result"] for d in stage.deps})
                 except Exception as e:  # noqa: BLE001 - a crashing stage is recorded, the others go on
                     err = shorten(f"{type(e).__name__}: {e}")  # the whole text is in the traceback
-                    _write_json(path / "error.json", {"key": stage.key, "error": err,
-                                                      "traceback": traceback.format_exc()})
+                    _write_json(path / ("error.json" if st.is_main else f"error.part{st.rank}.json"), {
+                        "key": stage.key, "error": err, "traceback": traceback.format_exc()})
                     rec.update(status="failed", error=err, seconds=round(time.perf_counter() - t0, 2))
-                    console.print(f"[red]failed[/]  {label}: {escape(err)} (traceback in {path / 'error.json'})")
+                    say(f"[red]failed[/]  {label}: {escape(err)} (traceback in {path / 'error.json'})")
+                    if everywhere:  # the other processes wait for this one inside the stage: stop the launch
+                        raise CrosstuneError(f"stage {name} failed on process {st.rank} of {st.world}: {err}; a "
+                                             "multi-process launch stops there; rerun to resume (finished stages "
+                                             "and rows are kept)") from e
                 else:
                     secs = round(time.perf_counter() - t0, 2)
-                    (path / "error.json").unlink(missing_ok=True)
-                    _write_json(path / "done.json", {"key": stage.key, "stage": name, "result": result,
-                                                     "seconds": secs})
-                    rec.update(status="ok", cached=False, result=result, seconds=secs)
-                    console.print(f"[green]done[/]    {label} ({secs:.1f} s)")
+                    if st.is_main:
+                        (path / "error.json").unlink(missing_ok=True)
+                        _write_json(path / "done.json", {"key": stage.key, "stage": name, "result": result,
+                                                         "seconds": secs})
+                    rec.update(status="ok", cached=False, result=result if st.is_main else None, seconds=secs)
+                    say(f"[green]done[/]    {label} ({secs:.1f} s)")
+                if st.world > 1:  # every process goes on with process 0's record (its result names the files)
+                    rec = st.gather(rec)[0]
             status[name] = rec
             progress.advance(bar)
         progress.update(bar, description=f"{plan.experiment.name}: stages")
@@ -116,11 +128,13 @@ def run_experiment(path: str | Path, out_dir: str | Path, overrides: list[str] |
     exp = load_experiment(path, overrides)
     root = data_root_if_set(data_root)
     plan = make_plan(exp, path, root)  # every stage validated before any work
-    quiet_libraries()  # (imports transformers: after validation, so a bad file fails in a moment)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # an experiment downloads nothing: a hub id must be cached
     set_threads(exp.threads)
-    from crosstune.locks import folder_lock
+    from crosstune.eval.rundir import run_lock
 
-    with folder_lock(out_dir, "run"):  # a second `crosstune run` on this folder refuses, naming this one
+    # a second `crosstune run` on this folder refuses, naming this one; the processes of one launch share the lock
+    # (quiet_libraries imports transformers: after validation, so a bad file fails in a moment)
+    with quiet_libraries(), run_lock(out_dir, "run", distributed.state().is_main):
         return _run_locked(exp, plan, path, out_dir, overrides, root, report)
 
 
@@ -132,6 +146,11 @@ def _history(out_dir: Path, rec: dict) -> None:
 
 
 def _run_locked(exp, plan: Plan, path, out_dir: Path, overrides, root, report: bool) -> dict:
+    if not distributed.state().is_main:  # a helper process of a launch: the stages only; process 0 writes the rest
+        status = run_stages(plan, out_dir, root)
+        return {"stages": status, "rows": [], "seconds": 0.0, "helper_process": True,
+                **{k: [n for n, s in status.items() if s["status"] == k] for k in ("failed", "skipped")},
+                "ran": [], "cached": []}
     _write_json(out_dir / "experiment.json", {"source": str(path), "overrides": overrides or [],
                                               "experiment": exp.model_dump(mode="json"),
                                               "stages": {n: {"key": s.key, "dir": str(s.dir), "deps": s.deps}

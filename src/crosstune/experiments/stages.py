@@ -45,6 +45,8 @@ def run_train(stage: Stage, ctx: Context, deps: dict[str, dict]) -> dict:
     cfg = stage.payload["config"].model_copy(update=update)
     resume = out.exists() and checkpoint.latest(out) is not None
     result = train(cfg, resume=resume)
+    if result is None:  # a helper process of a multi-process launch: process 0 reports the stage
+        return {}
     log = read_log(out)
     last_eval = next((r for r in reversed(log) if "eval_loss" in r), None)
     first = log[0].get("initial_eval") if log else None
@@ -101,7 +103,10 @@ def _consistency(stage: Stage, ctx: Context, suite, model: str) -> dict:
     backend = cached_backend(model, dtype="float32", batch_size=suite.batch_size)
     summaries = run_jobs(backend, jobs, stage.payload["arm"],
                          n_boot=suite.n_boot, seed=seed, data_root=ctx.data_root)
-    write_eval_report(ctx.path(stage), f"Consistency: {stage.payload['arm']}", by_mode=True)
+    from crosstune.distributed import state
+
+    if state().is_main:  # one writer under a multi-process launch
+        write_eval_report(ctx.path(stage), f"Consistency: {stage.payload['arm']}", by_mode=True)
     out: dict = {}
     for job, s in zip(jobs, summaries):
         rel = Path(stage.dir) / job.cfg.name / job.scorer.mode
