@@ -88,7 +88,8 @@ def compare_outcomes(a: dict, b: dict) -> dict:
 def describe_diff(r: dict, digits: int = 3) -> str:
     """`+0.077 [-0.12, +0.28]`, and `(no pair differs, n = 13)` when the runs agree on every pair."""
     text = f"{r['diff_b_minus_a']:+.{digits}f}{intervals.fmt_ci(r['ci95'], digits, signed=True)}"
-    return text + (f" (no pair differs, n = {r['n']})" if r["no_pair_differs"] else "")
+    items = f", {r['n_items']} items" if r["n_items"] != r["n"] else ""
+    return text + (f" (no pair differs: {r['n']} pairs{items})" if r["no_pair_differs"] else "")
 
 
 def compare_runs(run_a: Path, run_b: Path) -> dict:
