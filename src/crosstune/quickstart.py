@@ -21,13 +21,13 @@ def experiment_file() -> Path:
 
 
 def run(out_dir: str | Path, steps: int | None = None, prompt_limit: int | None = None,
-        mc_limit: int | None = None) -> dict:
+        mc_limit: int | None = None, threads: int | None = None) -> dict:
     """The demo experiment; it reads no data root (no --data-root: only the embedded set is used)."""
     from crosstune.paths import data_root_if_set
-    from crosstune.experiments.runner import quiet_libraries, run_experiment
-    from crosstune.models.loading import prepare_default
+    from crosstune.experiments.runner import run_experiment
+    from crosstune.threads import set_threads
 
-    quiet_libraries()
+    set_threads(threads)  # decided before the model conversion: it runs torch too (0/None: auto)
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     console.print("[bold]data:[/] the embedded demo set (crosstune/demo, CC0): 60 training and 13 held-out "
@@ -36,15 +36,29 @@ def run(out_dir: str | Path, steps: int | None = None, prompt_limit: int | None 
     if root is not None:
         console.print(f"[dim]a data root is set ({root}); the quickstart still uses the embedded set. For the real "
                       "sets: crosstune run experiments/replication_cpu.yaml --out DIR[/dim]")
-    with console.status("default model: converting SmolLM2-135M-Instruct into the cache (once, about 20 s)"):
-        model_dir = prepare_default()
-    console.print(f"[bold]model:[/] {model_dir}")
+    model_dir = _default_model()
     overrides = [f"vars.{k}={v}" for k, v in (("steps", steps), ("prompt_limit", prompt_limit),
                                                ("mc_limit", mc_limit)) if v is not None]
+    overrides += [f"threads={threads}"] if threads is not None else []
     summary = run_experiment(experiment_file(), out_dir, overrides, data_root=None)
     summary["before_after"] = before_after(summary)
     _print(summary, out_dir, time.perf_counter() - t0)
     return summary
+
+
+def _default_model() -> Path:
+    """The default model's folder, converted on first use (the time it took is said, not promised)."""
+    from crosstune.models.loading import DEFAULT_NAME, cache_dir, is_hf_folder, prepare_default
+    from crosstune.quiet import quiet_libraries
+
+    fresh = not is_hf_folder(cache_dir() / "models" / DEFAULT_NAME)
+    t0 = time.perf_counter()
+    with quiet_libraries(), console.status("default model: converting SmolLM2-135M-Instruct from the wheel's GGUF "
+                                           "file into the cache (once)"):
+        model_dir = prepare_default()
+    took = f" (converted in {time.perf_counter() - t0:.0f} s, once)" if fresh else ""
+    console.print(f"[bold]model:[/] {model_dir}{took}")
+    return model_dir
 
 
 def before_after(summary: dict) -> list[tuple[str, str, str]]:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from crosstune.cli.run import THREADS_HELP
+
 
 def quickstart(out_dir: Path = typer.Option(Path("runs/quickstart"), "--out", help="where everything is written; "
                                             "running again resumes and reruns nothing done"),
@@ -14,10 +16,10 @@ def quickstart(out_dir: Path = typer.Option(Path("runs/quickstart"), "--out", he
                prompt_limit: Optional[int] = typer.Option(None, min=1, help="fidelity prompts per language "
                                                                             "(default: all 13)"),
                mc_limit: Optional[int] = typer.Option(None, min=1, help="multiple-choice items (default: all 47)"),
-               ) -> None:
+               threads: Optional[int] = typer.Option(None, min=0, help=THREADS_HELP)) -> None:
     """CrossIn mixture -> LoRA -> before/after evaluation -> report, on the embedded demo data (crosstune/demo)."""
     from crosstune.quickstart import run
 
-    summary = run(out_dir, steps=steps, prompt_limit=prompt_limit, mc_limit=mc_limit)
+    summary = run(out_dir, steps=steps, prompt_limit=prompt_limit, mc_limit=mc_limit, threads=threads)
     if summary["failed"]:  # as `crosstune run`: the run finished, but not everything in it
         raise typer.Exit(1)

@@ -21,8 +21,10 @@ def train(config: str = typer.Argument(..., help="training config YAML"),
 
     # a bad config or a missing data file fails before torch is imported
     cfg = with_data_paths(load_config(TrainConfig, config, overrides or []), data_root)
+    from crosstune.quiet import quiet_libraries
     from crosstune.train.loop import train as run
 
-    result = run(cfg, resume=resume, allow_changed=[k.strip() for k in allow_changed.split(",") if k.strip()])
+    with quiet_libraries():  # transformers' "Loading weights" bars and the libraries' deprecation warnings
+        result = run(cfg, resume=resume, allow_changed=[k.strip() for k in allow_changed.split(",") if k.strip()])
     if result is not None:  # only the main process of a multi-process launch reports
         out.print_json(data=result)

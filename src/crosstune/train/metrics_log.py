@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -48,6 +49,29 @@ class GroupLoss:
 
 def _by(names: list[str], acc: torch.Tensor) -> dict:
     return {n: round(float(acc[0, i] / acc[1, i]), 6) for i, n in enumerate(names) if acc[1, i] > 0}
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class Pace:
+    """Steps done of the total, the time since this run (or its resume) began, and the time left at that pace:
+    `step 12/60, 1m05s, ETA 4m20s`. `due()`: no line for `every` seconds (a line between sparse log records)."""
+
+    def __init__(self, start_step: int, total: int, every: float = 60.0):
+        self.start_step, self.total, self.every = start_step, total, every
+        self.t0 = self.last = time.perf_counter()
+
+    def text(self, step: int) -> str:
+        self.last = now = time.perf_counter()
+        done, left = step - self.start_step, self.total - step
+        eta = f", ETA {_duration((now - self.t0) / done * left)}" if done > 0 and left > 0 else ""
+        return f"step {step}/{self.total}, {_duration(now - self.t0)}{eta}"
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last >= self.every
 
 
 class MetricsLog:

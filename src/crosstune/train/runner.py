@@ -14,7 +14,7 @@ import torch
 
 from crosstune.console import console
 from crosstune.train import checkpoint
-from crosstune.train.metrics_log import GroupLoss
+from crosstune.train.metrics_log import GroupLoss, Pace
 from crosstune.train.packing import collate
 
 
@@ -97,6 +97,7 @@ class Runner:
         if st.step == 0 and self.data.eval:  # the untrained model's held-out loss, the baseline of every curve
             st.initial_eval = {k.replace("eval_", "", 1): v for k, v in self.evaluate().items()}
         t0 = time.perf_counter()
+        self.pace = Pace(st.step, total)
         while st.step < total:
             if st.index >= len(self.plan.epoch(st.epoch)):
                 st.epoch, st.index = st.epoch + 1, 0
@@ -111,6 +112,8 @@ class Runner:
                 if st.step % self.cfg.log.every == 0 or st.step == total:
                     self.write_record(norm, total, time.perf_counter() - t0)
                     t0 = time.perf_counter()
+                elif self.pace.due() and self.acc.is_main_process:  # sparse log records: still a line a minute
+                    console.print(self.pace.text(st.step), highlight=False)
                 if (self.cfg.save_steps and st.step % self.cfg.save_steps == 0) or st.step == total:
                     st.gather(self.acc)
                     checkpoint.save(self.acc, Path(self.cfg.output_dir), st.step, self.run_info,
@@ -145,9 +148,9 @@ class Runner:
             st.logged = True
         self.last_loss = rec["loss"]
         if self.acc.is_main_process:
-            console.print(f"step {step}: loss {rec['loss']:.4f} " +
+            console.print(f"{self.pace.text(step)} | loss {rec['loss']:.4f} " +
                           " ".join(f"{k} {v:.3f}" for k, v in rec["loss_by_language"].items()) +
-                          f" | {rec['tokens_per_s']:.0f} tok/s")
+                          f" | {rec['tokens_per_s']:.0f} tok/s", highlight=False)
         g.reset()
         st.tokens = 0
         return rec
