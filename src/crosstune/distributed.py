@@ -109,15 +109,15 @@ def my_share(todo: Sequence[T], st: State | None = None) -> list[T]:
 
 
 def share_line(n: int, what: str, st: State | None = None) -> str:
-    """`2 processes: 12 prompts each` (`12 or 11` when uneven; idle processes named); '' for one process."""
+    """`2 processes: 12 prompts each` (`12 or 11` when uneven; idle processes said); '' for one process."""
     st = st or state()
     if st.world <= 1:
         return ""
+    if n < st.world:
+        return (f"{st.world} processes for {n} {what}: {st.world - n} idle (more processes than {what}; they wait "
+                "for the others)")
     lo, hi = n // st.world, -(-n // st.world)
-    each = f"{hi}" if lo == hi else f"{hi} or {lo}"
-    idle = st.world - n if n < st.world else 0
-    tail = f" ({idle} idle: more processes than {what}; they wait for the others)" if idle else ""
-    return f"{st.world} processes: {each} {what} each{tail}"
+    return f"{st.world} processes: {hi if lo == hi else f'{hi} or {lo}'} {what} each"
 
 
 def part_path(path: str | Path, rank: int) -> Path:

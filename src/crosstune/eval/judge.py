@@ -283,6 +283,8 @@ def _run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | P
     from crosstune.eval import lcpr
     from crosstune.models.backends import cached_backend
 
+    if concurrency is not None and concurrency < 1:
+        raise CrosstuneError(f"--concurrency {concurrency}: expected 1 or more (requests in flight per process)")
     proto = jp.get_protocol(protocol)
     prompt = jp.load_prompt(protocol, prompt_file)
     if gate_mode not in ("auto", "on", "off"):
@@ -311,8 +313,6 @@ def _run_judge(judge: str, a: str, b: list[str], protocol: str, out_dir: str | P
     requests = build_requests(pairs, proto, prompt, max_new_tokens)
     from crosstune.models.backends import parse_spec
 
-    if concurrency is not None and concurrency < 1:
-        raise CrosstuneError(f"--concurrency {concurrency}: expected 1 or more (requests in flight per process)")
     http = parse_spec(judge).get("kind") == "openai"
     backend = cached_backend(judge, cache_path, fingerprint=lambda raw: judge_identity(judge, raw),
                              **({"concurrency": concurrency} if http else {}))
