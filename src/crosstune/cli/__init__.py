@@ -16,8 +16,11 @@ from crosstune.cli import run as run_cli
 from crosstune.cli import train as train_cli
 from crosstune.errors import CrosstuneError, shorten
 
+# rich_markup_mode=None: click's plain help for every command, where a flag (`--resume`) shows no value
+# placeholder (typer's rich panels print `<bool>` after every flag as if it took one); up to 120 columns wide.
 app = typer.Typer(help="Cross-lingual instruction tuning, measured language by language.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None,
+                  context_settings={"max_content_width": 120})
 app.add_typer(data_cli.app, name="data")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(eval_cli.app, name="eval")

@@ -9,7 +9,8 @@ import typer
 
 from crosstune.console import console
 
-app = typer.Typer(help="Find, convert and inspect models.", no_args_is_help=True)
+app = typer.Typer(help="Convert models into the cache (prepare) and show the token ids they get (render).",
+                  no_args_is_help=True)
 
 
 @app.command("prepare")
