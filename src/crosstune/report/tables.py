@@ -28,6 +28,12 @@ class Report:
     tasks: list[tuple[str, str]] = field(default_factory=list)  # (suite, task)
     generations: list[tuple[str, str]] = field(default_factory=list)  # (suite, condition label)
     judges: list[tuple[str, str]] = field(default_factory=list)  # (judge suite, condition label)
+    rows_read: dict = field(default_factory=dict)  # per-item files, read once
+
+    def rows(self, rel: str | Path) -> list[dict]:
+        if str(rel) not in self.rows_read:
+            self.rows_read[str(rel)] = read_jsonl(self.out_dir / rel)
+        return self.rows_read[str(rel)]
 
     def stage(self, arm: dict, name: str) -> dict:
         return arm["stages"].get(name, {})
@@ -52,11 +58,11 @@ class Report:
         t = self.task(arm, suite, task)
         if not t or not t.get("per_item"):
             return {}
-        return {(r["id"], r["language"]): bool(r["correct"]) for r in read_jsonl(self.out_dir / t["per_item"])}
+        return {(r["id"], r["language"]): bool(r["correct"]) for r in self.rows(t["per_item"])}
 
     def fidelity_items(self, arm: dict, suite: str, label: str) -> list[dict]:
         g = self.generation(arm, suite, label)
-        return read_jsonl(self.out_dir / g["fidelity_dir"] / "items.jsonl") if g and g.get("fidelity_dir") else []
+        return self.rows(Path(g["fidelity_dir"]) / "items.jsonl") if g and g.get("fidelity_dir") else []
 
     def accuracy_ci(self, arm: dict, suite: str, task: str, lang: str | None = None) -> list[float] | None:
         """The rule's interval of a task's accuracy (one language, or all pooled and clustered by item)."""
@@ -136,11 +142,8 @@ def _short(r: dict) -> dict:
 
 
 def _fidelity_outcomes(rep: Report, arm: dict, suite: str, label: str) -> dict:
-    g = rep.generation(arm, suite, label)
-    if not g or not g.get("fidelity_dir"):
-        return {}
     return {(str(r["id"]), r.get("expected") or r["language"], r.get("sample", 0), r["language"]): bool(r["match"])
-            for r in read_jsonl(rep.out_dir / g["fidelity_dir"] / "items.jsonl")}
+            for r in rep.fidelity_items(arm, suite, label)}
 
 
 def _f(x, nd: int = 3) -> str:
