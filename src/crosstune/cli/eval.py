@@ -49,8 +49,8 @@ def consistency(
     data_root: Optional[Path] = typer.Option(None, help="Folder task data paths are relative to (else $CROSSTUNE_DATA)."),
     data: list[str] = typer.Option([], help="TASK=PATH: read a task's data from PATH (repeatable)."),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
-    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 is faster on an oversubscribed "
-                                                            "machine: threads that share a core spin and stall)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (default: auto, the cores free at "
+                                                            "start: threads that share a busy core spin and stall)."),
     cache: Optional[Path] = typer.Option(None, help="Call cache file (default $CROSSTUNE_CACHE/calls.sqlite)."),
 ) -> None:
     """Accuracy, Consistency_s and AC3_s on parallel multiple-choice tasks (SeaEval's metrics)."""

@@ -45,7 +45,7 @@ def generate(
                                                          "(default: the spec's, else 4)."),
     dtype: str = typer.Option("float32", help="Local models: float32, bfloat16 or float16."),
     cache: Optional[Path] = typer.Option(None, help="Call cache file (default $CROSSTUNE_CACHE/calls.sqlite)."),
-    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads for local models."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads for local models (default: auto, the free cores)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help=OPTION_HELP),
 ) -> None:
     """Generate responses to prompt sets; a rerun or a resumed run makes no repeated calls."""

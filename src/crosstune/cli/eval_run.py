@@ -49,7 +49,7 @@ def run(
     max_new_tokens: Optional[int] = typer.Option(None, help="Override the task's generation length."),
     seed: int = typer.Option(0, help="Seeds the extraction fallback and the bootstrap."),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
-    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (1 on a shared machine)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (default: auto, the free cores)."),
     decoding: str = typer.Option("lcb", help="LCB tasks: lcb (the paper's: T 0.3, top-p 0.75, seeded) or greedy."),
     cache: Optional[Path] = typer.Option(None, help="Call cache file (default $CROSSTUNE_CACHE/calls.sqlite): a "
                                                     "rerun on the same model and tasks makes no model calls."),

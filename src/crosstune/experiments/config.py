@@ -114,7 +114,7 @@ class Experiment(StrictModel):
     vars: dict[str, Any] = {}  # `${name}` anywhere below is replaced by the value (override: vars.budget=200)
     model: str = "default"  # the base model every training config starts from (unless it names its own)
     seed: Seed = 0
-    threads: Threads = 0  # torch CPU threads for every stage (0: torch's default)
+    threads: Threads = 0  # torch CPU threads for every stage (0: auto, the cores free at start)
     data: dict[str, DataEntry] = {}
     train: dict[str, TrainEntry] = {}
     arms: list[Arm] | None = None  # default: every data entry x every train entry

@@ -129,7 +129,7 @@ class TrainConfig(StrictModel):
     save_steps: Count = 0  # 0: only the final checkpoint
     save_total_limit: int = Field(2, ge=1, le=10**6)
     seed: Seed = 42
-    threads: Threads = 0  # torch CPU threads; 0 = torch's default (all cores). 1 wins on a busy machine
+    threads: Threads = 0  # torch CPU threads; 0 = auto: the cores free at start (crosstune.threads)
     merge: bool = False  # also export a merged HF model folder (LoRA)
 
     @model_validator(mode="after")
