@@ -5,16 +5,20 @@ name: pinch_sweep
 model: default
 threads: 1
 data:                                   # name -> a recipe file (+ dotted overrides, as `crosstune data build`)
-  pinch: {recipe: recipes/pinch_p1.yaml, overrides: {recipe.total: 400}}
+  pinch: {recipe: ../recipes/pinch_p1.yaml, overrides: {recipe.total: 400}}
 train:                                  # name -> a training config (+ overrides, as `crosstune train`)
-  lora: {config: configs/train/lora_smollm2_cpu.yaml, overrides: {max_steps: 50}}
+  lora: {config: ../configs/train/lora_smollm2_cpu.yaml, overrides: {max_steps: 50}}
 eval:                                   # name -> an evaluation suite run on every model
   mmlu: {kind: consistency, tasks: [cross_mmlu], languages: [en, zh, vi, es], limit: 50}
-  hplt: {kind: generation, prompts: ["zh={data_root}/hplt_oasst_multilingual_test/test_zh.jsonl"], limit: 20}
+  hplt: {kind: generation, prompts: ["zh=hplt_oasst_multilingual_test/test_zh.jsonl"], limit: 20}
   side_by_side: {kind: judge, generations: hplt, judge: "openai:judge@http://127.0.0.1:8080/v1"}
 sweep:                                  # <data|train>.<entry>.<dotted key> -> values; one variant per value
   data.pinch.recipe.percent: [0, 1, 10, 50]
 ```
+
+Files (recipes, training configs, task files, prompt sets) are found by the one rule of `crosstune.paths`: under
+the data root (`--data-root`, else `$CROSSTUNE_DATA`), then beside this file, then in the working directory;
+`./` and `../` paths skip the data root. `{data_root}` and `{demo}` in a value are replaced by those folders.
 """
 
 from __future__ import annotations
