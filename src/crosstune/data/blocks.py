@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+import json
 from dataclasses import dataclass
+from typing import ClassVar
 
 from crosstune.data.io import dumps_row
 from crosstune.data.schema import Example
@@ -25,11 +27,50 @@ class Row:
 
     `line` is the row's output line (JSON text, newline-terminated) when its recipe wrote it from pre-escaped
     pieces (CrossIn); the writer then uses it instead of encoding `example`. A block that changes `example` must
-    set `line` to None."""
+    set `line` to None. `id` and `key` (mode, instruction language, response language) are what the pipeline
+    itself reads of a row; `PairRow` has them without building an `Example`."""
 
     example: Example
     checks: tuple[tuple[str, str, str], ...] = ()
     line: str | None = None
+
+    paired: ClassVar[bool] = False  # a `PairRow`: `user` and `response` hold the two messages' contents
+
+    @property
+    def id(self) -> str:
+        return self.example.id
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        meta = self.example.meta
+        return meta["mode"], meta["instruction_language"], meta["response_language"]
+
+
+class PairRow(Row):
+    """A (user, assistant) row whose recipe wrote its output `line` (CrossIn's ~200K rows): the built-in filters,
+    the counters and the writer read its plain fields, and its `example` is parsed from `line` only if a block
+    asks for it (a custom filter), so the common path builds no `Example`, `Message`s or meta dicts. The line is
+    the row, so the parsed example is exactly what would be written."""
+
+    __slots__ = ("id", "user", "response", "key", "_example")
+    paired = True
+
+    def __init__(self, row_id: str, user: str, response: str, key: tuple[str, str, str],
+                 checks: tuple[tuple[str, str, str], ...], line: str):
+        self.id, self.user, self.response, self.key = row_id, user, response, key
+        self.checks, self.line = checks, line
+        self._example = None
+
+    @property
+    def example(self) -> Example:
+        ex = self._example
+        if ex is None:
+            ex = self._example = Example.from_dict(json.loads(self.line))
+        return ex
+
+    @example.setter
+    def example(self, ex: Example) -> None:  # a block replacing the example also sets `line = None`
+        self._example = ex
 
 
 @dataclass
@@ -111,7 +152,7 @@ class Filter(Block):
             else:
                 reason, detail = verdict
                 self.stats[f"dropped:{reason}"] += 1
-                sink.add(row.example.id, reason, self.name, detail)
+                sink.add(row.id, reason, self.name, detail)
 
 
 class BatchFilter(Filter):
@@ -167,7 +208,7 @@ class Quota(Block):
 
     @staticmethod
     def key(row: Row) -> str:
-        return row.example.meta["response_language"]
+        return row.key[2]
 
     def run(self, rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
         open_keys = {k for k, q in self.quotas.items() if q > 0}
@@ -253,9 +294,9 @@ def _fused(plain: list[Filter], batch: BatchFilter | None, rows: Iterable[Row], 
                     f = plain[j]
                     f.stats["dropped:" + verdict[0]] += 1
                     if pending:
-                        held.append((row.example.id, verdict[0], f.name, verdict[1]))
+                        held.append((row.id, verdict[0], f.name, verdict[1]))
                     else:
-                        sink.add(row.example.id, verdict[0], f.name, verdict[1])
+                        sink.add(row.id, verdict[0], f.name, verdict[1])
                     break
             else:
                 if batch is None:
@@ -309,7 +350,7 @@ def _checked(f: BatchFilter, batch: list[Row], sink: ExclusionSink) -> Iterator[
                 yield row
             else:
                 stats["dropped:" + verdict[0]] += 1
-                sink.add(row.example.id, verdict[0], name, verdict[1])
+                sink.add(row.id, verdict[0], name, verdict[1])
     finally:
         f.n_in += seen
         f.n_out += kept

@@ -190,10 +190,14 @@ def _run_build(plan: Plan, out_dir: str | Path, workers: int) -> BuildResult:
         by, lines = counts.by, []
         # kept rows go to disk as they come, as their final bytes (the loop reads to the end: read-ahead is safe)
         for row in run_blocks(blocks, rows_iter, sink, read_ahead=True):
-            meta = row.example.meta
-            by[meta["mode"], meta["instruction_language"], meta["response_language"]] += 1
             line = row.line
-            lines.append(encode_row(row.example) if line is None else line.encode())
+            if line is None:  # no line, or a block changed the example: encode (and count) the example
+                meta = row.example.meta
+                by[meta["mode"], meta["instruction_language"], meta["response_language"]] += 1
+                lines.append(encode_row(row.example))
+            else:
+                by[row.key] += 1
+                lines.append(line.encode())
             if len(lines) >= 4096:
                 spool.add_many(lines)
                 lines = []

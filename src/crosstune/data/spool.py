@@ -72,40 +72,66 @@ class RowSpool:
 
     def _in_memory(self, dest, order: np.ndarray) -> None:
         data = self.path.read_bytes()
-        off = self._offsets().tolist()
+        off = self._offsets()
         with open(dest, "wb", buffering=1 << 20) as out:
-            for i in order.tolist():
-                out.write(data[off[i]:off[i + 1]])
+            _write_rows(out, data, off[order], off[order + 1])
 
     def _bucketed(self, dest, order: np.ndarray) -> None:
         n = len(order)
         k = -(-self.size // self.bucket_bytes)
         inverse = np.empty(n, dtype=np.int64)
         inverse[order] = np.arange(n, dtype=np.int64)
-        bucket_of = (inverse * k // n).tolist()  # output position -> which 1/k of the file
-        lengths = self.lengths
+        bucket = inverse * k // n  # spool row -> which 1/k of the output it lands in
+        off = self._offsets()
         parts = [self.path.with_name(f"{self.path.name}.{b}") for b in range(k)]
-        files = [open(p, "wb", buffering=1 << 18) for p in parts]
+        files = [open(p, "wb", buffering=1 << 16) for p in parts]
         try:
-            with open(self.path, "rb", buffering=1 << 20) as f:
-                for i, length in enumerate(lengths):
-                    files[bucket_of[i]].write(f.read(length))
+            # route: read the spool in blocks of whole rows; each block's rows go to their buckets, one write each
+            with open(self.path, "rb", buffering=1 << 16) as f:
+                i = 0
+                while i < n:
+                    j = max(i + 1, int(np.searchsorted(off, off[i] + ROUTE_BYTES, side="right")) - 1)
+                    j = min(j, n)
+                    block = f.read(int(off[j] - off[i]))
+                    rows = np.argsort(bucket[i:j], kind="stable")  # block rows grouped by bucket, spool order
+                    starts = off[i:j][rows] - off[i]
+                    ends = off[i + 1:j + 1][rows] - off[i]
+                    cuts = np.searchsorted(bucket[i:j][rows], np.arange(k + 1)).tolist()
+                    for b in range(k):
+                        if cuts[b] < cuts[b + 1]:
+                            _write_rows(files[b], block, starts[cuts[b]:cuts[b + 1]], ends[cuts[b]:cuts[b + 1]])
+                    i = j
             for fh in files:
                 fh.close()
-            bucket = np.asarray(bucket_of, dtype=np.int64)
-            all_lengths = np.frombuffer(lengths, dtype=np.int64)
+            lengths = np.diff(off)
             with open(dest, "wb", buffering=1 << 20) as out:
                 for b, part in enumerate(parts):
                     members = np.flatnonzero(bucket == b)  # spool rows in this bucket, in spool order
                     data = part.read_bytes()
                     part.unlink()
-                    off = np.zeros(len(members) + 1, dtype=np.int64)
-                    np.cumsum(all_lengths[members], out=off[1:])
-                    off_list = off.tolist()
-                    for j in np.argsort(inverse[members], kind="stable").tolist():
-                        out.write(data[off_list[j]:off_list[j + 1]])
+                    boff = np.zeros(len(members) + 1, dtype=np.int64)
+                    np.cumsum(lengths[members], out=boff[1:])
+                    ranked = np.argsort(inverse[members], kind="stable")
+                    _write_rows(out, data, boff[ranked], boff[ranked + 1])
         finally:
             for fh in files:
                 fh.close()
             for p in parts:
                 p.unlink(missing_ok=True)
+
+
+ROUTE_BYTES = 8 << 20  # spool bytes read at a time when routing rows to buckets
+WRITE_BYTES = 4 << 20  # output bytes joined per write
+
+
+def _write_rows(out, data: bytes, starts: np.ndarray, ends: np.ndarray) -> None:
+    """Write `data[starts[i]:ends[i]]` for each i in order, joined into writes of about `WRITE_BYTES`."""
+    if not len(starts):
+        return
+    done = np.cumsum(ends - starts)
+    cuts = [0, *np.searchsorted(done, np.arange(WRITE_BYTES, int(done[-1]), WRITE_BYTES), side="right").tolist(),
+            len(starts)]
+    st, en = starts.tolist(), ends.tolist()
+    for a, b in zip(cuts, cuts[1:]):
+        if a < b:
+            out.write(b"".join([data[x:y] for x, y in zip(st[a:b], en[a:b])]))

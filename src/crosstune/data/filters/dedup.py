@@ -34,12 +34,17 @@ class NearDedupConfig(StrictModel):
 
 
 def row_text(row: Row) -> str:
+    if row.paired:
+        return f"user\x1e{row.user}\x1fassistant\x1e{row.response}"
     return "\x1f".join(f"{m.role}\x1e{m.content}" for m in row.example.messages)
 
 
 def row_digest(row: Row) -> bytes:
     """Digest of all (role, content) pairs; each content is prefixed by its length, so no two rows share the
     encoding by concatenation."""
+    if row.paired:  # a PairRow: the same text as its two messages give below
+        u, r = row.user, row.response
+        return xxh3_128_digest(f"user:{len(u)}:{u}assistant:{len(r)}:{r}".encode("utf-8", "surrogatepass"))
     msgs = row.example.messages
     if len(msgs) == 2:  # most rows: one f-string, no list
         a, b = msgs
@@ -64,10 +69,10 @@ class ExactDedup(Filter):
         key = row_digest(row)
         k = self.seen.get(key)
         if k is None:
-            self.seen.put(key, self.first_ids.append(row.example.id))
+            self.seen.put(key, self.first_ids.append(row.id))
             return None
         first = self.first_ids[k]
-        return None if first == row.example.id else ("exact_duplicate", f"same as {first}")
+        return None if first == row.id else ("exact_duplicate", f"same as {first}")
 
 
 def shingles(text: str, n: int) -> np.ndarray:
@@ -113,6 +118,6 @@ class NearDedup(Filter):
                 if sim >= self.cfg.threshold:
                     return "near_duplicate", f"~{sim:.2f} similar to {other}"
         for key in keys:
-            self.buckets.setdefault(key, row.example.id)
-        self.signatures[row.example.id] = sig
+            self.buckets.setdefault(key, row.id)
+        self.signatures[row.id] = sig
         return None

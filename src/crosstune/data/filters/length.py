@@ -21,18 +21,27 @@ class LengthFilter(Filter):
         super().__init__()
         self.cfg = cfg
         self.sides = frozenset(cfg.sides)
+        self.lo, self.hi = cfg.min_chars, cfg.max_chars
 
     def check(self, row: Row) -> tuple[str, str] | None:
-        lo, hi, sides = self.cfg.min_chars, self.cfg.max_chars, self.sides
+        if row.paired:  # a PairRow: its two contents, without building its messages
+            lo, hi = self.lo, self.hi
+            for role, c in (("user", row.user), ("assistant", row.response)):
+                n = len(c) if c and not (c[0].isspace() or c[-1].isspace()) else len(c.strip())
+                if not lo <= n <= hi and role in self.sides:
+                    return self._verdict(role, c)
+            return None
         for m in row.example.messages:
-            if m.role not in sides:
-                continue
-            c = m.content
-            n = len(c) if c and not (c[0].isspace() or c[-1].isspace()) else len(c.strip())
-            if lo <= n <= hi:
-                continue
-            if n < self.cfg.min_chars:
-                return "too_short", f"{m.role}: {n} chars < {self.cfg.min_chars}"
-            if n > self.cfg.max_chars:
-                return "too_long", f"{m.role}: {n} chars > {self.cfg.max_chars}"
+            if m.role in self.sides:
+                verdict = self._verdict(m.role, m.content)
+                if verdict is not None:
+                    return verdict
         return None
+
+    def _verdict(self, role: str, c: str) -> tuple[str, str] | None:
+        n = len(c) if c and not (c[0].isspace() or c[-1].isspace()) else len(c.strip())
+        if self.lo <= n <= self.hi:
+            return None
+        if n < self.lo:
+            return "too_short", f"{role}: {n} chars < {self.lo}"
+        return "too_long", f"{role}: {n} chars > {self.hi}"

@@ -13,10 +13,9 @@ from typing import Literal
 import numpy as np
 from pydantic import field_validator, model_validator
 
-from crosstune.data.blocks import Row
+from crosstune.data.blocks import PairRow, Row
 from crosstune.data.build_encode import _STR, EscapedFields, escaped_concat, escaped_user_text, pair_line
 from crosstune.data.formats import alpaca_user_text
-from crosstune.data.schema import Example, Message
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import (Languages, Marking, Volume, draw_indices, make_row, marked_user_text,
                                            resolve_volume)
@@ -125,10 +124,11 @@ def _x2x_pair(pair: np.ndarray, n_langs: int, same_ok: bool) -> tuple[int, int]:
 
 
 class _Ctx:
-    """Row construction. Rows are built directly (meta in its final key order, no intermediate copies), and the
-    tag, base and translate rows write their output line from JSON-escaped corpus fields, each escaped once
-    (`build_encode.EscapedFields`): the CrossIn build makes ~200K rows from ~150K texts, and escaping every text
-    of every row again was most of the write."""
+    """Row construction. The tag, base and translate rows write their output line from JSON-escaped corpus
+    fields, each escaped once (`build_encode.EscapedFields`): the CrossIn build makes ~200K rows from ~150K texts,
+    and escaping every text of every row again was most of the write. They are `PairRow`s: the line plus the two
+    contents, the row key and the texts to check, with no `Example`, `Message`s or meta dicts (a custom filter
+    that asks for `row.example` gets it parsed from the line)."""
 
     def __init__(self, p: CrossInParams, corpus: Corpus, ids: list[str], xs: list[str]):
         self.p, self.corpus, self.ids, self.xs = p, corpus, ids, xs
@@ -143,21 +143,18 @@ class _Ctx:
         """Base rows of `lang` for (item id, row key) pairs: the item as its source has it."""
         look, esc, S = self.look[lang], self.esc.get, _STR
         el = S(lang)
+        key = ("base", lang, lang)
         for item, k in items:
             fields = look(item)
             instr, inp, out = fields
             ei, einp, eo = esc(lang, item, fields)
             user = alpaca_user_text(instr, inp)
             rid, sid = f"crossin-base-{k}", f"{lang}:{item}"
-            meta = {"recipe": "crossin", "mode": "base", "instruction_language": lang, "response_language": lang,
-                    "source_ids": [sid], "fields": {"instruction": instr, "input": inp, "output": out},
-                    "directive": "none", "marker": ""}
             meta_json = (f'{{"recipe": "crossin", "mode": "base", "instruction_language": {el}, '
                          f'"response_language": {el}, "source_ids": [{S(sid)}], "fields": {{"instruction": {ei}, '
                          f'"input": {einp}, "output": {eo}}}, "directive": "none", "marker": ""}}')
-            yield Row(Example(rid, [Message("user", user, lang), Message("assistant", out, lang)], None, meta),
-                      (("user", user, lang), ("assistant", out, lang)),
-                      pair_line(S(rid), escaped_user_text(ei, einp, inp), el, eo, el, meta_json))
+            yield PairRow(rid, user, out, key, (("user", user, lang), ("assistant", out, lang)),
+                          pair_line(S(rid), escaped_user_text(ei, einp, inp), el, eo, el, meta_json))
 
     def cross_rows(self, mode: str, draws: Iterable[tuple[int, int, str, str]]) -> Iterator[Row]:
         """Rows of (row number, item position, instruction language, response language): the instruction and
@@ -177,10 +174,6 @@ class _Ctx:
             if tag_style:  # the tag ends the input: fields (instr, inp + tag), marker = tag
                 tag, e_tag = tags[tgt], e_tags[tgt]
                 user = f"{instr}\n\n{inp}{tag}"
-                meta = {"recipe": "crossin", "mode": mode, "instruction_language": src, "response_language": tgt,
-                        "source_ids": [src_id, tgt_id],
-                        "fields": {"instruction": instr, "input": inp + tag, "output": out},
-                        "directive": "tag", "marker": tag}
                 ei, einp, _ = esc(src, item, src_fields)
                 eo = esc(tgt, item, tgt_fields)[2]
                 e_input = escaped_concat(einp, e_tag)
@@ -188,8 +181,8 @@ class _Ctx:
                              f'"response_language": {e[tgt]}, "source_ids": [{S(src_id)}, {S(tgt_id)}], '
                              f'"fields": {{"instruction": {ei}, "input": {e_input}, "output": {eo}}}, '
                              f'"directive": "tag", "marker": {e_tag}}}')
-                yield Row(Example(rid, [Message("user", user, src), Message("assistant", out, tgt)], None, meta),
-                          checks, pair_line(S(rid), f"{ei[:-1]}\\n\\n{e_input[1:]}", e[src], eo, e[tgt], meta_json))
+                yield PairRow(rid, user, out, (mode, src, tgt), checks,
+                              pair_line(S(rid), f"{ei[:-1]}\\n\\n{e_input[1:]}", e[src], eo, e[tgt], meta_json))
                 continue
             user = marked_user_text(instr, inp, src, tgt, marking)
             row = make_row(rid, recipe="crossin", mode=mode, user=user, response=out, instruction_language=src,
@@ -221,18 +214,14 @@ class _Ctx:
         instruction, e_instruction = self._translate_instruction(tgt)
         user = alpaca_user_text(instruction, src_text)
         rid, src_id, tgt_id = f"crossin-translate-{k}", f"{src}:{item}", f"{tgt}:{item}"
-        meta = {"recipe": "crossin", "mode": "translate", "instruction_language": src, "response_language": tgt,
-                "source_ids": [src_id, tgt_id],
-                "fields": {"instruction": instruction, "input": src_text, "output": tgt_text},
-                "directive": "none", "marker": ""}
         meta_json = (f'{{"recipe": "crossin", "mode": "translate", "instruction_language": {self.e[src]}, '
                      f'"response_language": {self.e[tgt]}, "source_ids": [{S(src_id)}, {S(tgt_id)}], '
                      f'"fields": {{"instruction": {e_instruction}, "input": {es}, "output": {et}}}, '
                      f'"directive": "none", "marker": ""}}')
-        return Row(Example(rid, [Message("user", user, src), Message("assistant", tgt_text, tgt)], None, meta),
-                   (("user", src_text, src), ("assistant", tgt_text, tgt)),
-                   pair_line(S(rid), escaped_user_text(e_instruction, es, src_text), self.e[src], et, self.e[tgt],
-                             meta_json))
+        return PairRow(rid, user, tgt_text, ("translate", src, tgt),
+                       (("user", src_text, src), ("assistant", tgt_text, tgt)),
+                       pair_line(S(rid), escaped_user_text(e_instruction, es, src_text), self.e[src], et, self.e[tgt],
+                                 meta_json))
 
 
 # meta fields for the named training templates (train owner): the row's structured instruction/input (with the
