@@ -75,9 +75,11 @@ def _score_file(predictions, task, out_path, extractor, seed, n_boot, data, data
     from crosstune.data.io import dumps_row
     from crosstune.eval.evaluate import task_with_data
     from crosstune.eval.predictions import score_predictions
+    from crosstune.paths import Lookup
 
     if not task:
         raise CrosstuneError("--predictions needs --task (cross_mmlu, cross_logiqa or a task .yaml)")
+    predictions = Lookup(root=data_root).spelled(predictions, what="--predictions")  # the data-root rule
     summaries, records = score_predictions(predictions, task_with_data(task, data), extractor, seed, n_boot,
                                            data_root=data_root)
     out_path.parent.mkdir(parents=True, exist_ok=True)
