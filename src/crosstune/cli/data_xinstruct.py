@@ -20,9 +20,14 @@ def xinstruct(
     from crosstune.data.xinstruct.report import summary_table
     from crosstune.data.xinstruct.runner import plan_xinstruct, run_xinstruct
 
+    from crosstune.distributed import state
+
     plan = plan_xinstruct(path, overrides or [], data_root)  # every config error surfaces here, before any work
-    console.print(f"xinstruct from {path}: languages {', '.join(plan.config.languages)}, "
-                  f"model {plan.config.model.backend}")
+    if state().is_main:
+        console.print(f"xinstruct from {path}: languages {', '.join(plan.config.languages)}, "
+                      f"model {plan.config.model.backend}")
     result = run_xinstruct(plan, out_dir)
+    if not result.primary:
+        return  # another process of a multi-process launch: process 0 writes and reports
     console.print(summary_table(result.manifest, result.run))
     out.print(str(result.out_dir / "train.jsonl"))

@@ -4,6 +4,10 @@ manifest.json (deterministic: counts, settings, signal distributions) and run.js
 Everything that can be checked is checked before the first engine call: config, source path, fields, ids, and
 that the engine has every language pair. A killed run resumes from the call cache: the rerun sends only the
 segments that had not come back, and a complete rerun sends none.
+
+Under `accelerate launch` or `torchrun` the processes split the segments the cache lacks (`split.SplitTranslator`:
+the same batches one process would send, so the same translations); process 0 alone writes the outputs, which are
+the one-process outputs byte for byte, and `run.json` sums the calls over the processes.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from crosstune.data.translate.config import TranslateConfig
 from crosstune.data.translate.engines import build_engine
 from crosstune.data.translate.pipeline import TextTranslator
 from crosstune.data.translate.protect import compile_spans
+from crosstune.data.translate.split import SplitTranslator
 from crosstune.data.translate.signals import LidScorer, measure_row, round_trip_chrf, summarize, verdict
 from crosstune.data.translate.source import SourceRow, read_source
+from crosstune.distributed import share_line, state
 from crosstune.errors import CrosstuneError
 from crosstune.paths import Lookup
 from crosstune.models.cache import CallCache
@@ -86,7 +92,9 @@ def run_translate(plan: Plan, out_dir: str | Path) -> dict:
     cfg, engine = plan.config, plan.engine
     t0 = time.perf_counter()
     rows, layout = plan.rows, plan.layout
-    translator = engine if engine.cached else SegmentCache(engine, plan.cache)
+    st = state()
+    base = engine if engine.cached else SegmentCache(engine, plan.cache)
+    translator = SplitTranslator(base, st, cfg.engine.batch_size, engine.measure) if st.world > 1 else base
     pattern = compile_spans(cfg.protect)
     src = cfg.source.language
     excluded: list[dict] = []
@@ -101,7 +109,8 @@ def run_translate(plan: Plan, out_dir: str | Path) -> dict:
         for lang in cfg.languages if r.missing else ():
             excluded.append({"id": r.id, "language": lang, "reason": "missing_field",
                              "detail": f"line {r.line}: no {', '.join(cfg.source.prefix + f for f in r.missing)}"})
-    with Progress(*columns, console=console, transient=False, refresh_per_second=4) as progress:
+    with Progress(*columns, console=console, transient=False, refresh_per_second=4,
+                  disable=not st.is_main) as progress:
         for lang in cfg.languages:
             tt = TextTranslator(_Tracked(translator, progress, f"{src}->{lang}"), engine.limit,
                                 engine.measure, pattern, cfg.segment == "sentence", cfg.keep_code)
@@ -116,24 +125,43 @@ def run_translate(plan: Plan, out_dir: str | Path) -> dict:
                 back = {o: r.output for o, r in zip(ok_out, rt.run(ok_out, lang, src)) if r.output is not None}
                 segments += rt.segments_sent
             segments += tt.segments_sent
+            if not st.is_main:
+                continue  # process 0 assembles and writes; the others only translate their shares
             kept, sigs, summary_sigs = _assemble(live, lang, results, back, cfg, pattern, excluded)
             outputs[lang], signals[lang] = kept, sigs
             summaries[lang] = summary_sigs
             per_lang[lang] = {"kept": len(kept), "excluded": sum(e["language"] == lang for e in excluded)}
     seconds = time.perf_counter() - t0
+    counts = st.sum({"calls": translator.calls, "hits": translator.hits})
+    split = _split_line(translator, st)
+    if not st.is_main:
+        return {"manifest": None, "run": None, "out_dir": str(out_dir), "primary": False, "split": split}
     manifest = {
         "config_file": plan.config_path, "config_hash": config_hash(cfg), "config": cfg.model_dump(mode="json"),
         "source": {"path": cfg.source.path, "language": src, "layout": layout, "rows": len(rows)},
-        "engine": {"kind": engine.kind, "model": engine.model, "fingerprint": _fingerprint(translator, engine),
+        "engine": {"kind": engine.kind, "model": engine.model, "fingerprint": _fingerprint(base, engine),
                    "limit": engine.limit},
         "counts": {"rows": len(rows), "per_language": per_lang, "excluded": _reasons(excluded)},
         "signals": summaries,
     }
-    run = {"seconds": round(seconds, 3), "engine_calls": translator.calls, "cache_hits": translator.hits,
+    run = {"seconds": round(seconds, 3), "engine_calls": counts["calls"], "cache_hits": counts["hits"],
            "segments": segments, "segments_per_second": round(segments / seconds, 2) if seconds else None,
-           "engine_calls_per_second": round(translator.calls / seconds, 2) if seconds else None}
+           "engine_calls_per_second": round(counts["calls"] / seconds, 2) if seconds else None,
+           "processes": st.world}
     _write(Path(out_dir), rows, src, outputs, signals, excluded, manifest, run)
-    return {"manifest": manifest, "run": run, "out_dir": str(out_dir)}
+    return {"manifest": manifest, "run": run, "out_dir": str(out_dir), "primary": True, "split": split}
+
+
+def _split_line(translator, st) -> str:
+    """`2 processes: 120 segments each` (the segments the cache lacked; exact counts when the batches split them
+    unevenly); '' for one process."""
+    if st.world <= 1:
+        return ""
+    mine = st.gather(translator.mine)
+    line = share_line(translator.segments, "segments", st)
+    if max(mine) - min(mine) > 1:
+        line += f" (batches are dealt whole: {' + '.join(map(str, mine))})"
+    return line
 
 
 def _assemble(rows: list[SourceRow], lang: str, results: dict, back: dict, cfg, pattern, excluded: list):

@@ -92,14 +92,16 @@ class Generate(Block):
                                    self.cfg.stop) for j in range(self.cfg.candidates)]
 
     def run(self, rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
+        """One model call per `batch_size` passages (split over the processes of a launch: `ModelHandle`)."""
         n = self.cfg.candidates
-        for chunk in batches(rows, self.batch_size):
-            texts = self.model.generate([r for row in chunk for r in self.requests(row)])
+        chunks = list(batches(rows, self.batch_size))
+        groups = [[r for row in chunk for r in self.requests(row)] for chunk in chunks]
+        advance = (lambda i: self.progress(len(chunks[i]))) if self.progress else None
+        answers = self.model.generate_groups(groups, advance, self.name)
+        for chunk, texts in zip(chunks, answers):
             for i, row in enumerate(chunk):
                 self.n_in += 1
                 yield from self._candidates(row, texts[i * n:(i + 1) * n], sink)
-            if self.progress:
-                self.progress(len(chunk))
 
     def _candidates(self, row: Row, raws: list[str], sink: ExclusionSink) -> Iterator[Row]:
         passage = row.example.response

@@ -1,15 +1,22 @@
 """The pipeline's one model handle: any backend behind `CachedBackend`, with a weights fingerprint as cache
-identity, and the seconds spent waiting on model calls (so each block can report its own cost apart)."""
+identity, and the seconds spent waiting on model calls (so each block can report its own cost apart).
+
+Blocks send a phase's work as groups (one backend call each: `generate_groups`, `loglikelihood_groups`). Under
+`accelerate launch`/`torchrun` process k sends every n-th group that the call cache cannot fully answer
+(`distributed.my_share`), each exactly the call one process would make (so the same outputs), committing each
+result as it comes; then the processes exchange their results (`State.gather`) and all go on with every result."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from crosstune.console import console
 from crosstune.data.xinstruct.config import ModelConfig
+from crosstune.distributed import my_share, share_line, state
 from crosstune.errors import CrosstuneError
 from crosstune.models.backends import GenerateRequest, LoglikRequest, LoglikResult, build_backend, parse_spec
-from crosstune.models.cache import CachedBackend, CallCache
+from crosstune.models.cache import CachedBackend, CallCache, request_key
 from crosstune.threads import set_threads
 
 
@@ -67,6 +74,47 @@ class ModelHandle:
 
     def generate(self, requests: list[GenerateRequest]) -> list[str]:
         return self._timed(self.cached.generate, requests)
+
+    def generate_groups(self, groups: list[list[GenerateRequest]], done=None, what: str = "") -> list[list[str]]:
+        """`generate` on each group (one backend call each), split over the processes of a launch."""
+        return self._groups(self.generate, "generate", groups, done, what)
+
+    def loglikelihood_groups(self, groups: list[list[LoglikRequest]], done=None,
+                             what: str = "") -> list[list[LoglikResult]]:
+        return self._groups(self.loglikelihood, "loglikelihood", groups, done, what)
+
+    def _groups(self, call, kind: str, groups: list[list], done, what: str) -> list[list]:
+        """Each group's results, in order; `done(i)` after group i. One process calls the groups in order.
+        Several: the groups with a request the cache lacks are dealt every n-th; process 0 reads the others from
+        the cache (so the processes' call and hit counts add up to the one-process counts)."""
+        done = done or (lambda i: None)
+        st = state()
+        if st.world <= 1:
+            out = []
+            for i, g in enumerate(groups):
+                out.append(call(g))
+                done(i)
+            return out
+        pending = None
+        if st.is_main:  # process 0's view of the cache: another process may already be writing this phase
+            keys = [[request_key(self.cached.fingerprint, kind, r) for r in g] for g in groups]
+            found = self.cache.get_many(k for ks in keys for k in ks)
+            pending = [i for i, ks in enumerate(keys) if any(k not in found for k in ks)]
+            if what and pending:
+                console.print(f"{what}: {share_line(len(pending), 'calls', st)}")
+        pending = st.gather(pending)[0]
+        mine = my_share(pending, st)
+        results = {}
+        for i in mine:
+            results[i] = call(groups[i])
+            done(i)
+        if st.is_main:  # the groups the cache answers whole: read once, sent with the rest
+            results.update((i, call(groups[i])) for i in sorted(set(range(len(groups))) - set(pending)))
+        for part in st.gather(results):
+            results.update(part)
+        for i in sorted(set(range(len(groups))) - set(mine)):
+            done(i)
+        return [results[i] for i in range(len(groups))]
 
     def _timed(self, call, requests):
         """Model time (cache lookups included) is what the manifest reports beside the pipeline's own."""

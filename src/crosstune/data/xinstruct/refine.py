@@ -64,45 +64,34 @@ class Refine(Block):
         instr, resp, lang = _pair(row)
         return fill(self.prompts["grade"], instruction=instr, response=resp, language=language_name(lang))
 
-    def _judge(self, rows: list[Row]) -> list[dict]:
-        """Per row: {raw, grade, off_format} (+ `logprobs` per grade word in loglik mode)."""
+    def _judge(self, rows: list[Row], rnd: int) -> list[dict]:
+        """Per row: {raw, grade, off_format} (+ `logprobs` per grade word in loglik mode); one model call per
+        `batch_size` rows (split over the processes of a launch: `ModelHandle`)."""
+        chunks = list(batches(rows, self.batch_size))
+        advance = (lambda i: self.progress(len(chunks[i]))) if self.progress else None
+        what = f"{self.name} round {rnd}"
+        if self.cfg.mode == "loglik":
+            groups = [[r for row in chunk for r in self.model.loglik_requests(self._grade_prompt(row), GRADES)]
+                      for chunk in chunks]
+            return [a for res in self.model.loglikelihood_groups(groups, advance, what) for a in _best(res)]
+        groups = [[self.model.request(self._grade_prompt(row), self.cfg.max_new_tokens) for row in chunk]
+                  for chunk in chunks]
         out: list[dict] = []
-        for chunk in batches(rows, self.batch_size):
-            if self.cfg.mode == "loglik":
-                out.extend(self._score_grades([self._grade_prompt(row) for row in chunk]))
-            else:
-                reqs = [self.model.request(self._grade_prompt(row), self.cfg.max_new_tokens) for row in chunk]
-                for raw in self.model.generate(reqs):
-                    grade, problem = parse_grade(raw)
-                    out.append({"raw": raw, "grade": grade, "off_format": problem})
-            if self.progress:
-                self.progress(len(chunk))
-        return out
-
-    def _score_grades(self, prompts: list[str]) -> list[dict]:
-        """Each grade word scored as the continuation of the judge's context; the most likely one (ties: the
-        better grade) is the grade."""
-        reqs = []
-        for prompt in prompts:
-            reqs += self.model.loglik_requests(prompt, GRADES)
-        results = self.model.loglikelihood(reqs)
-        out = []
-        for i in range(len(prompts)):
-            lps = {g: round(results[i * len(GRADES) + j].logprob, 4) for j, g in enumerate(GRADES)}
-            best = max(GRADES, key=lambda g: (lps[g], -RANK[g]))
-            out.append({"raw": best, "grade": best, "off_format": None, "logprobs": lps})
+        for raw in (raw for raws in self.model.generate_groups(groups, advance, what) for raw in raws):
+            grade, problem = parse_grade(raw)
+            out.append({"raw": raw, "grade": grade, "off_format": problem})
         return out
 
     def _rewrite(self, rows: list[Row], key: str, max_new: int) -> list[str]:
-        out: list[str] = []
+        groups = []
         for chunk in batches(rows, self.batch_size):
             reqs = []
             for row in chunk:
                 instr, resp, lang = _pair(row)
                 prompt = fill(self.prompts[key], instruction=instr, response=resp, language=language_name(lang))
                 reqs.append(self.model.request(prompt, max_new))
-            out.extend(self.model.generate(reqs))
-        return out
+            groups.append(reqs)
+        return [t for texts in self.model.generate_groups(groups, what=f"{self.name} {key}") for t in texts]
 
     # ---- the block -----------------------------------------------------------------------------------------
     def run(self, rows: Iterable[Row], sink: ExclusionSink) -> Iterator[Row]:
@@ -118,7 +107,7 @@ class Refine(Block):
                 break
             to_rewrite = []
             counts = {g: 0 for g in GRADES}
-            for row, answer in zip(pending, self._judge(pending)):
+            for row, answer in zip(pending, self._judge(pending, rnd)):
                 raw, grade, problem = answer["raw"], answer["grade"], answer["off_format"]
                 self.records.append({"id": row.example.id, "round": rnd, **answer})
                 row.example.meta.setdefault("grades", []).append(grade or f"off_format:{problem}")
@@ -203,3 +192,14 @@ class Refine(Block):
         out = super().report()
         out["grades_per_round"] = self.grades_per_round
         return out
+
+
+def _best(results: list) -> list[dict]:
+    """A group's grades in loglik mode: each grade word scored as the continuation of the judge's context (three
+    results per row); the most likely one (ties: the better grade) is the grade."""
+    out = []
+    for i in range(0, len(results), len(GRADES)):
+        lps = {g: round(results[i + j].logprob, 4) for j, g in enumerate(GRADES)}
+        best = max(GRADES, key=lambda g: (lps[g], -RANK[g]))
+        out.append({"raw": best, "grade": best, "off_format": None, "logprobs": lps})
+    return out

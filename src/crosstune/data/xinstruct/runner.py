@@ -7,6 +7,12 @@ model calls).
 Resumable from the runner: every model call goes through the shared call cache as it completes, so a killed run
 repeats the blocks without repeating a call, and a rerun of an unchanged config makes none. The manifest holds
 only what the config and inputs decide (same config, same bytes); timings and call counts go to `run.json`.
+
+Under `accelerate launch` or `torchrun` every process reads the same passages; the generate and refine phases
+split their model calls over the processes (`ModelHandle.generate_groups`: each call the one a single process
+makes, so the same answers), and every process gets every answer; after refine, process 0 alone diversifies
+(embedding, k-means) and writes, and `run.json` sums the calls over the processes. The outputs are the
+one-process outputs byte for byte.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from crosstune.data.xinstruct.model import ModelHandle, check_loglik_backend
 from crosstune.data.xinstruct.read import ReadSegment, passage_filters, read_documents
 from crosstune.data.xinstruct.refine import Refine
 from crosstune.data.xinstruct.write import ToSFT
+from crosstune.distributed import state
 from crosstune.errors import CrosstuneError
 from crosstune.paths import Lookup
 
@@ -110,10 +117,14 @@ class XInstructResult:
     run: dict
     out_dir: Path
     rows: list[Row]
+    primary: bool = True
 
 
 def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = None) -> XInstructResult:
+    """Run the blocks; under a multi-process launch only process 0 writes and gets the result's manifest and run
+    (the others return `primary=False` after refine)."""
     cfg = plan.config
+    st = state()
     model = model or ModelHandle(cfg.model)
     separate = cfg.model.judge and cfg.model.judge != cfg.model.backend
     judge = ModelHandle(cfg.model.model_copy(update={"backend": cfg.model.judge, "fingerprint": "auto"})) \
@@ -133,20 +144,27 @@ def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = N
     filters = passage_filters(cfg.segment, cfg.languages)
     passages = _run_block(steps, "read", model, [reader, *filters], None, sink)
     steps["read"].seconds = time.perf_counter() - t0  # file reading included
-    console.print(f"read: {len(passages):,} passages from {reader.stats['documents']:,} documents "
-                  f"({', '.join(cfg.languages)})")
+    if st.is_main:
+        console.print(f"read: {len(passages):,} passages from {reader.stats['documents']:,} documents "
+                      f"({', '.join(cfg.languages)})")
 
     checks = CandidateChecks(cfg.generate)
     bs = cfg.model.batch_size
     with _progress("generate", len(passages)) as advance:
         gen = Generate(cfg.generate, plan.prompts["generate"], model, bs, checks, advance)
         candidates = _run_block(steps, "generate", model, [gen], passages, sink)
-    console.print(f"generate: {len(candidates):,} candidate instructions "
-                  f"({model.calls:,} model calls, {model.hits:,} from the cache)")
+    if st.is_main:
+        console.print(f"generate: {len(candidates):,} candidate instructions "
+                      f"({steps['generate'].calls:,} model calls{st.tag()}, {steps['generate'].hits:,} from the cache)")
 
     with _progress("refine", len(candidates)) as advance:
         refine = Refine(cfg.refine, plan.prompts, judge, checks, bs, advance)
         refined = _run_block(steps, "refine", judge, [refine], candidates, sink)
+    handles = [model] + ([judge] if judge is not model else [])
+    totals = st.sum({"calls": sum(h.calls for h in handles), "hits": sum(h.hits for h in handles),
+                     **{f"{k}.{c}": getattr(v, c) for k, v in steps.items() for c in ("calls", "hits")}})
+    if not st.is_main:  # process 0 diversifies and writes
+        return XInstructResult({}, {}, Path(out_dir), [], primary=False)
     console.print(f"refine: {len(refined):,} pairs kept")
 
     div = Diversify(cfg.diversify)
@@ -177,10 +195,11 @@ def run_xinstruct(plan: Plan, out_dir: str | Path, model: ModelHandle | None = N
     _atomic(out / "candidates.jsonl", "".join(dumps_row(r) + "\n" for r in gen.records))
     _atomic(out / "grades.jsonl", "".join(dumps_row(r) + "\n" for r in refine.records))
     steps["write"] = Step("write", seconds=time.perf_counter() - t_write)
-    handles = [model] + ([judge] if judge is not model else [])
-    run = {"seconds": round(time.perf_counter() - t_start, 3), "model_calls": sum(h.calls for h in handles),
-           "cache_hits": sum(h.hits for h in handles), "blocks": {k: v.to_dict() for k, v in steps.items()},
-           "diversify": div.seconds}
+    for k, v in steps.items():  # the calls of every process
+        v.calls, v.hits = totals.get(f"{k}.calls", v.calls), totals.get(f"{k}.hits", v.hits)
+    run = {"seconds": round(time.perf_counter() - t_start, 3), "model_calls": totals["calls"],
+           "cache_hits": totals["hits"], "blocks": {k: v.to_dict() for k, v in steps.items()},
+           "diversify": div.seconds, "processes": st.world}
     _atomic(out / "run.json", json.dumps(run, indent=2) + "\n")
     return XInstructResult(manifest, run, out, rows)
 
