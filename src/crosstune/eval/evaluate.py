@@ -75,8 +75,10 @@ def run_jobs(backend, jobs: list[Job], model: str, *, n_boot: int = 1000, seed: 
         summaries.append(s)
         if primary:
             out.print(headline(job.cfg.name, job.scorer.mode, s))
-    if primary and hasattr(backend, "calls"):
-        console.print(f"model calls: {backend.calls}, cached: {backend.hits}")
+    if hasattr(backend, "calls"):  # summed over the processes of a launch
+        n = state().sum({"calls": backend.calls, "hits": backend.hits})
+        if primary:
+            console.print(f"model calls: {n['calls']}, cached: {n['hits']}")
     return summaries
 
 
