@@ -2,28 +2,32 @@
 
 One helper for every stage that sends items to a model (eval run/generate/judge, the experiment suites, data
 translate/xinstruct). Under `accelerate launch` or `torchrun` (WORLD_SIZE > 1) each process takes every n-th item
-of the ordered list of items not yet done and appends its rows to its own part file; process 0 merges all files
-into the stage's one output, in input order, so the result is the one-process result. A killed run (of any
-number of processes) leaves its part files; a rerun with any number of processes reads the main file and every
-part file, skips finished keys, and sends no finished item again (the call cache answers a request that was in
-flight).
+of the ordered list of items not yet done and appends its rows to its own part file; process 0 merges them into
+the stage's one output, in input order, so the result is the one-process result. A killed run (of any number of
+processes) leaves its part files; a rerun with any number of processes reads the main file and every part file,
+skips finished keys, and sends no finished item again (the call cache answers a request that was in flight).
+
+Process 0 decides: it reads what is done and tells the others (so every process splits the same list), and at the
+end it receives the rows each process wrote in this run through the process group, so processes on machines that
+do not share the output folder still merge into process 0's folder (a killed run then resumes from the part files
+process 0's machine can see, and from each machine's call cache).
 
 API (a stage's usual flow):
 
-    st = state()                              # .rank .world .local_rank .is_main .barrier() .gather(obj)
+    st = state()                              # .rank .world .local_rank .is_main .barrier() .gather(obj) .sum(d)
     done = read_done(path, key, st)            # {key: row} from path and every path.partK (torn last lines cut)
     todo = [x for x in items if key(x) not in done]
     mine = my_share(todo, st)                  # todo[rank::world]: deterministic, the same on every process
     console.print(share_line(len(todo), "prompts", st))  # "2 processes: 12 prompts each"
-    with open_rows(path, st) as f:             # path itself for one process, else path.partK (append)
-        f.write(dumps_row(row) + "\\n")
+    with open_rows(path, st) as out:           # path itself for one process, else path.partK (append)
+        out.write(row); out.flush()            # one JSON line per row; flush = fsync: a kill loses no flushed row
     totals = st.sum({"calls": c, "hits": h})   # summed over processes, on every process
-    rows = merge_parts(path, key, order, st)   # barrier; process 0 writes rows in `order`, removes parts; barrier
+    rows = merge_parts(path, key, order, st, out.rows)  # process 0 writes rows in `order`, parts removed
 
-`merge_parts` returns the merged rows on every process (process 0 writes, the others read after the barrier).
-Processes wait for each other at barriers for up to CROSSTUNE_DIST_TIMEOUT seconds (default one day: an idle
-process of a run with more processes than items waits for the others); a process that dies makes the launcher
-stop the others, and the rerun resumes.
+`read_done` gives the rows on process 0 and the keys (values None) on the others; `merge_parts` returns the merged
+rows on process 0 and [] on the others. Processes wait for each other for up to CROSSTUNE_DIST_TIMEOUT seconds
+(default one day: an idle process of a run with more processes than items waits for the others); a process that
+dies makes the launcher stop the others, and the rerun resumes.
 """
 
 from __future__ import annotations
@@ -140,44 +144,72 @@ def _read_all(path: Path, key: Callable[[dict], Hashable], repair: bool, what: s
 
 def read_done(path: str | Path, key: Callable[[dict], Hashable], st: State | None = None,
               what: str = "row") -> dict:
-    """{key: row} of the rows already written to `path` and its part files. Process 0 first cuts torn last lines
-    (a killed write) so appends start on a clean line; the others read after it. Call it on every process."""
+    """{key: row} of the rows already written to `path` and its part files, read by process 0 (which first cuts
+    torn last lines, so appends start on a clean line); the other processes get the same keys with None values.
+    Call it on every process."""
     st = st or state()
-    path = Path(path)
-    done = _read_all(path, key, True, what) if st.is_main else {}
-    st.barrier()
-    return done if st.is_main else _read_all(path, key, False, what)
+    done = _read_all(Path(path), key, True, what) if st.is_main else {}
+    if st.world > 1:
+        keys = st.gather(list(done) if st.is_main else None)[0]
+        if not st.is_main:
+            done = dict.fromkeys(keys)
+    return done
+
+
+class RowWriter:
+    """Appends rows to one file as canonical JSON lines (`dumps_row`) and keeps the rows written (`rows`)."""
+
+    def __init__(self, f):
+        self._f, self.rows = f, []
+
+    def write(self, row: dict) -> None:
+        from crosstune.data.io import dumps_row
+
+        self._f.write(dumps_row(row) + "\n")
+        self.rows.append(row)
+
+    def flush(self, sync: bool = True) -> None:
+        """Push the written rows to the file (and to the disk with `sync`): a later kill loses none of them."""
+        self._f.flush()
+        if sync:
+            os.fsync(self._f.fileno())
 
 
 @contextmanager
-def open_rows(path: str | Path, st: State | None = None) -> Iterator:
+def open_rows(path: str | Path, st: State | None = None) -> Iterator[RowWriter]:
     """Append to this process's rows file: `path` itself for one process, else its part file."""
     st = st or state()
     target = Path(path) if st.world <= 1 else part_path(path, st.rank)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "a", encoding="utf-8") as f:
-        yield f
+        yield RowWriter(f)
 
 
 def merge_parts(path: str | Path, key: Callable[[dict], Hashable], order: Iterable[Hashable] | None = None,
-                st: State | None = None, *, what: str = "row", shape: Callable[[dict], dict] | None = None,
-                write: Callable[[Path, list[dict]], None] | None = None) -> list[dict]:
-    """After every process is done: process 0 reads `path` and every part file, writes the rows whole in the
-    order of the keys in `order` (a key with no row is left out; None keeps file order), removes the part files;
-    every process returns the merged rows. `shape` rewrites each row before writing (field order); `write`
-    replaces the plain JSONL writer (`rundir.write_rows`)."""
+                st: State | None = None, written: list[dict] | None = None, *, what: str = "row",
+                shape: Callable[[dict], dict] | None = None) -> list[dict]:
+    """After every process is done (call it on every process): process 0 takes the rows of `path` and of every
+    part file it can see, plus the rows each process `written` in this run (sent through the process group),
+    writes them whole in the order of the keys in `order` (a key with no row is left out; None keeps file order)
+    and returns them; every process removes its own part file. `shape` rewrites each row before writing (e.g. its
+    field order). The other processes return []."""
     from crosstune.eval import rundir
 
     st = st or state()
     path = Path(path)
-    st.barrier()
+    sent = st.gather(written or []) if st.world > 1 else []
+    rows: list[dict] = []
     if st.is_main:
         done = _read_all(path, key, False, what)
+        for part in sent:
+            done.update((key(r), r) for r in part)
         rows = list(done.values()) if order is None else [done[k] for k in order if k in done]
         if shape is not None:
             rows = [shape(r) for r in rows]
-        (write or rundir.write_rows)(path, rows)
+        rundir.write_rows(path, rows)
         for p in part_files(path):
-            p.unlink()
+            p.unlink(missing_ok=True)
     st.barrier()
-    return rows if st.is_main else rundir.read_rows(path, False, what)
+    if st.world > 1:
+        part_path(path, st.rank).unlink(missing_ok=True)
+    return rows

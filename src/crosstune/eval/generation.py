@@ -14,7 +14,6 @@ plus `index` (row position in its prompt file), `source` (file:line) and `seed`.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -168,29 +167,28 @@ def run_generation(backend, items: list[PromptItem], out_dir: str | Path, *, mod
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn(f"[bold]generate{st.tag()}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not mine) as progress, distributed.open_rows(path, st) as f:
+                  console=console, disable=not mine) as progress, distributed.open_rows(path, st) as out:
         task = progress.add_task("generate", total=len(mine))
         for s in range(0, len(mine), chunk):
             idx = mine[s:s + chunk]
             texts = backend.generate([plan.requests[i] for i in idx])
             for i, text in zip(idx, texts):
                 row = {**plan.rows[i], "response": text, "model": model, "fingerprint": fingerprint}
-                f.write(dumps_row(row) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+                out.write(row)
+            out.flush()
             progress.update(task, advance=len(idx))
     seconds = time.perf_counter() - t0
     counts = st.sum({"calls": backend.calls - calls0, "hits": backend.hits - hits0,
                      "tokens": (getattr(backend, "tokens_generated", 0) or 0) - tokens0})
-    ordered = distributed.merge_parts(path, _row_key, [_row_key(r) for r in plan.rows], st, what="generation row",
-                                      shape=lambda r: {k: r[k] for k in _row_order(r)})
-    summary = _summary(ordered, meta, counts["calls"], counts["hits"], resumed, counts["tokens"], seconds)
-    summary["skipped_rows"] = len(skipped or [])
-    summary["processes"] = st.world
+    ordered = distributed.merge_parts(path, _row_key, [_row_key(r) for r in plan.rows], st, out.rows,
+                                      what="generation row", shape=lambda r: {k: r[k] for k in _row_order(r)})
+    summary = None
     if st.is_main:
+        summary = _summary(ordered, meta, counts["calls"], counts["hits"], resumed, counts["tokens"], seconds)
+        summary["skipped_rows"] = len(skipped or [])
+        summary["processes"] = st.world
         rundir.write_json(out_dir / "summary.json", summary)
-    st.barrier()
-    return summary
+    return st.gather(summary)[0] if st.world > 1 else summary
 
 
 def _row_order(row: dict) -> list[str]:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from crosstune import distributed
 from crosstune.console import console
-from crosstune.data.io import dumps_row
 from crosstune.eval import rundir
 from crosstune.eval.identity import run_identity
 from crosstune.eval.summary import summarize_rows
@@ -64,7 +63,7 @@ def run_task(backend, cfg: TaskConfig, scorer, items: list[dict[str, Item]], out
         console.print(f"[dim]{cfg.name}/{scorer.mode}: {distributed.share_line(len(todo), 'prompts', st)}[/dim]")
     calls0, hits0 = _counts(backend)
     t0 = time.perf_counter()
-    with distributed.open_rows(pred_path, st) as f:
+    with distributed.open_rows(pred_path, st) as out:
         for s in range(0, len(mine), chunk_size):
             chunk = mine[s:s + chunk_size]
             reqs = [scorer.requests(it) for it in chunk]
@@ -74,9 +73,9 @@ def run_task(backend, cfg: TaskConfig, scorer, items: list[dict[str, Item]], out
             for it, rs in zip(chunk, reqs):
                 row = {"id": it.id, "language": it.language, **scorer.score(it, results[k:k + len(rs)]),
                        "gold": it.answer, "gold_index": it.answer_index, "prompt": scorer.sent(rs[0])}
-                f.write(dumps_row(row) + "\n")
+                out.write(row)
                 k += len(rs)
-            f.flush()
+            out.flush()
             elapsed = time.perf_counter() - t0
             console.print(f"[dim]{cfg.name}/{scorer.mode}: {s + len(chunk)}/{len(mine)} prompts{st.tag()}, "
                           f"{(s + len(chunk)) / max(elapsed, 1e-9):.1f}/s[/dim]")
@@ -85,7 +84,8 @@ def run_task(backend, cfg: TaskConfig, scorer, items: list[dict[str, Item]], out
     calls, hits = st.sum({"calls": calls, "hits": hits}).values()
     # item order: the same bytes however the work was split or resumed
     order = [(it[lang].id, lang) for it in items for lang in languages]
-    merged = {_key(r): r for r in distributed.merge_parts(pred_path, _key, order, st, what="prediction row")}
+    merged = {_key(r): r for r in distributed.merge_parts(pred_path, _key, order, st, out.rows,
+                                                          what="prediction row")}
     summary_path = run_dir / "summary.json"
     if st.is_main:
         rows = [[merged[(it[lang].id, lang)] for lang in languages] for it in items]
