@@ -39,11 +39,11 @@ def align(
     from crosstune.errors import CrosstuneError
     from crosstune.paths import Lookup
 
-    reference = Lookup(root=data_root).spelled(reference, what="--reference")
-    target = Lookup(root=data_root).spelled(target, what="--target")
     threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
     if not 0.0 <= threshold <= 1.0:
         raise CrosstuneError(f"--min-confidence {threshold}: expected a probability in [0, 1]")
+    reference = Lookup(root=data_root).spelled(reference, what="--reference")
+    target = Lookup(root=data_root).spelled(target, what="--target")
     start, cpu_start = time.perf_counter(), time.process_time()
     alignment, rows = align_files(reference, target, target_language=target_language,
                                   reference_format=reference_format, reference_prefix=reference_prefix,
