@@ -16,9 +16,12 @@ def test_quickstart_needs_nothing_outside_the_package(tmp_path, monkeypatch, def
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     from tests.conftest import run_main
+    import crosstune.threads
 
-    code, cap = run_main(["quickstart", "--out", "qs", "--steps", "2", "--prompt-limit", "1", "--mc-limit", "2"],
-                         capsys)
+    monkeypatch.setattr(crosstune.threads, "_decided", None)  # as in a fresh process: the decision is said
+
+    code, cap = run_main(["quickstart", "--out", "qs", "--steps", "2", "--prompt-limit", "1", "--mc-limit", "2",
+                          "--threads", "1"], capsys)
     assert code == 0, cap.err[-3000:]
     out = cwd / "qs"
     rows = {r["arm"]: r for r in csv.DictReader((out / "results.csv").open(encoding="utf-8"))}
@@ -32,4 +35,6 @@ def test_quickstart_needs_nothing_outside_the_package(tmp_path, monkeypatch, def
     data = [json.loads(x) for x in next(out.glob("stages/data/crossin-*/train.jsonl")).read_text().splitlines()]
     assert {r["meta"]["mode"] for r in data} == {"base", "en2x", "x2en", "translate"}
     assert "embedded demo set" in cap.err and "before (untuned) vs after" in cap.out
+    assert "threads: 1 (as set by --threads" in cap.err
+    assert json.loads((out / "experiment.json").read_text())["experiment"]["threads"] == 1
     assert not any("shared" in str(p) for p in os.listdir(cwd))
