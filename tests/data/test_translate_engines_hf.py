@@ -137,3 +137,10 @@ def test_runner_with_an_engine_that_returns_nothing_excludes_rows(tmp_path, monk
     rows = [json.loads(x) for x in (tmp_path / "out" / "parallel.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["0", "1"] and all("pt" not in r for r in rows)
     assert result["manifest"]["counts"]["excluded"] == {"pt:empty_translation": 2}
+
+
+def test_a_device_this_machine_lacks_fails_before_any_work(tmp_path):
+    path = _marian(tmp_path / "m", [">>por<<"])
+    with pytest.raises(CrosstuneError, match="field 'engine.device': device 'tpu': expected auto, cpu"):
+        _engine(path, device="tpu")
+    assert str(_engine(path, device="cpu").device) == "cpu"

@@ -29,6 +29,7 @@ class EngineConfig(StrictModel):
     max_new_tokens: Tokens = 256
     num_beams: int = Field(1, ge=1, le=64)
     dtype: str = "float32"
+    device: str = "auto"  # hf: auto = the GPU of this process (LOCAL_RANK) if torch sees one, else cpu
     threads: Workers | None = None  # torch threads (hf)
     prompt: list[dict[str, str]] | None = None  # llm: messages with {source_language} {target_language} {text}
     concurrency: Workers = 4  # llm: requests in flight (when the backend supports it)

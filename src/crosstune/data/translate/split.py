@@ -5,11 +5,13 @@ segments still missing from the call cache, and every process gets every transla
 same `translate_iter` interface. For each call (a language, a pass), the segments the cache lacks are ordered as
 the HF engine orders them (longest first, stable) and cut into batches of `engine.batch_size`; process k takes
 every n-th batch from the k-th (`distributed.my_share`), so each batch is the batch one process would have sent
-and the translations are the one-process translations. What is missing is process 0's view (read once, sent to
-the others: a process that runs ahead may already be writing this call's results). Each result is committed to the call cache as it comes
-back (a killed run keeps it), then the processes exchange their results (`State.gather`), so no process reads
-another's cache file and the same works across machines. A self-caching engine cannot tell what is cached: all of
-its segments are split (its own cache answers what is done).
+and the translations are the one-process translations. What is missing is process 0's view, read once and sent
+to the others (a process that runs ahead may already be writing this call's results). Each result is committed
+to the call cache as it comes back (a killed run keeps it); then the processes exchange their results
+(`State.gather`) and process 0 adds the others' to its cache when they are not there. No process reads another's
+cache file, so this works across machines too, each with its own cache, and a rerun on process 0's machine
+resumes from everything exchanged. A self-caching engine cannot tell what is cached: all of its segments are split
+(its own cache answers what is done).
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class SplitTranslator:
                 yield batch[j], out
         self.calls += inner.calls - calls0
         self.hits += inner.hits - hits0  # segments another process had just finished (a self-caching engine)
+        others: dict[int, str] = {}
         for rank, part in enumerate(st.gather(got)):
             if rank != st.rank:
-                yield from part.items()
+                others.update(part)
+        if st.is_main and others and isinstance(inner, SegmentCache):  # process 0's cache holds every result
+            fresh = {inner.key(texts[i], source, target): out for i, out in others.items()}
+            have = inner.cache.get_many(fresh)
+            inner.cache.put_many({k: v for k, v in fresh.items() if k not in have}, "translate")
+        yield from others.items()

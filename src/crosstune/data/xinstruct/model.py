@@ -4,7 +4,8 @@ identity, and the seconds spent waiting on model calls (so each block can report
 Blocks send a phase's work as groups (one backend call each: `generate_groups`, `loglikelihood_groups`). Under
 `accelerate launch`/`torchrun` process k sends every n-th group that the call cache cannot fully answer
 (`distributed.my_share`), each exactly the call one process would make (so the same outputs), committing each
-result as it comes; then the processes exchange their results (`State.gather`) and all go on with every result."""
+result as it comes; then the processes exchange their results (`State.gather`), process 0 stores the others' in
+its cache (when another machine's process made them), and all go on with every result."""
 
 from __future__ import annotations
 
@@ -83,6 +84,14 @@ class ModelHandle:
                              what: str = "") -> list[list[LoglikResult]]:
         return self._groups(self.loglikelihood, "loglikelihood", groups, done, what)
 
+    def _keep(self, kind: str, pairs: list) -> None:
+        """Store other processes' (request, result) pairs that this process's cache lacks, encoded as
+        `CachedBackend` stores them."""
+        encode = (lambda r: [r.logprob, r.is_greedy]) if kind == "loglikelihood" else (lambda t: t)
+        fresh = {request_key(self.cached.fingerprint, kind, r): encode(a) for r, a in pairs}
+        have = self.cache.get_many(fresh)
+        self.cache.put_many({k: v for k, v in fresh.items() if k not in have}, kind)
+
     def _groups(self, call, kind: str, groups: list[list], done, what: str) -> list[list]:
         """Each group's results, in order; `done(i)` after group i. One process calls the groups in order.
         Several: the groups with a request the cache lacks are dealt every n-th; process 0 reads the others from
@@ -112,6 +121,8 @@ class ModelHandle:
             results.update((i, call(groups[i])) for i in sorted(set(range(len(groups))) - set(pending)))
         for part in st.gather(results):
             results.update(part)
+        if st.is_main:  # process 0's cache holds every result (each machine of a launch has its own cache)
+            self._keep(kind, [(r, a) for i in sorted(set(pending) - set(mine)) for r, a in zip(groups[i], results[i])])
         for i in sorted(set(range(len(groups))) - set(mine)):
             done(i)
         return [results[i] for i in range(len(groups))]

@@ -30,6 +30,7 @@ class HFEngine:
         self._model = None
         self._family = None
         self._limit = cfg.max_length
+        self.device = _device(cfg.device)  # a device this machine lacks fails here, before any work
 
     # ---- identity and limits ------------------------------------------------------------------------------
     @property
@@ -137,7 +138,7 @@ class HFEngine:
             set_threads(self.cfg.threads)
             dtype = getattr(torch, self.cfg.dtype)
             self._model = AutoModelForSeq2SeqLM.from_pretrained(self.model, dtype=dtype, trust_remote_code=False)
-            self._model.eval()
+            self._model.to(self.device).eval()  # auto, under a multi-process launch: the GPU of this process
         return self._model
 
     def encode(self, text: str, source: str, target: str) -> list[int]:
@@ -176,6 +177,17 @@ class HFEngine:
             if bos is not None:
                 kwargs["forced_bos_token_id"] = bos
             with torch.inference_mode():
-                out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+                out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), **kwargs)
             for i, text in zip(idx, tok.batch_decode(out, skip_special_tokens=True)):
                 yield i, text.strip()
+
+
+def _device(name: str):
+    """`engine.device` as a torch device (auto: this process's GPU under a multi-process launch, else the CPU)."""
+    from crosstune.models.device import pick_device
+
+    try:
+        return pick_device(name)
+    except CrosstuneError as e:
+        raise CrosstuneError(f"engine hf: field 'engine.device': {str(e).replace('--device ', 'engine.device=')}") \
+            from None
