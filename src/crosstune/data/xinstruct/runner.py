@@ -78,7 +78,7 @@ def _progress(label: str, total: int):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True, disable=total == 0) as bar:
+                  transient=True, disable=total == 0 or not state().is_main) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
