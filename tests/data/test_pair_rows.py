@@ -32,7 +32,7 @@ def test_pair_rows_fields_are_their_lines(corpus):  # noqa: F811
     assert {type(r) for r in rows} == {PairRow} and len(rows) > 400
     for r in rows:
         ex = r.example
-        assert encode_row(ex) == r.line.encode()  # the parsed example writes the same line back
+        assert encode_row(ex) == r.line  # the parsed example writes the same line back (UTF-8)
         assert r.id == ex.id and (r.user, r.response) == tuple(m.content for m in ex.messages)
         assert [m.role for m in ex.messages] == ["user", "assistant"]
         assert r.key == (ex.meta["mode"], ex.meta["instruction_language"], ex.meta["response_language"])

@@ -25,14 +25,14 @@ class Row:
     """An output example plus the raw texts the language-ID filter verifies: (side, text, declared language).
     Tags and directives are not in `checks`, so they cannot sway the detector.
 
-    `line` is the row's output line (JSON text, newline-terminated) when its recipe wrote it from pre-escaped
-    pieces (CrossIn); the writer then uses it instead of encoding `example`. A block that changes `example` must
+    `line` is the row's output line (JSON text, newline-terminated; str, or UTF-8 bytes) when its recipe wrote it
+    from pre-escaped pieces (CrossIn); the writer then uses it instead of encoding `example`. A block that changes `example` must
     set `line` to None. `id` and `key` (mode, instruction language, response language) are what the pipeline
     itself reads of a row; `PairRow` has them without building an `Example`."""
 
     example: Example
     checks: tuple[tuple[str, str, str], ...] = ()
-    line: str | None = None
+    line: str | bytes | None = None
 
     paired: ClassVar[bool] = False  # a `PairRow`: `user` and `response` hold the two messages' contents
 
@@ -47,18 +47,19 @@ class Row:
 
 
 class PairRow(Row):
-    """A (user, assistant) row whose recipe wrote its output `line` (CrossIn's ~200K rows): the built-in filters,
-    the counters and the writer read its plain fields, and its `example` is parsed from `line` only if a block
+    """A (user, assistant) row whose recipe wrote its output `line` (UTF-8; CrossIn's ~200K rows): the built-in
+    filters, the counters and the writer read its plain fields, and its `example` is parsed from `line` only if a block
     asks for it (a custom filter), so the common path builds no `Example`, `Message`s or meta dicts. The line is
     the row, so the parsed example is exactly what would be written."""
 
-    __slots__ = ("id", "user", "response", "key", "_example")
+    __slots__ = ("id", "user", "response", "key", "e_user", "e_response", "_example")
     paired = True
 
     def __init__(self, row_id: str, user: str, response: str, key: tuple[str, str, str],
-                 checks: tuple[tuple[str, str, str], ...], line: str):
+                 checks: tuple[tuple[str, str, str], ...], line: bytes, e_user: bytes, e_response: bytes):
+        """`e_user`, `e_response`: the two contents as JSON string literals in UTF-8, as in `line`."""
         self.id, self.user, self.response, self.key = row_id, user, response, key
-        self.checks, self.line = checks, line
+        self.checks, self.line, self.e_user, self.e_response = checks, line, e_user, e_response
         self._example = None
 
     @property

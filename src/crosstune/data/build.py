@@ -197,7 +197,7 @@ def _run_build(plan: Plan, out_dir: str | Path, workers: int) -> BuildResult:
                 lines.append(encode_row(row.example))
             else:
                 by[row.key] += 1
-                lines.append(line.encode())
+                lines.append(line if type(line) is bytes else line.encode())
             if len(lines) >= 4096:
                 spool.add_many(lines)
                 lines = []

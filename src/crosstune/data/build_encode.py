@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 
 from crosstune.data.io import _C_ROW_ENCODER, dumps_row
+from crosstune.schema import alpaca_user_text
 
 _STR = json.encoder.encode_basestring  # the C string escaper `json.dumps(ensure_ascii=False)` itself uses
 _MAX_LAYOUTS = 256
@@ -106,40 +107,65 @@ def encode_row(ex) -> bytes:
     return f'{{"id": {S(ex.id)}, "messages": [{", ".join(parts)}], "meta": {_meta_json(ex.meta, rc, rce)}}}\n'.encode()
 
 
-# -- rows whose recipe writes their line from escaped pieces (CrossIn: each corpus text escaped once, not once per
-#    row and field it appears in). The generic `encode_row` stays the reference; tests compare the two.
+# -- rows whose recipe writes their line from escaped pieces (CrossIn: each corpus text escaped and UTF-8 encoded
+#    once, not once per row and field it appears in; the line is joined as bytes, so the ~1 KB of a Chinese or
+#    Vietnamese row is never widened into a str and encoded again). The generic `encode_row` stays the reference;
+#    tests compare the two.
+
+def escape_utf8(text: str) -> bytes:
+    """`text` as a JSON string literal (as `json.dumps(ensure_ascii=False)` writes it), UTF-8."""
+    return _STR(text).encode()
+
 
 class EscapedFields:
-    """JSON-escaped (instruction, input, output) per (language, item), escaped on first use and kept (a corpus
-    in memory is reused across modes); cleared past `limit` items, so a spilled corpus stays bounded."""
+    """Per (language, item), computed on first use and kept (a corpus in memory is reused across modes): the
+    JSON-escaped UTF-8 instruction, input and output, the Alpaca user text (`alpaca_user_text`, one str object
+    for every row that shows or checks it, so its hash is computed once) and that text escaped. Cleared past
+    `limit` items, so a spilled corpus stays bounded.
+
+    Hot loops take a language's `table(lang)` (item -> that tuple; cleared in place, so it stays valid) and
+    call `fill` on a miss: one dict lookup per row and field set instead of a method call."""
 
     def __init__(self, limit: int = 1 << 18):
         self.limit = limit
-        self._memo: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self._tables: dict[str, dict[str, tuple]] = {}
+        self._n = 0
 
-    def get(self, lang: str, item: str, fields: tuple[str, str, str]) -> tuple[str, str, str]:
-        key = (lang, item)
-        e = self._memo.get(key)
-        if e is None:
-            if len(self._memo) >= self.limit:
-                self._memo.clear()
-            S = _STR
-            e = self._memo[key] = (S(fields[0]), S(fields[1]), S(fields[2]))
+    def table(self, lang: str) -> dict[str, tuple[bytes, bytes, bytes, str, bytes]]:
+        return self._tables.setdefault(lang, {})
+
+    def fill(self, lang: str, item: str, fields: tuple[str, str, str]) -> tuple[bytes, bytes, bytes, str, bytes]:
+        """(e_instruction, e_input, e_output, user text, e_user text) of (lang, item), not in its table yet."""
+        if self._n >= self.limit:
+            for t in self._tables.values():
+                t.clear()
+            self._n = 0
+        E = escape_utf8
+        instr, inp, out = fields
+        ei, einp = E(instr), E(inp)
+        e = self.table(lang)[item] = (ei, einp, E(out), alpaca_user_text(instr, inp),
+                                      escaped_user_text(ei, einp, inp))
+        self._n += 1
         return e
 
-
-def escaped_user_text(e_instruction: str, e_input: str, inp: str) -> str:
-    """`_STR(alpaca_user_text(instruction, inp))` from the escaped parts (escaping is per character)."""
-    return f"{e_instruction[:-1]}\\n\\n{e_input[1:]}" if inp.strip() else e_instruction
-
-
-def escaped_concat(a: str, b: str) -> str:
-    """`_STR(x + y)` from `_STR(x)` and `_STR(y)`."""
-    return f"{a[:-1]}{b[1:]}"
+    def get(self, lang: str, item: str, fields: tuple[str, str, str]) -> tuple[bytes, bytes, bytes, str, bytes]:
+        e = self.table(lang).get(item)
+        return self.fill(lang, item, fields) if e is None else e
 
 
-def pair_line(e_id: str, e_user: str, e_user_lang: str, e_response: str, e_response_lang: str, meta_json: str) -> str:
-    """The line of a row `{"id", "messages": [user, assistant], "meta"}` from escaped parts (not yet UTF-8)."""
-    return (f'{{"id": {e_id}, "messages": [{{"role": "user", "content": {e_user}, "language": {e_user_lang}}}, '
-            f'{{"role": "assistant", "content": {e_response}, "language": {e_response_lang}}}], '
-            f'"meta": {meta_json}}}\n')
+def escaped_user_text(e_instruction: bytes, e_input: bytes, inp: str) -> bytes:
+    """`escape_utf8(alpaca_user_text(instruction, inp))` from the escaped parts (escaping is per character)."""
+    return b"".join((e_instruction[:-1], b"\\n\\n", e_input[1:])) if inp.strip() else e_instruction
+
+
+def escaped_concat(a: bytes, b: bytes) -> bytes:
+    """`escape_utf8(x + y)` from `escape_utf8(x)` and `escape_utf8(y)`."""
+    return a[:-1] + b[1:]
+
+
+def pair_line(e_id: bytes, e_user: bytes, e_user_lang: bytes, e_response: bytes, e_response_lang: bytes,
+              meta_json: bytes) -> bytes:
+    """The line of a row `{"id", "messages": [user, assistant], "meta"}` from escaped parts (UTF-8)."""
+    return b"".join((b'{"id": ', e_id, b', "messages": [{"role": "user", "content": ', e_user, b', "language": ',
+                     e_user_lang, b'}, {"role": "assistant", "content": ', e_response, b', "language": ',
+                     e_response_lang, b'}], "meta": ', meta_json, b'}\n'))

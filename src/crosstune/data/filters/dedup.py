@@ -14,7 +14,9 @@ from pydantic import Field
 
 from crosstune.config import Fraction, Seed, StrictModel
 from crosstune.data.blocks import Filter, Row
+from crosstune.data.build_encode import _STR, escape_utf8
 from crosstune.data.digests import DigestMap, StringList
+from crosstune.schema import ROLES
 from crosstune.errors import CrosstuneError
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -39,19 +41,21 @@ def row_text(row: Row) -> str:
     return "\x1f".join(f"{m.role}\x1e{m.content}" for m in row.example.messages)
 
 
+_ROLES = {role: escape_utf8(role) for role in ROLES}
+
+
 def row_digest(row: Row) -> bytes:
-    """Digest of all (role, content) pairs; each content is prefixed by its length, so no two rows share the
-    encoding by concatenation."""
-    if row.paired:  # a PairRow: the same text as its two messages give below
-        u, r = row.user, row.response
-        return xxh3_128_digest(f"user:{len(u)}:{u}assistant:{len(r)}:{r}".encode("utf-8", "surrogatepass"))
-    msgs = row.example.messages
-    if len(msgs) == 2:  # most rows: one f-string, no list
-        a, b = msgs
-        text = f"{a.role}:{len(a.content)}:{a.content}{b.role}:{len(b.content)}:{b.content}"
-    else:
-        text = "".join([f"{m.role}:{len(m.content)}:{m.content}" for m in msgs])
-    return xxh3_128_digest(text.encode("utf-8", "surrogatepass"))
+    """Digest of all (role, content) pairs, each as a JSON string literal in UTF-8 (the escaped form is
+    self-delimiting, so no two rows share the encoding by concatenation). A `PairRow` has its two contents in
+    that form already: no text is encoded again per row."""
+    if row.paired:
+        return xxh3_128_digest(b"".join((b'"user"', row.e_user, b'"assistant"', row.e_response)))
+    parts = []
+    for m in row.example.messages:
+        role = _ROLES.get(m.role)
+        parts.append(escape_utf8(m.role) if role is None else role)
+        parts.append(_STR(m.content).encode("utf-8", "surrogatepass"))
+    return xxh3_128_digest(b"".join(parts))
 
 
 class ExactDedup(Filter):

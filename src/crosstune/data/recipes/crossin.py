@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import field_validator, model_validator
 
 from crosstune.data.blocks import PairRow, Row
-from crosstune.data.build_encode import _STR, EscapedFields, escaped_concat, escaped_user_text, pair_line
+from crosstune.data.build_encode import EscapedFields, escape_utf8, escaped_concat, escaped_user_text, pair_line
 from crosstune.data.formats import alpaca_user_text
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import (Languages, Marking, Volume, draw_indices, make_row, marked_user_text,
@@ -134,94 +134,94 @@ class _Ctx:
         self.p, self.corpus, self.ids, self.xs = p, corpus, ids, xs
         self.look = {lang: corpus.lookup(lang) for lang in corpus.languages}
         self.esc = EscapedFields()
-        self.e = {lang: _STR(lang) for lang in corpus.languages}
+        self.e = {lang: escape_utf8(lang) for lang in corpus.languages}
         split = corpus.split_fields
         self.split = {x: bool(split.get(x) and split.get(p.english)) for x in corpus.languages}
-        self._instructions: dict[str, tuple[str, str]] = {}
+        self._instructions: dict[str, tuple[str, bytes]] = {}
 
     def base_rows(self, lang: str, items: Iterable[tuple[str, object]]) -> Iterator[Row]:
         """Base rows of `lang` for (item id, row key) pairs: the item as its source has it."""
-        look, esc, S = self.look[lang], self.esc.get, _STR
-        el = S(lang)
+        look, E = self.look[lang], escape_utf8
+        escaped, fill = self.esc.table(lang), self.esc.fill
+        el = E(lang)
         key = ("base", lang, lang)
         for item, k in items:
             fields = look(item)
-            instr, inp, out = fields
-            ei, einp, eo = esc(lang, item, fields)
-            user = alpaca_user_text(instr, inp)
-            rid, sid = f"crossin-base-{k}", f"{lang}:{item}"
-            meta_json = (f'{{"recipe": "crossin", "mode": "base", "instruction_language": {el}, '
-                         f'"response_language": {el}, "source_ids": [{S(sid)}], "fields": {{"instruction": {ei}, '
-                         f'"input": {einp}, "output": {eo}}}, "directive": "none", "marker": ""}}')
+            out = fields[2]
+            ei, einp, eo, user, e_user = escaped.get(item) or fill(lang, item, fields)
+            rid = f"crossin-base-{k}"
+            meta_json = b"".join((b'{"recipe": "crossin", "mode": "base", "instruction_language": ', el,
+                                  b', "response_language": ', el, b', "source_ids": [', E(f"{lang}:{item}"),
+                                  b'], "fields": {"instruction": ', ei, b', "input": ', einp, b', "output": ', eo,
+                                  b'}, "directive": "none", "marker": ""}'))
             yield PairRow(rid, user, out, key, (("user", user, lang), ("assistant", out, lang)),
-                          pair_line(S(rid), escaped_user_text(ei, einp, inp), el, eo, el, meta_json))
+                          pair_line(E(rid), e_user, el, eo, el, meta_json), e_user, eo)
 
     def cross_rows(self, mode: str, draws: Iterable[tuple[int, int, str, str]]) -> Iterator[Row]:
         """Rows of (row number, item position, instruction language, response language): the instruction and
         input of the first, the output of the second, and the response-language marking."""
-        ids, look, marking, esc, e, S = self.ids, self.look, self.p.marking, self.esc.get, self.e, _STR
+        ids, look, marking, e, E = self.ids, self.look, self.p.marking, self.e, escape_utf8
+        escaped, fill = {lang: self.esc.table(lang) for lang in self.p.languages}, self.esc.fill
         tags = {lang: marking.tag.format(code=lang) for lang in self.p.languages}
-        e_tags = {lang: S(tag) for lang, tag in tags.items()}
-        e_mode = S(mode)
+        e_tags = {lang: E(tag) for lang, tag in tags.items()}
+        e_mode = E(mode)
         tag_style = marking.style == "tag"
         for k, i, src, tgt in draws:
             item = ids[i]
             src_fields, tgt_fields = look[src](item), look[tgt](item)
             instr, inp, _ = src_fields
             out = tgt_fields[2]
-            checks = (("user", alpaca_user_text(instr, inp), src), ("assistant", out, tgt))
+            ei, einp, _, user_text, _ = escaped[src].get(item) or fill(src, item, src_fields)
+            checks = (("user", user_text, src), ("assistant", out, tgt))
             rid, src_id, tgt_id = f"crossin-{mode}-{k}", f"{src}:{item}", f"{tgt}:{item}"
             if tag_style:  # the tag ends the input: fields (instr, inp + tag), marker = tag
                 tag, e_tag = tags[tgt], e_tags[tgt]
                 user = f"{instr}\n\n{inp}{tag}"
-                ei, einp, _ = esc(src, item, src_fields)
-                eo = esc(tgt, item, tgt_fields)[2]
+                eo = (escaped[tgt].get(item) or fill(tgt, item, tgt_fields))[2]
                 e_input = escaped_concat(einp, e_tag)
-                meta_json = (f'{{"recipe": "crossin", "mode": {e_mode}, "instruction_language": {e[src]}, '
-                             f'"response_language": {e[tgt]}, "source_ids": [{S(src_id)}, {S(tgt_id)}], '
-                             f'"fields": {{"instruction": {ei}, "input": {e_input}, "output": {eo}}}, '
-                             f'"directive": "tag", "marker": {e_tag}}}')
+                meta_json = b"".join((b'{"recipe": "crossin", "mode": ', e_mode, b', "instruction_language": ',
+                                      e[src], b', "response_language": ', e[tgt], b', "source_ids": [', E(src_id),
+                                      b", ", E(tgt_id), b'], "fields": {"instruction": ', ei, b', "input": ', e_input,
+                                      b', "output": ', eo, b'}, "directive": "tag", "marker": ', e_tag, b"}"))
+                e_user = b"".join((ei[:-1], b"\\n\\n", e_input[1:]))
                 yield PairRow(rid, user, out, (mode, src, tgt), checks,
-                              pair_line(S(rid), f"{ei[:-1]}\\n\\n{e_input[1:]}", e[src], eo, e[tgt], meta_json))
+                              pair_line(E(rid), e_user, e[src], eo, e[tgt], meta_json), e_user, eo)
                 continue
             user = marked_user_text(instr, inp, src, tgt, marking)
             row = make_row(rid, recipe="crossin", mode=mode, user=user, response=out, instruction_language=src,
                            response_language=tgt, source_ids=[src_id, tgt_id], checks=checks)
             yield _marked(row, user, instr, inp, marking.style)
 
-    def _translate_instruction(self, tgt: str) -> tuple[str, str]:
+    def _translate_instruction(self, tgt: str) -> tuple[str, bytes]:
         """The translate instruction into `tgt`, and escaped (once per language)."""
         got = self._instructions.get(tgt)
         if got is None:
             instruction = self.p.translate_instruction.format(language=language_name(tgt))
-            got = self._instructions[tgt] = (instruction, _STR(instruction))
+            got = self._instructions[tgt] = (instruction, escape_utf8(instruction))
         return got
 
     def translate(self, i: int, x: str, direction: str, k: int) -> Row:
         """Instruction-translation row. With Alpaca on both sides only the instruction is translated (the
         builder); when either side folds the input into its prompt, the whole user text is."""
-        item, en, S = self.ids[i], self.p.english, _STR
+        item, en, E = self.ids[i], self.p.english, escape_utf8
         src, tgt = (x, en) if direction == "x2en" else (en, x)
         src_fields, tgt_fields = self.look[src](item), self.look[tgt](item)
         e_src, e_tgt = self.esc.get(src, item, src_fields), self.esc.get(tgt, item, tgt_fields)
         if self.split[x]:
             src_text, tgt_text, es, et = src_fields[0], tgt_fields[0], e_src[0], e_tgt[0]
-        else:
-            src_text, tgt_text = (alpaca_user_text(src_fields[0], src_fields[1]),
-                                  alpaca_user_text(tgt_fields[0], tgt_fields[1]))
-            es = escaped_user_text(e_src[0], e_src[1], src_fields[1])
-            et = escaped_user_text(e_tgt[0], e_tgt[1], tgt_fields[1])
+        else:  # the Alpaca user texts
+            src_text, tgt_text, es, et = e_src[3], e_tgt[3], e_src[4], e_tgt[4]
         instruction, e_instruction = self._translate_instruction(tgt)
         user = alpaca_user_text(instruction, src_text)
-        rid, src_id, tgt_id = f"crossin-translate-{k}", f"{src}:{item}", f"{tgt}:{item}"
-        meta_json = (f'{{"recipe": "crossin", "mode": "translate", "instruction_language": {self.e[src]}, '
-                     f'"response_language": {self.e[tgt]}, "source_ids": [{S(src_id)}, {S(tgt_id)}], '
-                     f'"fields": {{"instruction": {e_instruction}, "input": {es}, "output": {et}}}, '
-                     f'"directive": "none", "marker": ""}}')
+        e_user = escaped_user_text(e_instruction, es, src_text)
+        rid = f"crossin-translate-{k}"
+        meta_json = b"".join((b'{"recipe": "crossin", "mode": "translate", "instruction_language": ', self.e[src],
+                              b', "response_language": ', self.e[tgt], b', "source_ids": [', E(f"{src}:{item}"),
+                              b", ", E(f"{tgt}:{item}"), b'], "fields": {"instruction": ', e_instruction,
+                              b', "input": ', es, b', "output": ', et, b'}, "directive": "none", "marker": ""}'))
         return PairRow(rid, user, tgt_text, ("translate", src, tgt),
                        (("user", src_text, src), ("assistant", tgt_text, tgt)),
-                       pair_line(S(rid), escaped_user_text(e_instruction, es, src_text), self.e[src], et, self.e[tgt],
-                                 meta_json))
+                       pair_line(E(rid), e_user, self.e[src], et, self.e[tgt], meta_json), e_user, et)
 
 
 # meta fields for the named training templates (train owner): the row's structured instruction/input (with the
