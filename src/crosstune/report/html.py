@@ -189,7 +189,7 @@ def _figures(rep: Report, fig_dir: Path, sig: list[dict]) -> list[dict]:
             f"significance vs {rep.baseline}", "Points: difference in accuracy (tasks) or in the share of responses "
             f"in the expected language (fidelity), all languages, paired by item; lines: {PAIRED_RULE} intervals "
             "(effective number of items when languages are pooled); filled: p < 0.05 in McNemar's test (clustered by "
-            "item when languages are pooled).")
+            "item when languages are pooled).", wide=True)  # full size: its p-values read as the tables do
     return figs
 
 
