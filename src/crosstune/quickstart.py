@@ -42,6 +42,10 @@ def run(out_dir: str | Path, steps: int | None = None, prompt_limit: int | None 
     overrides += [f"threads={threads}"] if threads is not None else []
     summary = run_experiment(experiment_file(), out_dir, overrides, data_root=None)
     summary["before_after"] = before_after(summary)
+    if summary.get("report"):  # the report's warnings, word for word (e.g. the demo set is too small for knowledge)
+        from crosstune.report.html import report_notes
+
+        summary["notes"] = report_notes(out_dir)
     _print(summary, out_dir, time.perf_counter() - t0)
     return summary
 
@@ -98,6 +102,8 @@ def _print(summary: dict, out_dir: Path, seconds: float) -> None:
     for row in summary["before_after"]:
         table.add_row(*row)
     out.print(table)
+    for note in summary.get("notes", []):
+        out.print(f"[yellow]note:[/] {note}")
     if summary["failed"]:
         out.print(f"[red]{len(summary['failed'])} stage(s) failed[/]: {', '.join(summary['failed'])} "
                   f"(errors in {out_dir / 'results.jsonl'} and the report)")

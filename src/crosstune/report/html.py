@@ -208,6 +208,12 @@ def _confusion_panels(panels: list[tuple[str, dict]]) -> list[tuple[str, list, l
                                              for d in detected] for c in cats])) for name, rows in pooled]
 
 
+def report_notes(out_dir: str | Path) -> list[str]:
+    """The warnings at the top of an experiment's report (`small_set_notes`), for a terminal summary."""
+    rep = load_report(Path(out_dir))
+    return small_set_notes(rep, significance(rep))
+
+
 def small_set_notes(rep: Report, sig: list[dict]) -> list[str]:
     """A warning per task whose items are too few to show a knowledge (accuracy) change of SMALL_EFFECT: computed from
     the width of the difference's interval against the baseline (else of the accuracy's interval) and its n."""
