@@ -1,8 +1,9 @@
-"""Batched generation for local transformers models: batches decoded together on a left-padded KV cache,
-finished rows dropped from the batch (and the cache) as they end. Prompts of similar length prefill as one padded
-batch; prompts of unequal length prefill one by one (no compute spent on padding) and their caches are joined.
+"""Batched generation for local transformers models. Llama-architecture models (Llama, Mistral, Qwen2, SmolLM) decode
+with continuous batching on a static KV pool (`crosstune.models.backends.hf_decode`); other models decode batches on
+a left-padded KV cache, finished rows dropped from the batch (and the cache) as they end, where prompts of similar
+length prefill as one padded batch and prompts of unequal length prefill one by one and their caches are joined.
 
-Greedy decoding gives the same tokens as `model.generate` one prompt at a time (tested on a tiny model, asserted
+Greedy decoding gives the same tokens as `model.generate` one prompt at a time (tested on tiny models, asserted
 on the default model in `benchmarks/bench_generate.py`). Sampling draws each row from its own `torch.Generator`
 seeded with the request's seed, so a sample does not depend on which other requests share its batch (up to
 floating-point differences between batch shapes).
@@ -30,8 +31,11 @@ class HFGenerator:
     """Generation half of `HFBackend`: `generate(requests)` and `generate_iter(requests)` (per finished batch)."""
 
     def __init__(self, model, tok, batch_size: int = 16, pad_id: int | None = None,
-                 max_batch_tokens: int = MAX_BATCH_TOKENS):
+                 max_batch_tokens: int = MAX_BATCH_TOKENS, decode_dtype: str | None = None, lean: bool = True):
+        """decode_dtype: "bfloat16" decodes Llama-architecture models with bf16 weights and KV (default: the model's
+        dtype); lean=False forces the generic path (benchmarks compare the two)."""
         self.model, self.tok, self.batch_size, self.max_batch_tokens = model, tok, batch_size, max_batch_tokens
+        self.decode_dtype, self.lean = decode_dtype, lean
         self.pad_id = pad_id if pad_id is not None else (tok.pad_token_id if tok.pad_token_id is not None
                                                          else tok.eos_token_id)
         eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
@@ -67,7 +71,22 @@ class HFGenerator:
         groups: dict[tuple, list[int]] = defaultdict(list)
         for i, r in enumerate(requests):
             groups[(r.max_new_tokens, tuple(r.stop), r.temperature, r.top_p)].append(i)
+        lean = self.lean_decoder()
         for (max_new, stop, temperature, top_p), idx in groups.items():
+            if max_new <= 0:
+                yield from ((i, "") for i in idx)
+                continue
+            if lean is not None:
+                gens = {i: torch.Generator().manual_seed(int(requests[i].seed)) for i in idx} if temperature > 0 else {}
+                choose = lambda lg, rows, t=temperature, p=top_p, g=gens: self._pick(  # noqa: E731
+                    lg, t, p, [g[idx[r]] for r in rows] if g else None)
+                stopped = (lambda r, toks, st=stop: _has_stop(self.tok, toks, st)) if stop else (lambda r, toks: False)
+                eos = set(self.eos_ids.tolist())
+                for r, toks in lean.stream([encoded[i] for i in idx], max_new, choose, eos, stopped,
+                                           self.batch_size, self.max_batch_tokens):
+                    self.tokens_generated += len(toks)
+                    yield idx[r], truncate_at_stop(self.tok.decode(toks, skip_special_tokens=True), stop)
+                continue
             idx.sort(key=lambda i: len(encoded[i]), reverse=True)  # similar lengths share a batch: little padding
             length = lambda i, n=max_new: len(encoded[i]) + n  # noqa: E731
             for chunk in _token_batches(idx, self.batch_size, self.max_batch_tokens, length, MIN_FILL):
@@ -108,6 +127,26 @@ class HFGenerator:
             positions = positions + 1
         return self.tok.batch_decode(new, skip_special_tokens=True)
 
+    def lean_decoder(self):
+        """The continuous-batching decoder when this model's architecture has one (else None: the generic path)."""
+        if not self.lean:
+            return None
+        # it holds packed (or bf16) copies of the weights: rebuilt when they changed in place (training steps)
+        version = sum(p._version for p in self.model.parameters())
+        if getattr(self, "_lean", None) is None or (self._lean and self._lean_version != version):
+            from crosstune.models.backends.hf_decode import LeanDecoder, unsupported
+
+            dtype = getattr(torch, self.decode_dtype) if self.decode_dtype else None
+            self._lean = LeanDecoder(self.model, self.prefill_one, dtype) if unsupported(self.model) is None else False
+            self._lean_version = version
+        return self._lean or None
+
+    def prefill_one(self, ids: list[int]):
+        """One prompt alone, as `model.generate` runs it: (last-position logits (V,) float32, [(keys, values)] per
+        layer, each (1, kv_heads, len, head_dim))."""
+        out = self.model(input_ids=torch.tensor([ids]), use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1].float(), [(layer.keys, layer.values) for layer in self._cache_of(out).layers]
+
     def _prefill(self, seqs: list[list[int]]):
         """Run the prompts; returns (last-position logits, KV cache, left-padded mask, last positions (B, 1)).
         Prompts of similar length run as one padded batch; otherwise each runs alone (no compute on padding,
@@ -125,15 +164,14 @@ class HFGenerator:
 
         logits, keys, values = [], None, None
         for s in seqs:
-            out = self.model(input_ids=torch.tensor([s]), use_cache=True, logits_to_keep=1)
-            logits.append(out.logits[0, -1].float())
+            row_logits, layers = self.prefill_one(s)
+            logits.append(row_logits)
             pad = (0, 0, width - len(s), 0)  # left-pad the sequence axis of (1, heads, len, dim)
-            layers = self._cache_of(out).layers
             keys = keys or [[] for _ in layers]
             values = values or [[] for _ in layers]
-            for j, layer in enumerate(layers):
-                keys[j].append(torch.nn.functional.pad(layer.keys, pad))
-                values[j].append(torch.nn.functional.pad(layer.values, pad))
+            for j, (k, v) in enumerate(layers):
+                keys[j].append(torch.nn.functional.pad(k, pad))
+                values[j].append(torch.nn.functional.pad(v, pad))
         cache = DynamicCache(ddp_cache_data=[(torch.cat(k), torch.cat(v)) for k, v in zip(keys, values)],
                              config=self.model.config)
         return torch.stack(logits), cache, mask, last
