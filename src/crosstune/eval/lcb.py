@@ -150,11 +150,9 @@ def run_lcb_tasks(model: str, names: list[str], out_dir: str | Path, *, language
         gen = run_generation(backend, items, task_dir / "generate", model=model, decoding=dec,
                              extra_meta={"prompts": [cfg.name], "limit": limit})
         seconds = time.perf_counter() - t0
-        if st.is_main:  # under a multi-process launch the generations are merged; process 0 scores them
-            results[cfg.name] = score_task(cfg, prompts, task_dir, model, gen, seconds, lid, words_path, dec)
-        st.barrier()
-        if not st.is_main:
-            results[cfg.name] = json.loads((task_dir / "lcb_summary.json").read_text(encoding="utf-8"))
+        # under a multi-process launch the generations are merged; process 0 scores them and tells the others
+        summary = score_task(cfg, prompts, task_dir, model, gen, seconds, lid, words_path, dec) if st.is_main else None
+        results[cfg.name] = st.gather(summary)[0] if st.world > 1 else summary
     return results
 
 

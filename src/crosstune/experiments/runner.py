@@ -78,6 +78,8 @@ def run_stages(plan: Plan, out_dir: Path, data_root: Path | None = None) -> dict
             path = ctx.path(stage)
             rec = {"key": stage.key, "dir": str(stage.dir), "kind": stage.kind}
             done = _done(path, stage.key)
+            if st.world > 1:  # process 0's view decides, so every process takes the same branch
+                done = st.gather(done)[0]
             failed_deps = [d for d in stage.deps if status[d]["status"] != "ok"]
             if done:
                 rec.update(status="ok", cached=True, result=done["result"], seconds=done.get("seconds"))
