@@ -74,3 +74,15 @@ def test_escaped_pieces_compose_like_the_texts():
     assert esc.get("en", "1", fields) == want and esc.table("en") is table
     assert list(table) == ["1"]
     assert esc.get("en", "4", ("a", "b", "c"))[3:] == ("a\n\nb", escape_utf8("a\n\nb"))
+
+
+def test_exclusion_lines_are_the_canonical_encoding(tmp_path):
+    from crosstune.data.blocks import ExclusionSink
+
+    sink = ExclusionSink(tmp_path / "x.jsonl")
+    entries = [(NASTY, "too_long", "length", NASTY), ("2", "r", "b", ""), ("3", "r", "b", 7)]  # 7: not a string
+    for e in entries:
+        sink.add(*e)
+    sink.close()
+    want = "".join(dumps_row({"id": i, "reason": r, "block": b, "detail": d}) + "\n" for i, r, b, d in entries)
+    assert (tmp_path / "x.jsonl").read_text(encoding="utf-8") == want

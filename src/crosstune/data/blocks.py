@@ -10,12 +10,13 @@ each stretch of plain filters (and the batch filter ending it) as one loop, not 
 
 from __future__ import annotations
 
+import json
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-import json
 from dataclasses import dataclass
 from typing import ClassVar
 
+from crosstune.data.build_encode import _STR
 from crosstune.data.io import dumps_row
 from crosstune.data.schema import Example
 
@@ -25,9 +26,9 @@ class Row:
     """An output example plus the raw texts the language-ID filter verifies: (side, text, declared language).
     Tags and directives are not in `checks`, so they cannot sway the detector.
 
-    `line` is the row's output line (JSON text, newline-terminated; str, or UTF-8 bytes) when its recipe wrote it
-    from pre-escaped pieces (CrossIn); the writer then uses it instead of encoding `example`. A block that changes `example` must
-    set `line` to None. `id` and `key` (mode, instruction language, response language) are what the pipeline
+    `line` is the row's output line (JSON text, newline-terminated; str, or UTF-8 bytes) when its recipe wrote
+    it from pre-escaped pieces (CrossIn); the writer then uses it instead of encoding `example`. A block that
+    changes `example` must set `line` to None. `id` and `key` (mode, instruction language, response language) are what the pipeline
     itself reads of a row; `PairRow` has them without building an `Example`."""
 
     example: Example
@@ -99,7 +100,12 @@ class ExclusionSink:
         self.n += 1
         self._counts[block, reason] += 1
         if self._file is not None:
-            self._file.write(dumps_row({"id": row_id, "reason": reason, "block": block, "detail": detail}) + "\n")
+            if type(row_id) is type(reason) is type(block) is type(detail) is str:  # `dumps_row`'s bytes, no dict
+                S = _STR
+                self._file.write(f'{{"id": {S(row_id)}, "reason": {S(reason)}, "block": {S(block)}, '
+                                 f'"detail": {S(detail)}}}\n')
+            else:
+                self._file.write(dumps_row({"id": row_id, "reason": reason, "block": block, "detail": detail}) + "\n")
         else:
             self.items.append(Exclusion(row_id, reason, block, detail))
 

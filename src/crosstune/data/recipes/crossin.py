@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import field_validator, model_validator
 
 from crosstune.data.blocks import PairRow, Row
-from crosstune.data.build_encode import EscapedFields, escape_utf8, escaped_concat, escaped_user_text, pair_line
+from crosstune.data.build_encode import _STR, EscapedFields, escape_utf8, escaped_concat, escaped_user_text, pair_line
 from crosstune.data.formats import alpaca_user_text
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import (Languages, Marking, Volume, draw_indices, make_row, marked_user_text,
@@ -134,6 +134,7 @@ class _Ctx:
         self.p, self.corpus, self.ids, self.xs = p, corpus, ids, xs
         self.look = {lang: corpus.lookup(lang) for lang in corpus.languages}
         self.esc = EscapedFields()
+        self._tables = {lang: self.esc.table(lang) for lang in corpus.languages}
         self.e = {lang: escape_utf8(lang) for lang in corpus.languages}
         split = corpus.split_fields
         self.split = {x: bool(split.get(x) and split.get(p.english)) for x in corpus.languages}
@@ -141,7 +142,7 @@ class _Ctx:
 
     def base_rows(self, lang: str, items: Iterable[tuple[str, object]]) -> Iterator[Row]:
         """Base rows of `lang` for (item id, row key) pairs: the item as its source has it."""
-        look, E = self.look[lang], escape_utf8
+        look, E, S = self.look[lang], escape_utf8, _STR  # S(x).encode() is E(x), inlined per row
         escaped, fill = self.esc.table(lang), self.esc.fill
         el = E(lang)
         key = ("base", lang, lang)
@@ -151,17 +152,17 @@ class _Ctx:
             ei, einp, eo, user, e_user = escaped.get(item) or fill(lang, item, fields)
             rid = f"crossin-base-{k}"
             meta_json = b"".join((b'{"recipe": "crossin", "mode": "base", "instruction_language": ', el,
-                                  b', "response_language": ', el, b', "source_ids": [', E(f"{lang}:{item}"),
-                                  b'], "fields": {"instruction": ', ei, b', "input": ', einp, b', "output": ', eo,
-                                  b'}, "directive": "none", "marker": ""}'))
+                                  b', "response_language": ', el, b', "source_ids": [',
+                                  S(f"{lang}:{item}").encode(), b'], "fields": {"instruction": ', ei,
+                                  b', "input": ', einp, b', "output": ', eo, b'}, "directive": "none", "marker": ""}'))
             yield PairRow(rid, user, out, key, (("user", user, lang), ("assistant", out, lang)),
-                          pair_line(E(rid), e_user, el, eo, el, meta_json), e_user, eo)
+                          pair_line(S(rid).encode(), e_user, el, eo, el, meta_json), e_user, eo)
 
     def cross_rows(self, mode: str, draws: Iterable[tuple[int, int, str, str]]) -> Iterator[Row]:
         """Rows of (row number, item position, instruction language, response language): the instruction and
         input of the first, the output of the second, and the response-language marking."""
-        ids, look, marking, e, E = self.ids, self.look, self.p.marking, self.e, escape_utf8
-        escaped, fill = {lang: self.esc.table(lang) for lang in self.p.languages}, self.esc.fill
+        ids, look, marking, e, E, S = self.ids, self.look, self.p.marking, self.e, escape_utf8, _STR
+        escaped, fill = self._tables, self.esc.fill
         tags = {lang: marking.tag.format(code=lang) for lang in self.p.languages}
         e_tags = {lang: E(tag) for lang, tag in tags.items()}
         e_mode = E(mode)
@@ -180,12 +181,13 @@ class _Ctx:
                 eo = (escaped[tgt].get(item) or fill(tgt, item, tgt_fields))[2]
                 e_input = escaped_concat(einp, e_tag)
                 meta_json = b"".join((b'{"recipe": "crossin", "mode": ', e_mode, b', "instruction_language": ',
-                                      e[src], b', "response_language": ', e[tgt], b', "source_ids": [', E(src_id),
-                                      b", ", E(tgt_id), b'], "fields": {"instruction": ', ei, b', "input": ', e_input,
-                                      b', "output": ', eo, b'}, "directive": "tag", "marker": ', e_tag, b"}"))
+                                      e[src], b', "response_language": ', e[tgt], b', "source_ids": [',
+                                      S(src_id).encode(), b", ", S(tgt_id).encode(), b'], "fields": {"instruction": ',
+                                      ei, b', "input": ', e_input, b', "output": ', eo,
+                                      b'}, "directive": "tag", "marker": ', e_tag, b"}"))
                 e_user = b"".join((ei[:-1], b"\\n\\n", e_input[1:]))
                 yield PairRow(rid, user, out, (mode, src, tgt), checks,
-                              pair_line(E(rid), e_user, e[src], eo, e[tgt], meta_json), e_user, eo)
+                              pair_line(S(rid).encode(), e_user, e[src], eo, e[tgt], meta_json), e_user, eo)
                 continue
             user = marked_user_text(instr, inp, src, tgt, marking)
             row = make_row(rid, recipe="crossin", mode=mode, user=user, response=out, instruction_language=src,
@@ -203,10 +205,12 @@ class _Ctx:
     def translate(self, i: int, x: str, direction: str, k: int) -> Row:
         """Instruction-translation row. With Alpaca on both sides only the instruction is translated (the
         builder); when either side folds the input into its prompt, the whole user text is."""
-        item, en, E = self.ids[i], self.p.english, escape_utf8
+        item, en, S = self.ids[i], self.p.english, _STR
         src, tgt = (x, en) if direction == "x2en" else (en, x)
         src_fields, tgt_fields = self.look[src](item), self.look[tgt](item)
-        e_src, e_tgt = self.esc.get(src, item, src_fields), self.esc.get(tgt, item, tgt_fields)
+        tables, fill = self._tables, self.esc.fill
+        e_src = tables[src].get(item) or fill(src, item, src_fields)
+        e_tgt = tables[tgt].get(item) or fill(tgt, item, tgt_fields)
         if self.split[x]:
             src_text, tgt_text, es, et = src_fields[0], tgt_fields[0], e_src[0], e_tgt[0]
         else:  # the Alpaca user texts
@@ -216,12 +220,13 @@ class _Ctx:
         e_user = escaped_user_text(e_instruction, es, src_text)
         rid = f"crossin-translate-{k}"
         meta_json = b"".join((b'{"recipe": "crossin", "mode": "translate", "instruction_language": ', self.e[src],
-                              b', "response_language": ', self.e[tgt], b', "source_ids": [', E(f"{src}:{item}"),
-                              b", ", E(f"{tgt}:{item}"), b'], "fields": {"instruction": ', e_instruction,
-                              b', "input": ', es, b', "output": ', et, b'}, "directive": "none", "marker": ""}'))
+                              b', "response_language": ', self.e[tgt], b', "source_ids": [',
+                              S(f"{src}:{item}").encode(), b", ", S(f"{tgt}:{item}").encode(),
+                              b'], "fields": {"instruction": ', e_instruction, b', "input": ', es, b', "output": ', et,
+                              b'}, "directive": "none", "marker": ""}'))
         return PairRow(rid, user, tgt_text, ("translate", src, tgt),
                        (("user", src_text, src), ("assistant", tgt_text, tgt)),
-                       pair_line(E(rid), e_user, self.e[src], et, self.e[tgt], meta_json), e_user, et)
+                       pair_line(S(rid).encode(), e_user, self.e[src], et, self.e[tgt], meta_json), e_user, et)
 
 
 # meta fields for the named training templates (train owner): the row's structured instruction/input (with the
