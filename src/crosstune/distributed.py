@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Hashable, Iterable, Iterator, Sequence, TypeVar
 
+from crosstune.jsonl import dumps_row, read_rows, write_rows
+
 T = TypeVar("T")
 
 
@@ -137,8 +139,6 @@ def part_files(path: str | Path) -> list[Path]:
 
 
 def _read_all(path: Path, key: Callable[[dict], Hashable], repair: bool, what: str) -> dict:
-    from crosstune.eval.rundir import read_rows
-
     return {key(r): r for p in (path, *part_files(path)) for r in read_rows(p, repair, what)}
 
 
@@ -163,8 +163,6 @@ class RowWriter:
         self._f, self.rows = f, []
 
     def write(self, row: dict) -> None:
-        from crosstune.data.io import dumps_row
-
         self._f.write(dumps_row(row) + "\n")
         self.rows.append(row)
 
@@ -193,8 +191,6 @@ def merge_parts(path: str | Path, key: Callable[[dict], Hashable], order: Iterab
     writes them whole in the order of the keys in `order` (a key with no row is left out; None keeps file order)
     and returns them; every process removes its own part file. `shape` rewrites each row before writing (e.g. its
     field order). The other processes return []."""
-    from crosstune.eval import rundir
-
     st = st or state()
     path = Path(path)
     sent = st.gather(written or []) if st.world > 1 else []
@@ -206,7 +202,7 @@ def merge_parts(path: str | Path, key: Callable[[dict], Hashable], order: Iterab
         rows = list(done.values()) if order is None else [done[k] for k in order if k in done]
         if shape is not None:
             rows = [shape(r) for r in rows]
-        rundir.write_rows(path, rows)
+        write_rows(path, rows)
         for p in part_files(path):
             p.unlink(missing_ok=True)
     st.barrier()

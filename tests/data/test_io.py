@@ -100,7 +100,7 @@ def test_unknown_language_and_format(tmp_path):
 
 
 def test_dumps_row_is_the_canonical_encoder_output():
-    from crosstune.data.io import _ROW_ENCODER, dumps_row
+    from crosstune.jsonl import _ROW_ENCODER, dumps_row
 
     rows = [{"id": "1", "x": [1, 2.5, None, True, {"a": "é\n\"\\"}], "nested": {"k": 1e300, "z": -0.0}},
             {"messages": [{"role": "user", "content": "中文\u2028\x01", "language": None}], "meta": {}}]

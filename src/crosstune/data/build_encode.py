@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from crosstune.data.io import _C_ROW_ENCODER, dumps_row
+from crosstune.jsonl import _C_ROW_ENCODER, dumps_row
 from crosstune.schema import alpaca_user_text
 
 _STR = json.encoder.encode_basestring  # the C string escaper `json.dumps(ensure_ascii=False)` itself uses

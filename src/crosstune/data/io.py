@@ -22,6 +22,7 @@ from crosstune.data.formats import (FORMATS, detect_format, example_to_row, json
 from crosstune.data.jsontext import array_element, parse_json
 from crosstune.data.schema import Example
 from crosstune.errors import CrosstuneError, where
+from crosstune.jsonl import dumps_row  # noqa: F401 (data.io.dumps_row for callers)
 from crosstune.languages import normalize
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -268,21 +269,6 @@ def read_examples(path: str | Path, fmt: str = "auto", *, language: str | None =
                 raise CrosstuneError(f"{loc}: {e}") from None
         yield require_pair(row_to_example(row, chosen, loc, index=index, language=lang,
                                            prefix="" if nested else prefix, source=str(path), id_field=id_field), loc)
-
-
-_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=False, separators=(", ", ": "))
-# The C encoder `JSONEncoder.encode` builds on every call, built once (no circular-reference markers: rows come
-# from JSON, so they are trees). Same bytes as `_ROW_ENCODER.encode`, without its per-call Python setup.
-_C_ROW_ENCODER = (json.encoder.c_make_encoder(None, _ROW_ENCODER.default, json.encoder.encode_basestring, None,
-                                              ": ", ", ", False, False, True)
-                  if json.encoder.c_make_encoder is not None else None)
-
-
-def dumps_row(row: dict) -> str:
-    """Canonical JSON for a row: the same row always gives the same bytes."""
-    if _C_ROW_ENCODER is None:
-        return _ROW_ENCODER.encode(row)
-    return "".join(_C_ROW_ENCODER(row, 0))
 
 
 @contextmanager

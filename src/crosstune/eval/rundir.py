@@ -11,13 +11,12 @@ place, so a reader never sees half a file.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from crosstune.console import console
 from crosstune.errors import CrosstuneError
+from crosstune.jsonl import read_rows, write_rows, write_text  # noqa: F401 (rundir.read_rows etc. for callers)
 
 RUN_JSON = "run.json"
 
@@ -65,48 +64,6 @@ def check_run(run_dir: str | Path, meta: dict, *, write: bool = True, ignore: tu
 def write_json(path: str | Path, obj) -> None:
     """Write a JSON file whole (indented, UTF-8) and rename it into place."""
     write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
-
-
-def write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_rows(path: str | Path, rows) -> None:
-    """A JSONL file of `rows` in the given order, written whole (the same rows give the same bytes)."""
-    from crosstune.data.io import dumps_row
-
-    write_text(path, "".join(dumps_row(r) + "\n" for r in rows))
-
-
-def read_rows(path: str | Path, repair: bool = False, what: str = "row") -> list[dict]:
-    """Rows of a JSONL file that a run appends to. A last line without its newline (a killed write) is dropped, and
-    with `repair` cut from the file (the next append starts a clean line); any other malformed line is an error
-    naming the file and line."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    lines = data[:end].split(b"\n")[:-1]
-    rows = []
-    for i, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            rows.append(json.loads(raw))
-        except ValueError:
-            raise CrosstuneError(f"{path}:{i}: malformed {what}; delete the file to start this run over "
-                                 "(cached model calls are reused)") from None
-    if data[end:].strip():  # the unterminated tail of an interrupted write
-        console.print(f"[yellow]{path}:{len(lines) + 1}: dropping a half-written last line[/]")
-    if repair and end < len(data):
-        with open(path, "r+b") as f:
-            f.truncate(end)
-    return rows
 
 
 @contextmanager
