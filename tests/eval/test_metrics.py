@@ -155,6 +155,8 @@ def test_pooled_rate_is_clustered_by_item():
     independent = [float((i * 7 + j) % 3 == 0) for j, i in enumerate(items)]
     assert 13 <= effective_n(independent, items) <= 39
     assert effective_n([1.0, 0.0, 1.0], None) == 3  # one trial per item: n
+    assert effective_n([1.0, 0.0, 1.0], ["q", "q", "q"]) == 1  # one item in three languages
+    assert proportion_ci([True, False, True], ["q", "q", "q"]) == [round(x, 4) for x in wilson(2 / 3, 1)]
 
 
 def test_newcombe_paired_interval_matches_the_published_value_and_has_width_when_no_pair_differs():

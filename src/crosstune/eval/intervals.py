@@ -57,6 +57,8 @@ def effective_n(values: Sequence[float], clusters: Sequence[Hashable] | None = N
     g = len(groups)
     if g == n or n == 0:
         return float(n)
+    if g == 1:  # one item: no between-item variance to learn from
+        return 1.0
     mean = sum(values) / n
     srs = sum((v - mean) ** 2 for v in values) / n / n  # variance of the mean if all n were independent
     if srs <= 0:
