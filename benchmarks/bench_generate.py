@@ -6,9 +6,16 @@ ones) with the same model (default SmolLM2-135M, fp32), greedy, `--max-new-token
 `model.generate(ids, do_sample=False)` per prompt, no padding; crosstune is `HFGenerator.generate` with
 `--batch-size`. They run interleaved, one batch's prompts at a time (peer on those prompts one by one, then
 crosstune on the batch), so load changes on a shared machine hit both alike. The outputs are compared
-token for token and the benchmark fails when they differ (`--allow-mismatch` reports instead).
+token for token and the benchmark fails when they differ (`--allow-mismatch` reports instead). For Llama-architecture
+models crosstune decodes with continuous batching on a static KV pool (`hf_decode`); its prefill seconds (the same
+per-prompt forward the peer runs) are reported apart.
 
-    python benchmarks/bench_generate.py --n 32 --batch-size 16 --max-new-tokens 64 --threads 1
+`--decode-dtype bfloat16` skips the peer: it runs crosstune's float32 decode and its bf16 decode on the same prompts
+(interleaved) and reports their agreement (identical outputs, and the share of tokens before the first difference)
+and the speed ratio.
+
+    python benchmarks/bench_generate.py --n 16 --batch-size 16 --max-new-tokens 64 --threads 1
+    python benchmarks/bench_generate.py --n 16 --batch-size 16 --max-new-tokens 64 --threads 1 --decode-dtype bfloat16
 """
 
 from __future__ import annotations
@@ -53,6 +60,51 @@ def peer_generate(model, tok, gen: HFGenerator, prompt: str, max_new: int) -> li
     return new[:next((i for i, t in enumerate(new) if t in gen.eos_ids.tolist()), len(new))]
 
 
+def prefill_timer(gen: HFGenerator) -> list[float]:
+    """Seconds crosstune spends prefilling (one forward per prompt, as the peer's first step), counted in [0]."""
+    spent = [0.0]
+    lean = gen.lean_decoder()
+    if lean is not None:
+        inner = lean.prefill
+
+        def timed(ids):
+            t = time.perf_counter()
+            out = inner(ids)
+            spent[0] += time.perf_counter() - t
+            return out
+        lean.prefill = timed
+    return spent
+
+
+def compare_dtypes(a, model, tok, gen: HFGenerator, prompts: list[str]) -> None:
+    """float32 vs `--decode-dtype` decoding by crosstune, interleaved per batch: agreement and speed."""
+    other = HFGenerator(model, tok, batch_size=a.batch_size, decode_dtype=a.decode_dtype)
+    reqs = [GenerateRequest([{"role": "user", "content": p}], a.max_new_tokens) for p in prompts]
+    for g in (gen, other):  # warm-up (packs the weights), then count from zero
+        g.generate([GenerateRequest(reqs[0].prompt, 4)])
+        g.tokens_generated = 0
+    texts: dict[str, list[str]] = {"float32": [], a.decode_dtype: []}
+    secs = dict.fromkeys(texts, 0.0)
+    for s in range(0, len(reqs), a.batch_size):
+        for name, g in (("float32", gen), (a.decode_dtype, other)):
+            t = time.perf_counter()
+            texts[name] += g.generate(reqs[s:s + a.batch_size])
+            secs[name] += time.perf_counter() - t
+    ref, alt = ([tok.encode(x, add_special_tokens=False) for x in texts[k]] for k in texts)
+    agree = [next((i for i, (x, y) in enumerate(zip(r, o)) if x != y), min(len(r), len(o))) for r, o in zip(ref, alt)]
+    res = {"model": a.model, "prompts": len(prompts), "batch_size": a.batch_size, "max_new_tokens": a.max_new_tokens,
+           "threads": a.threads, "decode_dtype": a.decode_dtype,
+           "same_outputs": f"{sum(x == y for x, y in zip(*texts.values()))}/{len(prompts)}",
+           "tokens_before_first_difference": f"{sum(agree)}/{sum(len(r) for r in ref)}",
+           "float32_tok_s": round(gen.tokens_generated / secs["float32"], 1),
+           f"{a.decode_dtype}_tok_s": round(other.tokens_generated / secs[a.decode_dtype], 1),
+           "load_avg": os.getloadavg()[0]}
+    print(json.dumps(res, indent=1))
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(res, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="default")
@@ -61,6 +113,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--allow-mismatch", action="store_true")
+    ap.add_argument("--decode-dtype", choices=["bfloat16"], help="compare crosstune's bf16 decode with its float32")
     ap.add_argument("--out", type=Path, help="write the numbers as JSON here")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -68,9 +121,12 @@ def main() -> None:
     model.eval()
     gen = HFGenerator(model, tok, batch_size=a.batch_size)
     prompts = load_prompts(a.n)
+    if a.decode_dtype:
+        return compare_dtypes(a, model, tok, gen, prompts)
     with torch.inference_mode():  # warm-up, both paths
         peer_generate(model, tok, gen, prompts[0], 4)
         gen.generate([GenerateRequest([{"role": "user", "content": prompts[0]}], 4)])
+    prefill = prefill_timer(gen)
     peer_tokens: list[list[int]] = []
     ours_text: list[str] = []
     t_peer = t_ours = 0.0
@@ -95,6 +151,7 @@ def main() -> None:
            "peer_tokens": tokens_peer, "peer_seconds": round(t_peer, 2), "peer_tok_s": round(tokens_peer / t_peer, 1),
            "ours_tokens": tokens_ours, "ours_seconds": round(t_ours, 2), "ours_tok_s": round(tokens_ours / t_ours, 1),
            "speedup": round((tokens_ours / t_ours) / (tokens_peer / t_peer), 2),
+           "prefill_seconds_each_side": round(prefill[0], 2) if gen.lean_decoder() else None,
            "load_avg": os.getloadavg()[0]}
     print(json.dumps(res, indent=1))
     print(f"crosstune batched generation: {res['ours_tok_s']} tok/s vs HF generate one at a time "

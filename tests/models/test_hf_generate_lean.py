@@ -110,3 +110,13 @@ def test_other_architectures_use_the_generic_path():
     llama = LlamaForCausalLM(LlamaConfig(vocab_size=80, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=1, hidden_act="gelu"))
     assert unsupported(llama) and HFGenerator(llama, _Tok()).lean_decoder() is None
+
+
+def test_backend_setting_reaches_the_decoder_and_the_fingerprint(tiny_model_dir):
+    from crosstune.errors import CrosstuneError
+    from crosstune.models.backends import build_backend
+
+    be = build_backend({"kind": "hf", "model": str(tiny_model_dir), "decode_dtype": "bfloat16"})
+    assert be.generator.decode_dtype == "bfloat16" and be.fingerprint.endswith(":float32:decode-bfloat16")
+    with pytest.raises(CrosstuneError, match="decode_dtype 'int8'"):
+        build_backend({"kind": "hf", "model": str(tiny_model_dir), "decode_dtype": "int8"})

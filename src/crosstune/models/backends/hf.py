@@ -27,9 +27,17 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model: str = "default", dtype: str = "float32", batch_size: int = 32,
-                 trust_remote_code: bool = False, *, model_obj=None, tokenizer=None, device: str = "auto"):
+                 trust_remote_code: bool = False, *, model_obj=None, tokenizer=None, device: str = "auto",
+                 decode_dtype: str | None = None):
+        """decode_dtype: "bfloat16" decodes generations of Llama-architecture models with bf16 weights and KV cache
+        (prefill and log-likelihood stay in `dtype`); part of the fingerprint, since outputs may differ."""
+        from crosstune.errors import CrosstuneError
         from crosstune.models.device import model_device, pick_device
         from crosstune.models.loading import load_model, load_tokenizer
+
+        if decode_dtype not in (None, "float32", "bfloat16", "float16"):
+            raise CrosstuneError(f"backend hf: decode_dtype {decode_dtype!r}: expected bfloat16, float16 or float32")
+        self.decode_dtype = decode_dtype
 
         self.tok = tokenizer or load_tokenizer(model, trust_remote_code=trust_remote_code)
         self.model = model_obj or load_model(model, dtype=dtype, trust_remote_code=trust_remote_code)
@@ -204,7 +212,8 @@ class HFBackend:
         from crosstune.models.backends.hf_generate import HFGenerator
 
         if getattr(self, "_generator", None) is None:
-            self._generator = HFGenerator(self.model, self.tok, self.batch_size, self.pad_id)
+            self._generator = HFGenerator(self.model, self.tok, self.batch_size, self.pad_id,
+                                          decode_dtype=self.decode_dtype)
         self._generator.batch_size = self.batch_size
         return self._generator
 
@@ -230,7 +239,8 @@ class HFBackend:
             from crosstune.models.loading import resolve_model
 
             path = getattr(self.model.config, "_name_or_path", "") if self._spec is None else resolve_model(self._spec)
-            self._fingerprint = f"{model_fingerprint(path)}:{self._dtype}"
+            decode = f":decode-{self.decode_dtype}" if self.decode_dtype else ""
+            self._fingerprint = f"{model_fingerprint(path)}:{self._dtype}{decode}"
         return self._fingerprint
 
 

@@ -77,7 +77,8 @@ class HFGenerator:
                 yield from ((i, "") for i in idx)
                 continue
             if lean is not None:
-                gens = {i: torch.Generator().manual_seed(int(requests[i].seed)) for i in idx} if temperature > 0 else {}
+                gens = ({i: torch.Generator(self.device).manual_seed(int(requests[i].seed)) for i in idx}
+                        if temperature > 0 else {})
                 choose = lambda lg, rows, t=temperature, p=top_p, g=gens: self._pick(  # noqa: E731
                     lg, t, p, [g[idx[r]] for r in rows] if g else None)
                 stopped = (lambda r, toks, st=stop: _has_stop(self.tok, toks, st)) if stop else (lambda r, toks: False)
@@ -99,7 +100,7 @@ class HFGenerator:
                      top_p: float = 1.0, seeds: list[int] | None = None) -> list[str]:
         """Decode a batch on the KV cache; a row leaves the batch at an end-of-sequence token or a stop string."""
         n = len(seqs)
-        gens = [torch.Generator().manual_seed(int(s)) for s in (seeds or [0] * n)] if temperature > 0 else None
+        gens = [torch.Generator(self.device).manual_seed(int(s)) for s in (seeds or [0] * n)] if temperature > 0 else None
         new: list[list[int]] = [[] for _ in range(n)]
         alive = torch.arange(n)  # original row of each batch row
         logits, cache, mask, positions = self._prefill(seqs)
@@ -109,7 +110,7 @@ class HFGenerator:
                                  logits_to_keep=1, **{self.cache_arg: cache})
                 logits = out.logits[:, -1].float()
             nxt = self._pick(logits, temperature, top_p, [gens[r] for r in alive.tolist()] if gens else None)
-            ended = torch.isin(nxt, self.eos_ids)
+            ended = torch.isin(nxt.cpu(), self.eos_ids)  # row bookkeeping on the CPU, tensors on the model's
             for b, r in enumerate(alive.tolist()):
                 if not ended[b]:
                     new[r].append(int(nxt[b]))
@@ -120,12 +121,18 @@ class HFGenerator:
             if len(keep) == 0 or step == max_new - 1:
                 break
             if len(keep) < len(alive):  # drop finished rows from the batch and the cache
-                cache.batch_select_indices(keep)
-                alive, nxt, mask, positions = alive[keep], nxt[keep], mask[keep], positions[keep]
+                cache.batch_select_indices(keep.to(self.device))
+                alive = alive[keep]
+                keep = keep.to(self.device)
+                nxt, mask, positions = nxt[keep], mask[keep], positions[keep]
             ids = nxt.unsqueeze(-1)
             mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
             positions = positions + 1
         return self.tok.batch_decode(new, skip_special_tokens=True)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def lean_decoder(self):
         """The continuous-batching decoder when this model's architecture has one (else None: the generic path)."""
@@ -144,7 +151,7 @@ class HFGenerator:
     def prefill_one(self, ids: list[int]):
         """One prompt alone, as `model.generate` runs it: (last-position logits (V,) float32, [(keys, values)] per
         layer, each (1, kv_heads, len, head_dim))."""
-        out = self.model(input_ids=torch.tensor([ids]), use_cache=True, logits_to_keep=1)
+        out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1)
         return out.logits[0, -1].float(), [(layer.keys, layer.values) for layer in self._cache_of(out).layers]
 
     def _prefill(self, seqs: list[list[int]]):
@@ -153,10 +160,10 @@ class HFGenerator:
         the same numbers as one-by-one generation) and their caches are left-padded into one batch."""
         lengths = [len(s) for s in seqs]
         width = max(lengths)
-        mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths])
-        last = torch.tensor(lengths).unsqueeze(-1) - 1
+        mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], device=self.device)
+        last = torch.tensor(lengths, device=self.device).unsqueeze(-1) - 1
         if width * len(seqs) <= PAD_TOLERANCE * sum(lengths):
-            ids = torch.tensor([[self.pad_id] * (width - len(s)) + s for s in seqs])
+            ids = torch.tensor([[self.pad_id] * (width - len(s)) + s for s in seqs], device=self.device)
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                              use_cache=True, logits_to_keep=1)
             return out.logits[:, -1].float(), self._cache_of(out), mask, last
