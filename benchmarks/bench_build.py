@@ -7,8 +7,8 @@ the same schema as ours: messages with languages and the same meta keys).
 
 The corpus load (reading the gzip files; the vi alignment is cached on disk after its first run) is reported
 apart from the build, and the language-ID time apart from the rest of the build. `--workers` is ours' process
-count (default: the build's default, 2 on a 2+ core machine: language ID in a second process; 1 = everything in
-one process, like the peer). Wall and CPU ratios are both printed; ours' CPU time includes its worker process,
+count (default: the build's default, decided before the corpus load: 2 when 2+ cores are free, language ID in a
+second process; 1 = everything in one process, like the peer). Wall and CPU ratios are both printed; ours' CPU time includes its worker process,
 and "pauses" counts how often the build kept language ID in process because the worker shared its core.
 """
 
@@ -104,6 +104,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workers", type=int, default=None, help="ours' processes (default: the build's default)")
     args = ap.parse_args()
+    # the build's default process count, decided as `crosstune data build` decides it: before any work (later,
+    # the load average would count this script's own corpus load as other work)
+    workers = args.workers or default_workers()
     plan = plan_build(args.recipe)
     langs = plan.params.languages
     t = time.perf_counter()
@@ -113,7 +116,7 @@ def main() -> None:
     ours, peer = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
-            r = run_build(plan, Path(tmp) / "ours", workers=args.workers)
+            r = run_build(plan, Path(tmp) / "ours", workers=workers)
             lid = r.manifest["filters"]["langid"]
             ours.append({**r.timings, "rows_out": r.manifest["counts"]["rows"], "texts": lid["texts_detected"],
                          "agree_user": lid["user:agreement"], "agree_bot": lid["assistant:agreement"]})
@@ -156,7 +159,6 @@ def main() -> None:
     print(f"| rows written | {best_o['rows_out']:,} | {best_p['rows_out']:,} | |")
     print(f"| texts through language ID | {best_o['texts']:,} (memoized) | {best_p['texts']:,} | |")
     print(f"| language-ID agreement user / assistant | {best_o['agree_user']:.4f} / {best_o['agree_bot']:.4f} | | |")
-    workers = args.workers or default_workers()
     print(f"\ngoal: end to end >= 1.5x the naive loop -> {'met' if e2e_p / e2e_o >= 1.5 else 'NOT met'} "
           f"({e2e_p / e2e_o:.2f}x wall, {cpu_p / cpu_o:.2f}x CPU; ours with {workers} process"
           f"{'es' if workers > 1 else ''}, the peer with 1; {os.cpu_count()} cores, load average "

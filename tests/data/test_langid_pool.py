@@ -59,3 +59,17 @@ def test_close_reaps_the_workers(processes):
     pool.close()
     assert [p.returncode for p in procs] == [0] * processes
     assert pool.peak_rss_kb > 0  # each worker reports its peak memory as it stops
+
+
+def test_default_workers_counts_free_cores(monkeypatch):
+    """A second process only when a second core is free as the build starts (crosstune.threads' measure)."""
+    from crosstune import threads
+    from crosstune.data import langid_pool
+
+    if not langid_pool.SUPPORTED:
+        assert default_workers() == 1
+        return
+    for cores, busy, want in [(2, 0.0, 2), (8, 0.2, 2), (2, 0.9, 1), (2, 3.5, 1), (1, 0.0, 1), (4, 2.0, 2)]:
+        monkeypatch.setattr(threads, "usable_cores", lambda: cores)
+        monkeypatch.setattr(threads, "busy_cores", lambda n: busy)
+        assert default_workers() == want, (cores, busy)

@@ -17,8 +17,9 @@ def build(
     out_dir: str = typer.Option(..., "--out", help="Output folder for train.jsonl, manifest.json, exclusions.jsonl."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Overrides the recipe's seed."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
-                                          help="Processes to use (default 2 on a 2+ core machine: language ID in a "
-                                               "second process); 1 = all in this process. Same bytes either way."),
+                                          help="Processes to use (default 2 when 2+ cores are free at start: language "
+                                               "ID in a second process); 1 = all in this process. Same bytes either "
+                                               "way."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help=OPTION_HELP),
 ) -> None:
     """Build a training mixture from a recipe: sources -> recipe -> filters -> files, with a manifest."""

@@ -133,7 +133,7 @@ def gc_paused():
 
 
 def run_build(plan: Plan, out_dir: str | Path, workers: int | None = None) -> BuildResult:
-    """Build `plan` into `out_dir`. `workers` processes (default `default_workers()`: 2 on a 2+ core machine)
+    """Build `plan` into `out_dir`. `workers` processes (default `default_workers()`: 2 with 2+ free cores)
     share the work: with 2+, language ID runs in `workers - 1` worker processes beside the main one. The bytes
     written do not depend on it; it is a run setting, not part of the config (nor of its hash)."""
     workers = default_workers() if workers is None else workers

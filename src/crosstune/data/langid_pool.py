@@ -38,15 +38,16 @@ SUPPORTED = os.name == "posix" and hasattr(select, "poll")  # pass_fds and poll;
 
 
 def default_workers() -> int:
-    """Processes a build uses by default: 2 when this process may run on 2+ cores (the main process and one
-    language-ID worker), else 1 (everything in process, also on non-POSIX systems)."""
+    """Processes a build uses by default: 2 (the main process and one language-ID worker) when at least 2 of
+    the cores this process may use are free as it starts (`crosstune.threads`: affinity and cgroup quota, less
+    the cores other work keeps busy), else 1 (everything in process; also on non-POSIX systems). A worker that
+    would share a busy core only adds its own CPU time (pickling texts, two processes taking turns)."""
     if not SUPPORTED:
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return min(2, cores)
+    from crosstune import threads
+
+    cores = threads.usable_cores()
+    return min(2, threads.decide(0, cores, threads.busy_cores(cores)).threads)
 
 
 def _widen(fd: int) -> None:
