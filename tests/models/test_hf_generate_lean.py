@@ -112,6 +112,17 @@ def test_other_architectures_use_the_generic_path():
     assert unsupported(llama) and HFGenerator(llama, _Tok()).lean_decoder() is None
 
 
+def test_a_model_with_unmerged_adapters_uses_the_generic_path():
+    from peft import LoraConfig, get_peft_model
+
+    model = _model("llama")
+    peft = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    assert "adapter" in unsupported(peft.base_model.model)  # its projections carry the adapter's terms
+    gen = HFGenerator(peft.base_model.model, _Tok(), batch_size=3)
+    assert gen.lean_decoder() is None
+    assert gen.generate([GenerateRequest(p, 6) for p in PROMPTS[:3]]) == [_hf_one(peft, p, 6) for p in PROMPTS[:3]]
+
+
 def test_backend_setting_reaches_the_decoder_and_the_fingerprint(tiny_model_dir):
     from crosstune.errors import CrosstuneError
     from crosstune.models.backends import build_backend

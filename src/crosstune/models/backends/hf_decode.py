@@ -47,6 +47,11 @@ def unsupported(model) -> str | None:
     attn = inner.layers[0].self_attn
     if any(hasattr(attn, n) for n in ("q_norm", "k_norm")) or not hasattr(inner.layers[0].mlp, "gate_proj"):
         return "layer structure"
+    names = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+             "mlp.up_proj", "mlp.down_proj")
+    projections = [layer.get_submodule(n) for layer in inner.layers for n in names]
+    if any(type(m) is not torch.nn.Linear for m in projections + [model.get_output_embeddings()]):
+        return "adapter, quantized or custom projections (their extra terms would be skipped)"
     return None
 
 

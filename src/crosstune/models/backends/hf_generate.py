@@ -100,7 +100,8 @@ class HFGenerator:
                      top_p: float = 1.0, seeds: list[int] | None = None) -> list[str]:
         """Decode a batch on the KV cache; a row leaves the batch at an end-of-sequence token or a stop string."""
         n = len(seqs)
-        gens = [torch.Generator(self.device).manual_seed(int(s)) for s in (seeds or [0] * n)] if temperature > 0 else None
+        gens = ([torch.Generator(self.device).manual_seed(int(s)) for s in (seeds or [0] * n)]
+                if temperature > 0 else None)
         new: list[list[int]] = [[] for _ in range(n)]
         alive = torch.arange(n)  # original row of each batch row
         logits, cache, mask, positions = self._prefill(seqs)
