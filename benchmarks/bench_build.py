@@ -8,8 +8,9 @@ the same schema as ours: messages with languages and the same meta keys).
 The corpus load (reading the gzip files; the vi alignment is cached on disk after its first run) is reported
 apart from the build, and the language-ID time apart from the rest of the build. `--workers` is ours' process
 count (default: the build's default, decided before the corpus load: 2 when 2+ cores are free, language ID in a
-second process; 1 = everything in one process, like the peer). Wall and CPU ratios are both printed; ours' CPU time includes its worker process,
-and "pauses" counts how often the build kept language ID in process because the worker shared its core.
+second process; 1 = everything in one process, like the peer). Wall and CPU ratios are both printed (the goal is
+on CPU time); ours' CPU time includes its worker process, and "pauses" counts how often the build kept language
+ID in process because the worker shared its core.
 """
 
 from __future__ import annotations
@@ -159,8 +160,8 @@ def main() -> None:
     print(f"| rows written | {best_o['rows_out']:,} | {best_p['rows_out']:,} | |")
     print(f"| texts through language ID | {best_o['texts']:,} (memoized) | {best_p['texts']:,} | |")
     print(f"| language-ID agreement user / assistant | {best_o['agree_user']:.4f} / {best_o['agree_bot']:.4f} | | |")
-    print(f"\ngoal: end to end >= 1.5x the naive loop -> {'met' if e2e_p / e2e_o >= 1.5 else 'NOT met'} "
-          f"({e2e_p / e2e_o:.2f}x wall, {cpu_p / cpu_o:.2f}x CPU; ours with {workers} process"
+    print(f"\ngoal: end to end >= 1.5x the naive loop on CPU time -> {'met' if cpu_p / cpu_o >= 1.5 else 'NOT met'} "
+          f"({cpu_p / cpu_o:.2f}x CPU, {e2e_p / e2e_o:.2f}x wall; ours with {workers} process"
           f"{'es' if workers > 1 else ''}, the peer with 1; {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f})")
 
