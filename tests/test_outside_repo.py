@@ -56,7 +56,7 @@ def test_build_eval_and_experiment_find_data_through_the_root_alone(outside, tin
     summary = json.loads((work / "runs/eval/cross_mmlu/summary.json").read_text(encoding="utf-8"))
     assert set(summary["per_language"]) == {"en", "zh"}
 
-    # an experiment: a shipped recipe and training config by path, a task and a prompt set by the data root
+    # an experiment: a shipped recipe and training config by path, a prompt set by the data root
     exp = {"name": "outside", "model": str(tiny_model_dir), "threads": 1, "seed": 0, "untuned": False,
            "data": {"mt": {"recipe": str(REPO / "recipes/translation_flores.yaml"),
                            "overrides": dict(x.split("=") for x in small)}},
@@ -64,9 +64,7 @@ def test_build_eval_and_experiment_find_data_through_the_root_alone(outside, tin
                "max_rows": 0, "eval_rows": 0, "max_steps": 2, "save_steps": 0, "batch.size": 4,
                "tokenize.max_length": 512, "lora.r": 4, "lora.alpha": 8, "log.every": 1, "log.eval_every": 0,
                "log.tensorboard": False, "model.compile": "off"}}},
-           "eval": {"mc": {"kind": "consistency", "tasks": ["cross_mmlu"], "languages": ["en", "zh"], "limit": 2,
-                           "n_boot": 20},
-                    "hplt": {"kind": "generation", "prompts": ["zh=hplt_oasst_multilingual_test/test_zh.jsonl"],
+           "eval": {"hplt": {"kind": "generation", "prompts": ["zh=hplt_oasst_multilingual_test/test_zh.jsonl"],
                              "limit": 1, "max_new_tokens": 2, "lid": "pycld2", "n_boot": 20}}}
     (work / "exp.yaml").write_text(yaml.safe_dump(exp), encoding="utf-8")
     crosstune(["run", "exp.yaml", "--out", "runs/exp"], work, env)
