@@ -30,6 +30,25 @@ def _assert_user_error(r, pattern):
     assert pattern in lines[0]
 
 
+@pytest.mark.parametrize("args,pattern", [
+    (("eval", "generate", "--prompts", "x.jsonl", "--limit", "-3", "--out", "o"),
+     "crosstune eval generate: Invalid value for '--limit'"),
+    (("eval", "run", "--bogus"), "crosstune eval run: No such option: --bogus"),
+    (("train",), "crosstune train: Missing argument 'config'"),
+    (("data", "build", "r.yaml"), "crosstune data build: Missing option '--out'"),
+])
+def test_click_usage_errors_are_one_error_line(tmp_path, args, pattern):
+    """A bad option value, an unknown option or a missing argument: our one-line form, exit 2 (not click's block)."""
+    r = run(*args, cwd=tmp_path)
+    _assert_user_error(r, pattern)
+    assert "--help" in r.stderr and r.stdout == ""
+
+
+def test_a_group_alone_shows_its_help():
+    r = run("data")
+    assert "Usage: crosstune data" in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("content,pattern", [
     ("{bad json\n", "bad.jsonl:1: malformed JSON"),
     ("", "bad.jsonl: empty file"),

@@ -41,18 +41,40 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Data -> train -> eval -> report for multilingual instruction tuning."""
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one `error: ...` line on stderr and exit status 2."""
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage errors: typer >= 0.2x raises its vendored click's (`typer.TyperException`), older typer click's."""
+    kinds = [getattr(typer, "TyperException", None)]
     try:
-        app(args=argv, prog_name="crosstune")
+        import click
+
+        kinds.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(k for k in kinds if k is not None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors (ours and click's: a bad option value, an unknown option, a missing argument) become
+    one `error: ...` line on stderr and exit status 2."""
+    try:
+        code = app(args=argv, prog_name="crosstune", standalone_mode=False)
     except CrosstuneError as e:
         print(f"error: {shorten(str(e))}", file=sys.stderr)
+        sys.exit(2)
+    except _usage_errors() as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `crosstune data` alone: the help, as click prints it
+            e.show()
+            sys.exit(e.exit_code)
+        where = e.ctx.command_path if getattr(e, "ctx", None) is not None else "crosstune"
+        print(f"error: {where}: {shorten(e.format_message())} (see '{where} --help')", file=sys.stderr)
         sys.exit(2)
     except OSError as e:
         if e.errno != errno.ENAMETOOLONG:
             raise
         print(f"error: {shorten(str(e.filename))}: a file name longer than this system allows", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
