@@ -133,7 +133,9 @@ class HFGenerator:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        from crosstune.models.device import model_device
+
+        return model_device(self.model)
 
     def lean_decoder(self):
         """The continuous-batching decoder when this model's architecture has one (else None: the generic path)."""
