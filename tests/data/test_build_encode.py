@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crosstune.data.build_encode import (EscapedFields, _STR, encode_row, escape_utf8, escaped_concat,
-                                         escaped_user_text)
+from crosstune.data.build_encode import EscapedFields, _STR, encode_row, escape_utf8, escaped_user_text
 from crosstune.data.formats import alpaca_user_text
 from crosstune.data.io import dumps_row
 from crosstune.data.schema import Example, Message
@@ -64,16 +63,16 @@ def test_escaped_pieces_compose_like_the_texts():
         e_i, e_in = escape_utf8(instr), escape_utf8(inp)
         assert e_i == _STR(instr).encode()
         assert escaped_user_text(e_i, e_in, inp) == escape_utf8(alpaca_user_text(instr, inp))
-        assert escaped_concat(e_i, e_in) == escape_utf8(instr + inp)
     esc = EscapedFields(limit=2)
     fields = (NASTY, "", "x")
-    want = (*map(escape_utf8, fields), alpaca_user_text(NASTY, ""), escape_utf8(alpaca_user_text(NASTY, "")))
+    want = (*fields, *map(escape_utf8, fields), alpaca_user_text(NASTY, ""),
+            escape_utf8(alpaca_user_text(NASTY, "")), escape_utf8("en:1"))
     assert esc.get("en", "1", fields) == want
     table = esc.table("en")
     esc.get("en", "2", fields), esc.get("zh", "3", fields)  # past the limit: cleared (in place), still right
     assert esc.get("en", "1", fields) == want and esc.table("en") is table
     assert list(table) == ["1"]
-    assert esc.get("en", "4", ("a", "b", "c"))[3:] == ("a\n\nb", escape_utf8("a\n\nb"))
+    assert esc.get("en", "4", ("a", "b", "c"))[6:] == ("a\n\nb", escape_utf8("a\n\nb"), escape_utf8("en:4"))
 
 
 def test_exclusion_lines_are_the_canonical_encoding(tmp_path):

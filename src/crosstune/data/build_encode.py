@@ -119,9 +119,9 @@ def escape_utf8(text: str) -> bytes:
 
 class EscapedFields:
     """Per (language, item), computed on first use and kept (a corpus in memory is reused across modes): the
-    JSON-escaped UTF-8 instruction, input and output, the Alpaca user text (`alpaca_user_text`, one str object
-    for every row that shows or checks it, so its hash is computed once) and that text escaped. Cleared past
-    `limit` items, so a spilled corpus stays bounded.
+    item's (instruction, input, output), those JSON-escaped in UTF-8, the Alpaca user text (`alpaca_user_text`,
+    one str object for every row that shows or checks it, so its hash is computed once), that text escaped, and
+    the escaped source id `"lang:item"`. Cleared past `limit` items, so a spilled corpus stays bounded.
 
     Hot loops take a language's `table(lang)` (item -> that tuple; cleared in place, so it stays valid) and
     call `fill` on a miss: one dict lookup per row and field set instead of a method call."""
@@ -131,11 +131,13 @@ class EscapedFields:
         self._tables: dict[str, dict[str, tuple]] = {}
         self._n = 0
 
-    def table(self, lang: str) -> dict[str, tuple[bytes, bytes, bytes, str, bytes]]:
+    def table(self, lang: str) -> dict[str, tuple[str, str, str, bytes, bytes, bytes, str, bytes, bytes]]:
         return self._tables.setdefault(lang, {})
 
-    def fill(self, lang: str, item: str, fields: tuple[str, str, str]) -> tuple[bytes, bytes, bytes, str, bytes]:
-        """(e_instruction, e_input, e_output, user text, e_user text) of (lang, item), not in its table yet."""
+    def fill(self, lang: str, item: str, fields: tuple[str, str, str]
+             ) -> tuple[str, str, str, bytes, bytes, bytes, str, bytes, bytes]:
+        """(instruction, input, output, their escapes, user text, e_user text, e_source id) of (lang, item), not
+        in its table yet. The e_user text is the escaped instruction object itself when there is no input."""
         if self._n >= self.limit:
             for t in self._tables.values():
                 t.clear()
@@ -143,12 +145,12 @@ class EscapedFields:
         E = escape_utf8
         instr, inp, out = fields
         ei, einp = E(instr), E(inp)
-        e = self.table(lang)[item] = (ei, einp, E(out), alpaca_user_text(instr, inp),
-                                      escaped_user_text(ei, einp, inp))
+        e = self.table(lang)[item] = (instr, inp, out, ei, einp, E(out), alpaca_user_text(instr, inp),
+                                      escaped_user_text(ei, einp, inp), E(f"{lang}:{item}"))
         self._n += 1
         return e
 
-    def get(self, lang: str, item: str, fields: tuple[str, str, str]) -> tuple[bytes, bytes, bytes, str, bytes]:
+    def get(self, lang: str, item: str, fields: tuple[str, str, str]) -> tuple:
         e = self.table(lang).get(item)
         return self.fill(lang, item, fields) if e is None else e
 
@@ -156,16 +158,3 @@ class EscapedFields:
 def escaped_user_text(e_instruction: bytes, e_input: bytes, inp: str) -> bytes:
     """`escape_utf8(alpaca_user_text(instruction, inp))` from the escaped parts (escaping is per character)."""
     return b"".join((e_instruction[:-1], b"\\n\\n", e_input[1:])) if inp.strip() else e_instruction
-
-
-def escaped_concat(a: bytes, b: bytes) -> bytes:
-    """`escape_utf8(x + y)` from `escape_utf8(x)` and `escape_utf8(y)`."""
-    return a[:-1] + b[1:]
-
-
-def pair_line(e_id: bytes, e_user: bytes, e_user_lang: bytes, e_response: bytes, e_response_lang: bytes,
-              meta_json: bytes) -> bytes:
-    """The line of a row `{"id", "messages": [user, assistant], "meta"}` from escaped parts (UTF-8)."""
-    return b"".join((b'{"id": ', e_id, b', "messages": [{"role": "user", "content": ', e_user, b', "language": ',
-                     e_user_lang, b'}, {"role": "assistant", "content": ', e_response, b', "language": ',
-                     e_response_lang, b'}], "meta": ', meta_json, b'}\n'))

@@ -8,13 +8,14 @@ the builder's "one row per mode per draw". `x2x` (archived collator) draws both 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import chain, islice
 from typing import Literal
 
 import numpy as np
 from pydantic import field_validator, model_validator
 
 from crosstune.data.blocks import PairRow, Row
-from crosstune.data.build_encode import _STR, EscapedFields, escape_utf8, escaped_concat, escaped_user_text, pair_line
+from crosstune.data.build_encode import _STR, EscapedFields, escape_utf8, escaped_user_text
 from crosstune.data.formats import alpaca_user_text
 from crosstune.data.recipes.base import Recipe
 from crosstune.data.recipes.common import (Languages, Marking, Volume, draw_indices, make_row, marked_user_text,
@@ -64,6 +65,9 @@ def _languages(p: CrossInParams) -> list[str]:
     return p.languages
 
 
+CHUNK = 1024  # rows made per call: the build reads them through one C-level chain, not a generator per row
+
+
 def build(p: CrossInParams, corpus: Corpus, rng: np.random.Generator, log: list[str]) -> Iterator[Row]:
     corpus.parallel.require(p.languages)
     ids = corpus.parallel.ids(p.languages)
@@ -84,36 +88,43 @@ def build(p: CrossInParams, corpus: Corpus, rng: np.random.Generator, log: list[
     base_langs = r_base.integers(0, len(p.base_languages), size=draws)
     ctx = _Ctx(p, corpus, ids, xs)
 
-    def rows() -> Iterator[Row]:
+    def chunks() -> Iterator[list[Row]]:
+        """Each mode's rows, `CHUNK` at a time, from per-row lists of (row key, item, languages)."""
         for mode in MODES:
             if mode not in volumes:
                 continue
             if mode == "base" and p.modes["base"] == "all":  # every item of each base language, once
                 for lang in p.base_languages:
-                    yield from ctx.base_rows(lang, ((item, f"{lang}-{item}") for item in corpus.parallel.items[lang]))
+                    it = iter(corpus.parallel.items[lang])
+                    while part := list(islice(it, CHUNK)):
+                        yield ctx.base_rows([lang] * len(part), part, [f"{lang}-{item}" for item in part])
                 continue
             n_m = volumes[mode]
             drawn = items[:n_m].tolist()
             if mode == "base":
                 langs = [p.base_languages[j] for j in base_langs[:n_m].tolist()]
-                for k in range(n_m):
-                    yield from ctx.base_rows(langs[k], ((ids[drawn[k]], k),))
-            elif mode == "en2x":
-                yield from ctx.cross_rows(mode, ((k, i, p.english, xs[t])
-                                                 for k, (i, t) in enumerate(zip(drawn, targets[:n_m].tolist()))))
-            elif mode == "x2en":
-                yield from ctx.cross_rows(mode, ((k, i, xs[t], p.english)
-                                                 for k, (i, t) in enumerate(zip(drawn, targets[:n_m].tolist()))))
-            elif mode == "x2x":
-                for k in range(n_m):
-                    a, b = _x2x_pair(pairs[k], len(p.languages), p.x2x_same_language)
-                    yield from ctx.cross_rows(mode, ((k, int(x2x_items[k]), p.languages[a], p.languages[b]),))
+                for a in range(0, n_m, CHUNK):
+                    yield ctx.base_rows(langs[a:a + CHUNK], [ids[i] for i in drawn[a:a + CHUNK]],
+                                        range(a, min(a + CHUNK, n_m)))
+                continue
+            if mode == "translate":
+                en2x = [p.translate_direction == "en2x" or (p.translate_direction == "both" and bool(c))
+                        for c in coin[:n_m].tolist()]
+            if mode == "x2x":
+                pair = [_x2x_pair(pairs[k], len(p.languages), p.x2x_same_language) for k in range(n_m)]
+                drawn = x2x_items.tolist()
+                srcs, tgts = [p.languages[a] for a, _ in pair], [p.languages[b] for _, b in pair]
             else:
-                for k in range(n_m):
-                    yield ctx.translate(drawn[k], xs[targets[k]], "en2x" if p.translate_direction == "en2x" or
-                                        (p.translate_direction == "both" and coin[k]) else "x2en", k)
+                tx = [xs[t] for t in targets[:n_m].tolist()]
+                srcs, tgts = ([p.english] * n_m, tx) if mode == "en2x" else (tx, [p.english] * n_m)
+            for a in range(0, n_m, CHUNK):
+                b = min(a + CHUNK, n_m)
+                if mode == "translate":
+                    yield ctx.translate_rows(range(a, b), drawn[a:b], tx[a:b], en2x[a:b])
+                else:
+                    yield ctx.cross_rows(mode, range(a, b), drawn[a:b], srcs[a:b], tgts[a:b])
 
-    return rows()
+    return chain.from_iterable(chunks())
 
 
 def _x2x_pair(pair: np.ndarray, n_langs: int, same_ok: bool) -> tuple[int, int]:
@@ -123,12 +134,18 @@ def _x2x_pair(pair: np.ndarray, n_langs: int, same_ok: bool) -> tuple[int, int]:
     return a, b
 
 
+_USER = b', "messages": [{"role": "user", "content": '
+
+
 class _Ctx:
     """Row construction. The tag, base and translate rows write their output line from JSON-escaped corpus
     fields, each escaped once (`build_encode.EscapedFields`): the CrossIn build makes ~200K rows from ~150K texts,
     and escaping every text of every row again was most of the write. They are `PairRow`s: the line plus the two
     contents, the row key and the texts to check, with no `Example`, `Message`s or meta dicts (a custom filter
-    that asks for `row.example` gets it parsed from the line)."""
+    that asks for `row.example` gets it parsed from the line).
+
+    Rows are made a list at a time in one loop per mode; a line is one `b"".join` of the item's escaped pieces
+    and constant pieces per (mode, instruction language, response language), built once (`_pieces`)."""
 
     def __init__(self, p: CrossInParams, corpus: Corpus, ids: list[str], xs: list[str]):
         self.p, self.corpus, self.ids, self.xs = p, corpus, ids, xs
@@ -139,60 +156,84 @@ class _Ctx:
         split = corpus.split_fields
         self.split = {x: bool(split.get(x) and split.get(p.english)) for x in corpus.languages}
         self._instructions: dict[str, tuple[str, bytes]] = {}
+        self._consts: dict[str, dict[tuple[str, str], tuple]] = {}
 
-    def base_rows(self, lang: str, items: Iterable[tuple[str, object]]) -> Iterator[Row]:
-        """Base rows of `lang` for (item id, row key) pairs: the item as its source has it."""
-        look, E, S = self.look[lang], escape_utf8, _STR  # S(x).encode() is E(x), inlined per row
-        escaped, fill = self.esc.table(lang), self.esc.fill
-        el = E(lang)
-        key = ("base", lang, lang)
-        for item, k in items:
-            fields = look(item)
-            out = fields[2]
-            ei, einp, eo, user, e_user = escaped.get(item) or fill(lang, item, fields)
+    def _fill(self, lang: str, item: str) -> tuple:
+        """The escaped entry of (lang, item), not in its table yet."""
+        return self.esc.fill(lang, item, self.look[lang](item))
+
+    def _pieces(self, mode: str) -> dict[tuple[str, str], tuple]:
+        """Per (instruction language, response language): the row key, the line from the user content to the
+        assistant content, and from there to the source ids."""
+        got = self._consts.get(mode)
+        if got is None:
+            got = self._consts[mode] = {}
+            for src in self.corpus.languages:
+                for tgt in self.corpus.languages:
+                    es, et = self.e[src], self.e[tgt]
+                    got[src, tgt] = (
+                        (mode, src, tgt), b', "language": ' + es + b'}, {"role": "assistant", "content": ',
+                        b', "language": ' + et + b'}], "meta": {"recipe": "crossin", "mode": ' + escape_utf8(mode)
+                        + b', "instruction_language": ' + es + b', "response_language": ' + et + b', "source_ids": [')
+        return got
+
+    def base_rows(self, langs: list[str], items: list[str], ks: Iterable) -> list[Row]:
+        """Base rows (language, item id, row key): the item as its source has it."""
+        tables, fill, pieces, S = self._tables, self._fill, self._pieces("base"), _STR
+        out = []
+        add = out.append
+        for lang, item, k in zip(langs, items, ks):
+            instr, inp, o, ei, einp, eo, user, e_user, e_sid = tables[lang].get(item) or fill(lang, item)
+            key, mid, head = pieces[lang, lang]
             rid = f"crossin-base-{k}"
-            meta_json = b"".join((b'{"recipe": "crossin", "mode": "base", "instruction_language": ', el,
-                                  b', "response_language": ', el, b', "source_ids": [',
-                                  S(f"{lang}:{item}").encode(), b'], "fields": {"instruction": ', ei,
-                                  b', "input": ', einp, b', "output": ', eo, b'}, "directive": "none", "marker": ""}'))
-            yield PairRow(rid, user, out, key, (("user", user, lang), ("assistant", out, lang)),
-                          pair_line(S(rid).encode(), e_user, el, eo, el, meta_json), e_user, eo)
+            add(PairRow(rid, user, o, key, (("user", user, lang), ("assistant", o, lang)),
+                        b"".join((b'{"id": ', S(rid).encode(), _USER, e_user, mid, eo, head, e_sid,
+                                  b'], "fields": {"instruction": ', ei, b', "input": ', einp, b', "output": ', eo,
+                                  b'}, "directive": "none", "marker": ""}}\n')), e_user, eo))
+        return out
 
-    def cross_rows(self, mode: str, draws: Iterable[tuple[int, int, str, str]]) -> Iterator[Row]:
+    def cross_rows(self, mode: str, ks: Iterable[int], positions: list[int], srcs: list[str], tgts: list[str]
+                   ) -> list[Row]:
         """Rows of (row number, item position, instruction language, response language): the instruction and
         input of the first, the output of the second, and the response-language marking."""
-        ids, look, marking, e, E, S = self.ids, self.look, self.p.marking, self.e, escape_utf8, _STR
-        escaped, fill = self._tables, self.esc.fill
+        ids = self.ids
+        marking = self.p.marking
+        if marking.style != "tag":
+            return [self._marked_row(mode, k, ids[i], src, tgt, marking)
+                    for k, i, src, tgt in zip(ks, positions, srcs, tgts)]
+        tables, fill, pieces, S = self._tables, self._fill, self._pieces(mode), _STR
         tags = {lang: marking.tag.format(code=lang) for lang in self.p.languages}
-        e_tags = {lang: E(tag) for lang, tag in tags.items()}
-        e_mode = E(mode)
-        tag_style = marking.style == "tag"
-        for k, i, src, tgt in draws:
+        # a tag ends the input: fields (instr, inp + tag), marker = tag; escaped, it joins without its open quote
+        tails = {lang: (escape_utf8(tag)[1:], b'}, "directive": "tag", "marker": ' + escape_utf8(tag) + b'}}\n')
+                 for lang, tag in tags.items()}
+        out = []
+        add = out.append
+        for k, i, src, tgt in zip(ks, positions, srcs, tgts):
             item = ids[i]
-            src_fields, tgt_fields = look[src](item), look[tgt](item)
-            instr, inp, _ = src_fields
-            out = tgt_fields[2]
-            ei, einp, _, user_text, _ = escaped[src].get(item) or fill(src, item, src_fields)
-            checks = (("user", user_text, src), ("assistant", out, tgt))
-            rid, src_id, tgt_id = f"crossin-{mode}-{k}", f"{src}:{item}", f"{tgt}:{item}"
-            if tag_style:  # the tag ends the input: fields (instr, inp + tag), marker = tag
-                tag, e_tag = tags[tgt], e_tags[tgt]
-                user = f"{instr}\n\n{inp}{tag}"
-                eo = (escaped[tgt].get(item) or fill(tgt, item, tgt_fields))[2]
-                e_input = escaped_concat(einp, e_tag)
-                meta_json = b"".join((b'{"recipe": "crossin", "mode": ', e_mode, b', "instruction_language": ',
-                                      e[src], b', "response_language": ', e[tgt], b', "source_ids": [',
-                                      S(src_id).encode(), b", ", S(tgt_id).encode(), b'], "fields": {"instruction": ',
-                                      ei, b', "input": ', e_input, b', "output": ', eo,
-                                      b'}, "directive": "tag", "marker": ', e_tag, b"}"))
-                e_user = b"".join((ei[:-1], b"\\n\\n", e_input[1:]))
-                yield PairRow(rid, user, out, (mode, src, tgt), checks,
-                              pair_line(S(rid).encode(), e_user, e[src], eo, e[tgt], meta_json), e_user, eo)
-                continue
-            user = marked_user_text(instr, inp, src, tgt, marking)
-            row = make_row(rid, recipe="crossin", mode=mode, user=user, response=out, instruction_language=src,
-                           response_language=tgt, source_ids=[src_id, tgt_id], checks=checks)
-            yield _marked(row, user, instr, inp, marking.style)
+            instr, inp, _, ei, einp, _, user_text, e_user_text, s_sid = tables[src].get(item) or fill(src, item)
+            o, eo, t_sid = (tables[tgt].get(item) or fill(tgt, item))[2::3]
+            key, mid, head = pieces[src, tgt]
+            e_tag, tail = tails[tgt]
+            # escape(instr + "\n\n" + inp + tag): with an input, the Alpaca user text's escape is its start
+            e_user = (e_user_text[:-1] if e_user_text is not ei else ei[:-1] + b"\\n\\n" + einp[1:-1]) + e_tag
+            rid = f"crossin-{mode}-{k}"
+            add(PairRow(rid, f"{instr}\n\n{inp}{tags[tgt]}", o, key,
+                        (("user", user_text, src), ("assistant", o, tgt)),
+                        b"".join((b'{"id": ', S(rid).encode(), _USER, e_user, mid, eo, head, s_sid, b", ", t_sid,
+                                  b'], "fields": {"instruction": ', ei, b', "input": ', einp[:-1], e_tag,
+                                  b', "output": ', eo, tail)), e_user, eo))
+        return out
+
+    def _marked_row(self, mode: str, k: int, item: str, src: str, tgt: str, marking) -> Row:
+        """A directive- or un-marked row, built as an `Example`."""
+        instr, inp, _ = self.look[src](item)
+        out = self.look[tgt](item)[2]
+        user_text = (self._tables[src].get(item) or self._fill(src, item))[6]
+        user = marked_user_text(instr, inp, src, tgt, marking)
+        row = make_row(f"crossin-{mode}-{k}", recipe="crossin", mode=mode, user=user, response=out,
+                       instruction_language=src, response_language=tgt, source_ids=[f"{src}:{item}", f"{tgt}:{item}"],
+                       checks=(("user", user_text, src), ("assistant", out, tgt)))
+        return _marked(row, user, instr, inp, marking.style)
 
     def _translate_instruction(self, tgt: str) -> tuple[str, bytes]:
         """The translate instruction into `tgt`, and escaped (once per language)."""
@@ -202,31 +243,34 @@ class _Ctx:
             got = self._instructions[tgt] = (instruction, escape_utf8(instruction))
         return got
 
-    def translate(self, i: int, x: str, direction: str, k: int) -> Row:
-        """Instruction-translation row. With Alpaca on both sides only the instruction is translated (the
-        builder); when either side folds the input into its prompt, the whole user text is."""
-        item, en, S = self.ids[i], self.p.english, _STR
-        src, tgt = (x, en) if direction == "x2en" else (en, x)
-        src_fields, tgt_fields = self.look[src](item), self.look[tgt](item)
-        tables, fill = self._tables, self.esc.fill
-        e_src = tables[src].get(item) or fill(src, item, src_fields)
-        e_tgt = tables[tgt].get(item) or fill(tgt, item, tgt_fields)
-        if self.split[x]:
-            src_text, tgt_text, es, et = src_fields[0], tgt_fields[0], e_src[0], e_tgt[0]
-        else:  # the Alpaca user texts
-            src_text, tgt_text, es, et = e_src[3], e_tgt[3], e_src[4], e_tgt[4]
-        instruction, e_instruction = self._translate_instruction(tgt)
-        user = alpaca_user_text(instruction, src_text)
-        e_user = escaped_user_text(e_instruction, es, src_text)
-        rid = f"crossin-translate-{k}"
-        meta_json = b"".join((b'{"recipe": "crossin", "mode": "translate", "instruction_language": ', self.e[src],
-                              b', "response_language": ', self.e[tgt], b', "source_ids": [',
-                              S(f"{src}:{item}").encode(), b", ", S(f"{tgt}:{item}").encode(),
-                              b'], "fields": {"instruction": ', e_instruction, b', "input": ', es, b', "output": ', et,
-                              b'}, "directive": "none", "marker": ""}'))
-        return PairRow(rid, user, tgt_text, ("translate", src, tgt),
-                       (("user", src_text, src), ("assistant", tgt_text, tgt)),
-                       pair_line(S(rid).encode(), e_user, self.e[src], et, self.e[tgt], meta_json), e_user, et)
+    def translate_rows(self, ks: Iterable[int], positions: list[int], xs: list[str], en2x: list[bool]) -> list[Row]:
+        """Instruction-translation rows (row number, item position, the other language, direction). With Alpaca
+        on both sides only the instruction is translated (the builder); when either side folds the input into its
+        prompt, the whole user text is."""
+        ids, en, tables, fill, pieces, split, S = self.ids, self.p.english, self._tables, self._fill, \
+            self._pieces("translate"), self.split, _STR
+        instructions = {lang: self._translate_instruction(lang) for lang in self.p.languages}
+        out = []
+        add = out.append
+        for k, i, x, to_x in zip(ks, positions, xs, en2x):
+            item = ids[i]
+            src, tgt = (en, x) if to_x else (x, en)
+            s = tables[src].get(item) or fill(src, item)
+            t = tables[tgt].get(item) or fill(tgt, item)
+            if split[x]:  # the instructions
+                src_text, tgt_text, es, et = s[0], t[0], s[3], t[3]
+            else:  # the Alpaca user texts
+                src_text, tgt_text, es, et = s[6], t[6], s[7], t[7]
+            instruction, e_instruction = instructions[tgt]
+            key, mid, head = pieces[src, tgt]
+            e_user = escaped_user_text(e_instruction, es, src_text)
+            rid = f"crossin-translate-{k}"
+            add(PairRow(rid, alpaca_user_text(instruction, src_text), tgt_text, key,
+                        (("user", src_text, src), ("assistant", tgt_text, tgt)),
+                        b"".join((b'{"id": ', S(rid).encode(), _USER, e_user, mid, et, head, s[8], b", ", t[8],
+                                  b'], "fields": {"instruction": ', e_instruction, b', "input": ', es, b', "output": ',
+                                  et, b'}, "directive": "none", "marker": ""}}\n')), e_user, et))
+        return out
 
 
 # meta fields for the named training templates (train owner): the row's structured instruction/input (with the
