@@ -1,14 +1,17 @@
-"""Kept rows spooled to disk as their final JSON lines, then written out in a seeded order with bounded memory.
+"""Kept rows held, or spooled to disk, as their final JSON lines, then written out in a seeded order with bounded
+memory.
 
 A build does not know how many rows it keeps until the filters have run, and the shuffle is the permutation
 `np.random.default_rng(seed).permutation(n)` of all of them (the same bytes as shuffling a list in memory).
-`RowSpool.finish` writes output line j = spooled row `order[j]`:
+`RowSpool.finish` writes output line j = row `order[j]`:
 
-- up to `memory_bytes` of rows (256 MB: a CrossIn build of 170K rows is ~200 MB): read back whole, emitted
-  in order (one write and one read of the rows fewer than the bucket pass: half its CPU time);
-- more: an external bucket pass. Each row's output position is `inverse[i]`; the rows are routed, in one
-  sequential read, to K temporary files by which 1/K of the output they land in, then each bucket (about
-  `bucket_bytes`) is read, put in order and appended. Memory: three int64 arrays of n and one bucket.
+- up to `memory_bytes` of rows (256 MB: a CrossIn build of 170K rows is ~180 MB): the lines stay in memory as
+  they came (no spool file), and are joined in order straight to the output (a third of the CPU time of writing
+  them to a spool file and reading them back; the price is holding them during the build);
+- more: the rows so far go to a spool file, and so does every later one; `finish` then does an external bucket
+  pass. Each row's output position is `inverse[i]`; the rows are routed, in one sequential read, to K temporary
+  files by which 1/K of the output they land in, then each bucket (about `bucket_bytes`) is read, put in order
+  and appended. Memory: three int64 arrays of n and one bucket.
 """
 
 from __future__ import annotations
@@ -27,56 +30,71 @@ class RowSpool:
     def __init__(self, path: str | Path, bucket_bytes: int = BUCKET_BYTES, memory_bytes: int = MEMORY_BYTES):
         self.path = Path(path)
         self.bucket_bytes, self.memory_bytes = bucket_bytes, memory_bytes
-        self._file = open(self.path, "wb", buffering=1 << 20)
+        self._rows: list[bytes] | None = []  # the lines while they fit in `memory_bytes`; None once spooled
+        self._held = 0
+        self._file = None
         self.lengths = array("q")
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def add(self, line: bytes) -> None:
-        self._file.write(line)
-        self.lengths.append(len(line))
+        self.add_many([line])
 
     def add_many(self, lines: list[bytes]) -> None:
-        """`add` each line, with one write."""
-        self._file.write(b"".join(lines))
-        self.lengths.extend(map(len, lines))
+        """`add` each line (kept, or with one write once spooled)."""
+        lengths = list(map(len, lines))
+        self.lengths.extend(lengths)
+        if self._rows is None:
+            self._file.write(b"".join(lines))
+            return
+        self._rows += lines
+        self._held += sum(lengths)
+        if self._held > self.memory_bytes:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Past `memory_bytes`: the rows so far go to the spool file, and every later row after them."""
+        rows, self._rows = self._rows, None
+        self._file = open(self.path, "wb", buffering=1 << 20)
+        for a in range(0, len(rows), 4096):
+            self._file.write(b"".join(rows[a:a + 4096]))
 
     @property
     def size(self) -> int:
-        """Bytes spooled so far."""
+        """Bytes added so far."""
         return int(np.frombuffer(self.lengths, dtype=np.int64).sum()) if self.lengths else 0
 
     def finish(self, dest: str | Path, order: np.ndarray | None) -> int:
-        """Write the rows to `dest` (in `order`, or as spooled when None) and delete the spool file."""
-        self._file.close()
+        """Write the rows to `dest` (in `order`, or as added when None) and delete the spool file."""
         n = len(self.lengths)
+        rows, self._rows = self._rows, None
+        if rows is not None:  # never spooled
+            with open(dest, "wb", buffering=0) as out:
+                ranks = range(n) if order is None else order.tolist()
+                for a in range(0, n, 4096):
+                    out.write(b"".join([rows[i] for i in ranks[a:a + 4096]]))
+            return n
+        self._file.close()
         if order is None:
             os.replace(self.path, dest)
             return n
         try:
-            if self.size <= self.memory_bytes:
-                self._in_memory(dest, order)
-            else:
-                self._bucketed(dest, order)
+            self._bucketed(dest, order)
         finally:
             self.path.unlink(missing_ok=True)
         return n
 
     def discard(self) -> None:
-        self._file.close()
+        self._rows = None
+        if self._file is not None:
+            self._file.close()
         self.path.unlink(missing_ok=True)
 
     def _offsets(self) -> np.ndarray:
         off = np.zeros(len(self.lengths) + 1, dtype=np.int64)
         np.cumsum(np.frombuffer(self.lengths, dtype=np.int64), out=off[1:])
         return off
-
-    def _in_memory(self, dest, order: np.ndarray) -> None:
-        data = self.path.read_bytes()
-        off = self._offsets()
-        with open(dest, "wb", buffering=1 << 20) as out:
-            _write_rows(out, data, off[order], off[order + 1])
 
     def _bucketed(self, dest, order: np.ndarray) -> None:
         n = len(order)
