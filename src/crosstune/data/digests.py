@@ -80,6 +80,23 @@ class DigestMap:
                 out[j] = self.get(keys[j])
         return out
 
+    def setdefault(self, key: bytes, value: int) -> int | None:
+        """The value of `key` if present; else `key -> value` is put and None returned (one dict operation
+        while the map is a plain dict)."""
+        recent = self.recent
+        if self._merged:
+            v = self.get(key)
+            if v is None:
+                self.put(key, value)
+            return v
+        n = len(recent)
+        v = recent.setdefault(key, value)
+        if len(recent) == n:
+            return v
+        if n + 1 >= self.merge_at:
+            self._merge()
+        return None
+
     def put(self, key: bytes, value: int) -> None:
         self.recent[key] = value
         if len(self.recent) >= self.merge_at:

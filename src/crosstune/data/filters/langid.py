@@ -114,7 +114,7 @@ class LangIdFilter(BatchFilter):
             if t not in front and side in sides:
                 front[t] = None  # detected in `prepare`; until then, not new again
                 chunk.append(t)
-        if len(chunk) >= self.SEND and self._pool is not None:
+        if self._pool is not None and len(chunk) >= self.SEND:
             self._close_chunk()
 
     def _close_chunk(self) -> None:
@@ -270,13 +270,13 @@ class LangIdFilter(BatchFilter):
 
     def check(self, row: Row) -> tuple[str, str] | None:
         verdict = None
-        outcomes, front = self.outcomes, self.front
+        outcomes, front, min_confidence = self.outcomes, self.front, self.min_confidence
         for side, text, declared in row.checks:
             counts = outcomes.get(side)
             if counts is None:  # a side this filter does not check
                 continue
             tag, conf = front[text]
-            if tag is None or conf < self.min_confidence:
+            if tag is None or conf < min_confidence:
                 counts[UNDETERMINED] += 1
                 if self.cfg.drop_undetermined and verdict is None:
                     verdict = ("langid_undetermined", f"{side}: declared {declared}, no reliable detection")

@@ -25,8 +25,11 @@ class LengthFilter(Filter):
 
     def check(self, row: Row) -> tuple[str, str] | None:
         if row.paired:  # a PairRow: its two contents, without building its messages
-            lo, hi = self.lo, self.hi
-            for role, c in (("user", row.user), ("assistant", row.response)):
+            lo, hi, u, r = self.lo, self.hi, row.user, row.response
+            if (u and r and lo <= len(u) <= hi and lo <= len(r) <= hi and not u[0].isspace()
+                    and not u[-1].isspace() and not r[0].isspace() and not r[-1].isspace()):
+                return None  # the common case: both in range, nothing to strip
+            for role, c in (("user", u), ("assistant", r)):
                 n = len(c) if c and not (c[0].isspace() or c[-1].isspace()) else len(c.strip())
                 if not lo <= n <= hi and role in self.sides:
                     return self._verdict(role, c)
