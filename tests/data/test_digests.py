@@ -20,6 +20,17 @@ def test_digest_map_agrees_with_a_dict_across_merges():
     assert m.get_many(probe) == [ref.get(k) for k in probe]
 
 
+def test_digest_map_setdefault_is_get_then_put_across_merges():
+    rng = random.Random(1)
+    m, ref = DigestMap(merge_at=64), {}
+    for i in range(2000):
+        k = digest(f"text {rng.randrange(3000)}")
+        assert m.setdefault(k, i) == ref.get(k)  # the value there before, or None when it was put
+        ref.setdefault(k, i)
+    assert len(m) == len(ref) and len(m.hi) > 0
+    assert m.get_many(list(ref)) == list(ref.values())
+
+
 def test_string_list_round_trips_past_its_flush():
     s = StringList(pack_at=1000)
     words = [f"id-{i}-{'é' * (i % 3)}" for i in range((1 << 16) + 10)]

@@ -13,6 +13,8 @@ def test_spool_writes_rows_in_the_permutation(tmp_path, bucket_bytes, memory_byt
     spool = RowSpool(tmp_path / "spool", bucket_bytes=bucket_bytes, memory_bytes=memory_bytes)
     for r in rows:
         spool.add(r)
+    # rows up to `memory_bytes` stay in memory; past it they all go to the spool file
+    assert (tmp_path / "spool").exists() == (sum(map(len, rows)) > memory_bytes)
     order = np.random.default_rng(3).permutation(len(rows))
     assert spool.finish(tmp_path / "out.jsonl", order) == 1000
     assert (tmp_path / "out.jsonl").read_bytes() == b"".join(rows[i] for i in order)
@@ -20,9 +22,11 @@ def test_spool_writes_rows_in_the_permutation(tmp_path, bucket_bytes, memory_byt
 
 
 def test_spool_without_shuffle_keeps_order(tmp_path):
-    spool = RowSpool(tmp_path / "spool")
-    for i in range(5):
-        spool.add(f"{i}\n".encode())
-    spool.finish(tmp_path / "out", None)
-    assert (tmp_path / "out").read_text() == "0\n1\n2\n3\n4\n"
+    for memory_bytes in (1 << 20, 4):  # in memory, spooled
+        spool = RowSpool(tmp_path / "spool", memory_bytes=memory_bytes)
+        for i in range(5):
+            spool.add(f"{i}\n".encode())
+        spool.finish(tmp_path / "out", None)
+        assert (tmp_path / "out").read_text() == "0\n1\n2\n3\n4\n"
+        assert not (tmp_path / "spool").exists()
 
