@@ -7,8 +7,8 @@ ones) with the same model (default SmolLM2-135M, fp32), greedy, `--max-new-token
 `--batch-size`. They run interleaved, one batch's prompts at a time (peer on those prompts one by one, then
 crosstune on the batch), so load changes on a shared machine hit both alike. The outputs are compared
 token for token and the benchmark fails when they differ (`--allow-mismatch` reports instead). For Llama-architecture
-models crosstune decodes with continuous batching on a static KV pool (`hf_decode`); its prefill seconds (the same
-per-prompt forward the peer runs) are reported apart.
+models crosstune decodes with continuous batching on a static KV pool (`hf_decode`); its prefill seconds (prompts
+packed into forwards, a shared chat-template prefix computed once) are reported apart.
 
 `--decode-dtype bfloat16` skips the peer: it runs crosstune's float32 decode and its bf16 decode on the same prompts
 (interleaved) and reports their agreement (identical outputs, and the share of tokens before the first difference)
@@ -61,15 +61,15 @@ def peer_generate(model, tok, gen: HFGenerator, prompt: str, max_new: int) -> li
 
 
 def prefill_timer(gen: HFGenerator) -> list[float]:
-    """Seconds crosstune spends prefilling (one forward per prompt, as the peer's first step), counted in [0]."""
+    """Seconds crosstune spends prefilling (prompts packed into forwards), counted in [0]."""
     spent = [0.0]
     lean = gen.lean_decoder()
     if lean is not None:
         inner = lean.prefill
 
-        def timed(ids):
+        def timed(*args):
             t = time.perf_counter()
-            out = inner(ids)
+            out = inner(*args)
             spent[0] += time.perf_counter() - t
             return out
         lean.prefill = timed
@@ -151,7 +151,7 @@ def main() -> None:
            "peer_tokens": tokens_peer, "peer_seconds": round(t_peer, 2), "peer_tok_s": round(tokens_peer / t_peer, 1),
            "ours_tokens": tokens_ours, "ours_seconds": round(t_ours, 2), "ours_tok_s": round(tokens_ours / t_ours, 1),
            "speedup": round((tokens_ours / t_ours) / (tokens_peer / t_peer), 2),
-           "prefill_seconds_each_side": round(prefill[0], 2) if gen.lean_decoder() else None,
+           "ours_prefill_seconds": round(prefill[0], 2) if gen.lean_decoder() else None,
            "load_avg": os.getloadavg()[0]}
     print(json.dumps(res, indent=1))
     print(f"crosstune batched generation: {res['ours_tok_s']} tok/s vs HF generate one at a time "

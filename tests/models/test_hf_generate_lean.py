@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from crosstune.models.backends.base import GenerateRequest
-from crosstune.models.backends.hf_decode import KVPool, unsupported
+from crosstune.models.backends.hf_decode import KVPool, _Prefill, unsupported
 from crosstune.models.backends.hf_generate import HFGenerator
 
 PROMPTS = [[5, 9, 14, 3, 7], [8], [30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42], [12, 12, 12], [50, 4, 9],
@@ -131,3 +131,24 @@ def test_backend_setting_reaches_the_decoder_and_the_fingerprint(tiny_model_dir)
     assert be.generator.decode_dtype == "bfloat16" and be.fingerprint.endswith(":float32:decode-bfloat16")
     with pytest.raises(CrosstuneError, match="decode_dtype 'int8'"):
         build_backend({"kind": "hf", "model": str(tiny_model_dir), "decode_dtype": "int8"})
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_prompts_sharing_a_prefix_prefill_it_once_with_the_same_tokens(kind):
+    """A chat template's system turn in front of every prompt: later prompts (in the same packed forward, in later
+    forwards, and when they refill a slot) skip the shared tokens and copy their keys, with greedy tokens equal to
+    transformers' `generate` one prompt at a time."""
+    model = _model(kind)
+    system = [40, 41, 42, 43, 44, 45, 46, 47, 48, 49]
+    prompts = [system + p for p in PROMPTS]
+    gen = HFGenerator(model, _Tok(), batch_size=5)
+    lean = gen.lean_decoder()
+    lean.prefill_tokens = 40  # several packed forwards per admission
+    fed = []  # tokens fed by each prefill forward
+    forward = lean._forward
+    lean._forward = lambda tokens, pos, at, w, plan: (
+        fed.append(len(tokens)) if isinstance(plan, _Prefill) else None) or forward(tokens, pos, at, w, plan)
+    got = gen.generate([GenerateRequest(p, max_new_tokens=8) for p in prompts])
+    assert got == [_hf_one(model, p, 8) for p in prompts]
+    assert len(fed) >= 4  # several forwards: within one, across forwards of an admission, and on refills
+    assert sum(fed) == sum(len(p) for p in prompts) - len(system) * (len(prompts) - 1)  # the prefix fed once

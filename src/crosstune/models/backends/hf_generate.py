@@ -147,7 +147,7 @@ class HFGenerator:
             from crosstune.models.backends.hf_decode import LeanDecoder, unsupported
 
             dtype = getattr(torch, self.decode_dtype) if self.decode_dtype else None
-            self._lean = LeanDecoder(self.model, self.prefill_one, dtype) if unsupported(self.model) is None else False
+            self._lean = LeanDecoder(self.model, dtype) if unsupported(self.model) is None else False
             self._lean_version = version
         return self._lean or None
 
