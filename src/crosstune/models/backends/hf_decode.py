@@ -117,8 +117,9 @@ class LeanDecoder:
         self.rope_scale = float(getattr(inner.rotary_emb, "attention_scaling", 1.0))
         # decode weights in `dtype` (packed for oneDNN on CPUs: faster for a step's few rows); prefill runs the
         # model's own tensors (MKL's products on a prefill's many rows beat the packed ones by ~8% on CPUs)
-        self.weights = _Weights(model, self.dtype, _packer(self.device, self.dtype))
-        self.prefill_weights = _Weights(model, own, _same)
+        pack = _packer(self.device, self.dtype)
+        self.weights = _Weights(model, self.dtype, pack)
+        self.prefill_weights = self.weights if pack is _same and self.dtype == own else _Weights(model, own, _same)
         self.prefill_tokens = PREFILL_TOKENS_CPU if self.device.type == "cpu" else PREFILL_TOKENS_GPU
         self.pool: KVPool | None = None
 
@@ -249,14 +250,14 @@ class LeanDecoder:
             kc, vc = pool.k[layer], pool.v[layer]
             kc[:, at] = k.transpose(0, 1).to(kc.dtype)
             vc[:, at] = v.transpose(0, 1).to(vc.dtype)
-            spans = plan
             if prefill is not None:
                 prefill.share(kc, vc)
-                if layer == final and prefill.exact:  # on with each prompt's last token only
-                    sel = prefill.last
-                    x, q, cos, sin, n, spans = x[sel], q[sel], cos[sel], sin[sel], len(sel), prefill.regions
-            if spans is plan and prefill is not None:  # each prompt's new tokens causally (grouped-query heads)
-                out = torch.empty(n, heads, hd, dtype=dt, device=self.device)
+            trimmed = prefill is not None and prefill.exact and layer == final  # on with each last token only
+            if trimmed:
+                sel = prefill.last
+                x, q, cos, sin, n = x[sel], q[sel], cos[sel], sin[sel], len(sel)
+            out = torch.empty(n, heads, hd, dtype=dt, device=self.device)
+            if prefill is not None and not trimmed:  # each prompt's new tokens causally (grouped-query heads)
                 q = _rope(q.view(n, heads, hd), cos, sin).transpose(0, 1)[None]
                 k, v = k.transpose(0, 1)[None], v.transpose(0, 1)[None]
                 for a, e, start, skip in prefill.spans:
@@ -270,10 +271,9 @@ class LeanDecoder:
                         o = F.scaled_dot_product_attention(q[..., a:e, :], k[..., a:e, :], v[..., a:e, :],
                                                            is_causal=True, scale=self.scale, enable_gqa=True)
                     out[a:e] = o[0].transpose(0, 1)
-            else:  # each row's one query over its region: a kv head's query heads as its queries
-                out = torch.empty(n, heads, hd, dtype=dt, device=self.device)
+            else:  # each row's one query over its region (a decode step's rows, or a trimmed prompt's last token)
                 q = _rope(q.reshape(n, 1, kvh, group, hd), cos, sin)
-                for b, (a, e) in enumerate(spans):
+                for b, (a, e) in enumerate(prefill.regions if trimmed else plan):
                     out[b] = F.scaled_dot_product_attention(q[b], kc[None, :, a:e], vc[None, :, a:e],
                                                             scale=self.scale).view(heads, hd)
             x = x + lin(out.view(n, -1), *o_)
