@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from crosstune.models.backends.base import GenerateRequest
-from crosstune.models.backends.hf_decode import KVPool, _Prefill, unsupported
+from crosstune.models.backends.hf_decode import KVPool, unsupported
 from crosstune.models.backends.hf_generate import HFGenerator
 
 PROMPTS = [[5, 9, 14, 3, 7], [8], [30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42], [12, 12, 12], [50, 4, 9],
@@ -59,6 +59,32 @@ def test_greedy_equals_hf_generate_while_slots_refill(kind):
     assert gen.tokens_generated == sum(len(t.split()) for t in got)
     assert HFGenerator(model, _Tok(), batch_size=3, lean=False).generate(reqs) == got  # the generic path agrees
     assert sorted(gen.lean_decoder().pool.free) == [(0, 40)]  # every region returned
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_the_gpu_form_of_the_decode_step_gives_the_same_tokens(kind):
+    """GPUs decode with the model's own (unfused) tensors and torch.mm for `weight @ x.T`: run that form here."""
+    from crosstune.models.backends.hf_forward import DecodeWeights
+
+    model = _model(kind)
+    gen = HFGenerator(model, _Tok(), batch_size=3)
+    lean = gen.lean_decoder()
+    lean.weights = DecodeWeights(model, torch.float32, fuse=False)
+    lean.weights.linear = lambda weight, x: torch.mm(weight, x.t())
+    q_weight = lean.weights.layers[0][2][0][0]
+    assert len(lean.weights.layers[0][2]) == 3  # no copies: the model's own q_proj storage
+    assert q_weight.data_ptr() == model.model.layers[0].self_attn.q_proj.weight.data_ptr()
+    got = gen.generate([GenerateRequest(p, max_new_tokens=8) for p in PROMPTS])
+    assert got == [_hf_one(model, p, 8) for p in PROMPTS]
+
+
+def test_region_split_gives_every_row_its_region():
+    from crosstune.models.backends.hf_forward import _region_split
+
+    regions = [(10, 14), (0, 3), (20, 21)]  # rows in any order, gaps between regions
+    sizes, piece = _region_split(regions, 30)
+    pieces = torch.arange(30).split(sizes)
+    assert sum(sizes) == 30 and [pieces[i].tolist() for i in piece] == [list(range(a, e)) for a, e in regions]
 
 
 def test_stop_strings_end_a_row_and_free_its_slot():
@@ -145,9 +171,8 @@ def test_prompts_sharing_a_prefix_prefill_it_once_with_the_same_tokens(kind):
     lean = gen.lean_decoder()
     lean.prefill_tokens = 40  # several packed forwards per admission
     fed = []  # tokens fed by each prefill forward
-    forward = lean._forward
-    lean._forward = lambda tokens, pos, at, w, plan: (
-        fed.append(len(tokens)) if isinstance(plan, _Prefill) else None) or forward(tokens, pos, at, w, plan)
+    forward = lean._prefill_forward
+    lean._prefill_forward = lambda tokens, pos, at, plan: fed.append(len(tokens)) or forward(tokens, pos, at, plan)
     got = gen.generate([GenerateRequest(p, max_new_tokens=8) for p in prompts])
     assert got == [_hf_one(model, p, 8) for p in prompts]
     assert len(fed) >= 4  # several forwards: within one, across forwards of an admission, and on refills

@@ -7,12 +7,11 @@
   next queued request (the queue is sorted by length: length bucketing) is prefilled and joins the next step.
 - Prefill packs the admitted prompts into forwards of up to `PREFILL_TOKENS_*` tokens: every projection runs once over
   all their tokens (large matrix products instead of one prompt's), attention is causal within each prompt (no
-  padding, no block mask), and the keys and values go straight into each request's region. Decode steps run one token
-  per row through the same lean forward: rotary tables computed once per step for all layers, attention per row over
-  its own length only (one fused attention call per row and layer, grouped-query heads without repeating keys), the
-  vocabulary head on live rows only (in prefill: on each prompt's last token), no per-layer module dispatch, and on
-  CPUs the decode projections and the vocabulary head as oneDNN linears on weights packed once (a 16-row step's
-  matrix products run up to ~1.8x faster than MKL's on unpacked weights; memory: one packed copy of the weights).
+  padding, no block mask), the keys and values go straight into each request's region, and a prefix shared with a
+  prompt already in the pool (a chat template's system turn) is copied, not computed. Decode steps run one token per
+  row, activations feature-major so every product streams the weight as its large operand (the math of both passes:
+  `hf_forward`): rotary tables once per step, attention per row over its own length only, the vocabulary head on
+  live rows only (in prefill: on each prompt's last token), no per-layer module dispatch.
   Greedy outputs equal `model.generate` one prompt at a time (tested; the sums run in another order, so a near-tie
   between two tokens could in principle break the other way).
 - `dtype="bfloat16"` decodes with bfloat16 copies of the weights and KV; prefill stays in the model's dtype (an
@@ -27,7 +26,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
+
+from crosstune.models.backends.hf_forward import (DecodeWeights, Geometry, Prefill, PrefillWeights, decode_forward,
+                                                  prefill_forward)
 
 ARCHITECTURES = ("llama", "mistral", "qwen2")  # same block: RMSNorm, rotary q/k, grouped-query attention, SwiGLU
 # prompt tokens per packed prefill forward (a longer prompt runs alone): on CPUs small enough for the activations to
@@ -105,29 +106,19 @@ class LeanDecoder:
     """Decode many requests on one model: `stream(...)` yields (index, new tokens) as each request ends."""
 
     def __init__(self, model, dtype: torch.dtype | None = None):
-        cfg, inner = model.config, model.model
-        own = next(model.parameters()).dtype
-        self.dtype = dtype or own
-        self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
-        attn0 = inner.layers[0].self_attn
-        self.head_dim = getattr(attn0, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        self.scale = getattr(attn0, "scaling", self.head_dim ** -0.5)
-        self.device = inner.embed_tokens.weight.device
-        self.inv_freq = inner.rotary_emb.inv_freq.float()
-        self.rope_scale = float(getattr(inner.rotary_emb, "attention_scaling", 1.0))
-        # decode weights in `dtype` (packed for oneDNN on CPUs: faster for a step's few rows); prefill runs the
-        # model's own tensors (MKL's products on a prefill's many rows beat the packed ones by ~8% on CPUs)
-        pack = _packer(self.device, self.dtype)
-        self.weights = _Weights(model, self.dtype, pack)
-        self.prefill_weights = self.weights if pack is _same and self.dtype == own else _Weights(model, own, _same)
+        self.dtype = dtype or next(model.parameters()).dtype
+        self.geometry = Geometry.of(model)
+        self.device = model.model.embed_tokens.weight.device
+        self.weights = DecodeWeights(model, self.dtype)  # feature-major step, in `dtype`
+        self.prefill_weights = PrefillWeights(model)  # the model's own tensors, in its dtype
         self.prefill_tokens = PREFILL_TOKENS_CPU if self.device.type == "cpu" else PREFILL_TOKENS_GPU
         self.pool: KVPool | None = None
 
     def _pool(self, capacity: int) -> KVPool:
         if self.pool is None or self.pool.capacity < capacity:
             self.pool = None  # free the old one first
-            self.pool = KVPool(len(self.weights.layers), self.kv_heads, self.head_dim, capacity, self.dtype,
-                               self.device)
+            g = self.geometry
+            self.pool = KVPool(len(self.weights.layers), g.kv_heads, g.head_dim, capacity, self.dtype, self.device)
         return self.pool
 
     @torch.inference_mode()
@@ -194,8 +185,8 @@ class LeanDecoder:
         whose keys are in the pool (or as the chunk's first prompt), such as a chat template's system turn, they feed
         only the rest, their regions given a copy of those tokens' keys and values layer by layer (the same
         numbers, fewer products)."""
-        w, rows = self.prefill_weights, [r for _, r in chunk]
-        exact = w.dtype == self.pool.k[0].dtype  # the pool holds the prefill's own keys: they can be attended
+        rows = [r for _, r in chunk]
+        exact = self.prefill_weights.dtype == self.pool.k[0].dtype  # the pool holds the prefill's own keys: they can be attended
         source, shared = chunk[0], 0
         for ids, r in (held or chunk[:1]) if exact else ():
             n = _shared_prefix(ids, [c for c, _ in chunk])
@@ -213,10 +204,10 @@ class LeanDecoder:
         pos = torch.cat([torch.arange(skip, skip + len(f)) for skip, f, _ in feeds]).to(self.device)
         at = torch.cat([torch.arange(r.start + skip, r.start + r.length) for skip, _, r in feeds]).to(self.device)
         tokens = torch.tensor([t for _, f, _ in feeds for t in f], device=self.device)
-        plan = _Prefill(spans, [(r.start, r.start + r.length) for r in rows], exact,
+        plan = Prefill(spans, [(r.start, r.start + r.length) for r in rows], exact,
                         torch.tensor([e - 1 for _, e, _, _ in spans], device=self.device),
                         source[1].start, shared, [start for _, _, start, skip in spans if skip])
-        return self._forward(tokens, pos, at, w, plan)
+        return self._prefill_forward(tokens, pos, at, plan)
 
     def step(self, tokens: list[int], rows: list[_Row]) -> torch.Tensor:
         """Feed one token per row at its next position; returns next-token logits (B, V) in float32."""
@@ -224,86 +215,13 @@ class LeanDecoder:
         at = torch.tensor([r.start + r.length for r in rows], device=self.device)  # where the new keys/values go
         for r in rows:
             r.length += 1
-        return self._forward(torch.tensor(tokens, device=self.device), pos, at, self.weights,
-                             [(r.start, r.start + r.length) for r in rows])
+        return decode_forward(self.geometry, self.pool, torch.tensor(tokens, device=self.device), pos, at, self.weights,
+                              [(r.start, r.start + r.length) for r in rows])
 
-    def _forward(self, tokens: torch.Tensor, pos: torch.Tensor, at: torch.Tensor, w: _Weights,
-                 plan: _Prefill | list[tuple[int, int]]) -> torch.Tensor:
-        """The model's layers on `tokens` (at positions `pos`), keys and values stored at pool rows `at`; returns
-        float32 logits. Decode: `plan` lists each row's pool region, its one new token attending all of it.
-        Prefill (`_Prefill`): each prompt's new tokens attend causally within its region; in the last layer only
-        each prompt's last token goes on (the other tokens' keys and values are all later steps need)."""
-        pool, dt, n = self.pool, w.dtype, len(tokens)
-        prefill = plan if isinstance(plan, _Prefill) else None
-        freqs = pos[:, None].float() * self.inv_freq[None]
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos = (emb.cos() * self.rope_scale).to(dt)
-        sin = (emb.sin() * self.rope_scale).to(dt)
-        hd, kvh, group, heads = self.head_dim, self.kv_heads, self.heads // self.kv_heads, self.heads
-        lin, final = w.linear, len(w.layers) - 1
-        x = F.embedding(tokens, w.embed)
-        for layer, (w1, e1, attn_in, o_, w2, e2, mlp_in, d_) in enumerate(w.layers):
-            h = _rms(x, w1, e1)
-            q, k, v = _project(lin, h, attn_in)
-            k = _rope(k.view(n, kvh, hd), cos, sin)
-            v = v.view(n, kvh, hd)
-            kc, vc = pool.k[layer], pool.v[layer]
-            kc[:, at] = k.transpose(0, 1).to(kc.dtype)
-            vc[:, at] = v.transpose(0, 1).to(vc.dtype)
-            if prefill is not None:
-                prefill.share(kc, vc)
-            trimmed = prefill is not None and prefill.exact and layer == final  # on with each last token only
-            if trimmed:
-                sel = prefill.last
-                x, q, cos, sin, n = x[sel], q[sel], cos[sel], sin[sel], len(sel)
-            out = torch.empty(n, heads, hd, dtype=dt, device=self.device)
-            if prefill is not None and not trimmed:  # each prompt's new tokens causally (grouped-query heads)
-                q = _rope(q.view(n, heads, hd), cos, sin).transpose(0, 1)[None]
-                k, v = k.transpose(0, 1)[None], v.transpose(0, 1)[None]
-                for a, e, start, skip in prefill.spans:
-                    if skip:  # after the shared tokens: over the whole region, causal with placeholder queries
-                        # for the shared positions (their outputs unused; a causal kernel, no mask: ~1.7x faster)
-                        keys, vals = kc[None, :, start:start + skip + e - a], vc[None, :, start:start + skip + e - a]
-                        qs = torch.cat([q.new_zeros(1, heads, skip, hd), q[..., a:e, :]], dim=2)
-                        o = F.scaled_dot_product_attention(qs, keys, vals, is_causal=True, scale=self.scale,
-                                                           enable_gqa=True)[..., skip:, :]
-                    else:
-                        o = F.scaled_dot_product_attention(q[..., a:e, :], k[..., a:e, :], v[..., a:e, :],
-                                                           is_causal=True, scale=self.scale, enable_gqa=True)
-                    out[a:e] = o[0].transpose(0, 1)
-            else:  # each row's one query over its region (a decode step's rows, or a trimmed prompt's last token)
-                q = _rope(q.reshape(n, 1, kvh, group, hd), cos, sin)
-                for b, (a, e) in enumerate(prefill.regions if trimmed else plan):
-                    out[b] = F.scaled_dot_product_attention(q[b], kc[None, :, a:e], vc[None, :, a:e],
-                                                            scale=self.scale).view(heads, hd)
-            x = x + lin(out.view(n, -1), *o_)
-            gate, up = _project(lin, _rms(x, w2, e2), mlp_in)
-            x = x + lin(F.silu(gate) * up, *d_)
-        if prefill is not None and not prefill.exact:
-            x = x[prefill.last]
-        return lin(_rms(x, *w.norm), *w.head).float()
-
-
-@dataclass
-class _Prefill:
-    """How a packed prefill forward runs: per prompt (first token in the batch, end, pool start, shared tokens
-    skipped), each prompt's whole region, whether the pool holds the forward's own numbers (not when decoding in
-    another dtype), each prompt's last token in the batch, and the shared tokens: their source region's start, how
-    many, and the regions that get a copy."""
-    spans: list[tuple[int, int, int, int]]
-    regions: list[tuple[int, int]]
-    exact: bool
-    last: torch.Tensor
-    source: int
-    shared: int
-    copies: list[int]
-
-    def share(self, kc: torch.Tensor, vc: torch.Tensor) -> None:
-        """Copy the source's shared keys and values (this layer's) into the regions that skipped them."""
-        src, n = self.source, self.shared
-        for start in self.copies:
-            kc[:, start:start + n] = kc[:, src:src + n]
-            vc[:, start:start + n] = vc[:, src:src + n]
+    def _prefill_forward(self, tokens: torch.Tensor, pos: torch.Tensor, at: torch.Tensor, plan: Prefill
+                         ) -> torch.Tensor:
+        """One packed prefill forward (`hf_forward.prefill_forward`); returns each prompt's last-position logits."""
+        return prefill_forward(self.geometry, self.pool, tokens, pos, at, self.prefill_weights, plan)
 
 
 def _shared_prefix(first: list[int], seqs: list[list[int]]) -> int:
@@ -316,81 +234,3 @@ def _shared_prefix(first: list[int], seqs: list[list[int]]) -> int:
             i += 1
         n = i
     return max(n, 0)
-
-
-def _project(lin: Callable, h: torch.Tensor, parts: list) -> list[torch.Tensor]:
-    """The outputs of projections sharing an input: one product on their fused weight (split by `sizes`), or one
-    per weight."""
-    if len(parts) == 1:
-        out = lin(h, *parts[0][0])
-        return list(out.split(parts[0][1], dim=-1))
-    return [lin(h, *p) for p, _ in parts]
-
-
-class _Weights:
-    """One model's decoder weights in one dtype, as tuples per layer (no module dispatch), with their linear.
-    Packed (CPU) weights fuse q/k/v and gate/up into one matrix each (the packed copy exists anyway); otherwise the
-    model's own tensors are used, unfused (no second copy)."""
-
-    def __init__(self, model, dtype: torch.dtype, pack: Callable):
-        inner = model.model
-        self.dtype = dtype
-        cast = (lambda t: t) if dtype == next(model.parameters()).dtype else (lambda t: t.to(dtype))
-        lin = lambda m: (pack(cast(m.weight)), None if m.bias is None else cast(m.bias))  # noqa: E731
-        fuse = pack is not _same
-
-        def group(*mods):  # [((weight, bias), split sizes)]: one fused entry, or one per module
-            if not fuse:
-                return [(lin(m), None) for m in mods]
-            weight = pack(torch.cat([cast(m.weight) for m in mods]))
-            bias = None if mods[0].bias is None else torch.cat([cast(m.bias) for m in mods])
-            return [((weight, bias), [m.weight.shape[0] for m in mods])]
-
-        self.linear = _packed_linear if fuse else F.linear
-        self.layers = []
-        for layer in inner.layers:
-            a, p = layer.self_attn, layer.mlp
-            self.layers.append((cast(layer.input_layernorm.weight), layer.input_layernorm.variance_epsilon,
-                                group(a.q_proj, a.k_proj, a.v_proj), lin(a.o_proj),
-                                cast(layer.post_attention_layernorm.weight),
-                                layer.post_attention_layernorm.variance_epsilon,
-                                group(p.gate_proj, p.up_proj), lin(p.down_proj)))
-        self.norm = (cast(inner.norm.weight), inner.norm.variance_epsilon)
-        self.embed = cast(inner.embed_tokens.weight)
-        self.head = lin(model.get_output_embeddings())
-
-
-def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """transformers' LlamaRMSNorm, op for op (float32 statistics)."""
-    h = x.to(torch.float32)
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * h.to(x.dtype)
-
-
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """transformers' apply_rotary_pos_emb on (rows, ..., head_dim) with per-row (rows, head_dim) tables."""
-    cos, sin = cos.view(cos.shape[0], *[1] * (x.dim() - 2), -1), sin.view(sin.shape[0], *[1] * (x.dim() - 2), -1)
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
-
-
-def _same(w: torch.Tensor) -> torch.Tensor:
-    return w
-
-
-def _packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
-
-
-def _packer(device: torch.device, dtype: torch.dtype) -> Callable:
-    """oneDNN weight packing for float32 CPU decoding when this torch build has it (checked on a small product),
-    else the weights as they are."""
-    if device.type != "cpu" or dtype != torch.float32 or not torch.backends.mkldnn.is_available():
-        return _same
-    try:
-        w, x = torch.randn(8, 4), torch.randn(2, 4)
-        if torch.allclose(_packed_linear(x, torch.ops.mkldnn._reorder_linear_weight(w), None), x @ w.T, atol=1e-5):
-            return lambda w: torch.ops.mkldnn._reorder_linear_weight(w.detach())
-    except (RuntimeError, AttributeError):
-        pass
-    return _same
