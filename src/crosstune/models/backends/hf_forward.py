@@ -6,10 +6,10 @@ Llama-architecture layers (RMSNorm, rotary q/k, grouped-query attention, SwiGLU)
   shared prefix's keys copied instead of computed (`Prefill.share`); the last layer on each prompt's last token only.
 - Decode (`decode_forward`): one token per row with activations kept feature-major, (features, rows): every
   projection is `weight @ x.T`, the weight streamed as the product's large operand. On CPUs with oneDNN that runs
-  ~1.2-1.6x faster than `x @ weight.T` for a step's 16 rows, and the step needs no packed copy of the weights
-  (q/k/v and gate/up are fused into one copied matrix each; elsewhere fusing needs no copy only when not casting,
-  so GPUs keep the model's own tensors). Attention runs per row over its own region (one fused call per row and
-  layer, grouped-query heads without repeating keys), rotary tables once per step for all layers.
+  ~1.2-1.6x faster than `x @ weight.T` for a step's 16 rows, and the step needs no packed copy of the weights (on
+  CPUs q/k/v and gate/up are fused into one copied matrix each; GPUs keep the model's own tensors, unfused).
+  Attention runs per row over its own region (one fused call per row and layer, grouped-query heads without
+  repeating keys), rotary tables once per step for all layers.
 
 Both follow transformers' Llama modules op for op in their dtypes (float32 statistics in RMSNorm, rotary tables in
 float32 then cast); only the order of sums inside matrix products differs.
