@@ -186,7 +186,7 @@ def decode_forward(g: Geometry, pool, tokens: torch.Tensor, pos: torch.Tensor, a
     lin = w.linear
     x = F.embedding(tokens, w.embed).t().contiguous()  # (hidden, rows)
     for layer, (w1, e1, attn_in, o_, w2, e2, mlp_in, d_) in enumerate(w.layers):
-        h = _rms_t(x, w1, e1).t()
+        h = _rms(x, w1, e1, 0).t()
         if len(attn_in) == 1:  # fused q/k/v: the q and k rows are adjacent, one rotary pass
             qkv = _linear(lin, h, *attn_in[0])
             qk = _rope_t(qkv[:(heads + kvh) * hd].view(heads + kvh, hd, n), cos, sin, half)
@@ -204,13 +204,13 @@ def decode_forward(g: Geometry, pool, tokens: torch.Tensor, pos: torch.Tensor, a
         out = torch.cat([F.scaled_dot_product_attention(q[b], keys[i], vals[i], scale=g.scale)
                          for b, i in enumerate(piece)]).view(n, heads * hd)
         x = x + _linear(lin, out, *o_)
-        h = _rms_t(x, w2, e2).t()
+        h = _rms(x, w2, e2, 0).t()
         if len(mlp_in) == 1:
             gate, up = _linear(lin, h, *mlp_in[0]).chunk(2)
         else:
             gate, up = (_linear(lin, h, *p) for p in mlp_in)
         x = x + _linear(lin, (F.silu(gate) * up).t(), *d_)
-    return _linear(lin, _rms_t(x, *w.norm).t(), *w.head).t().float()
+    return _linear(lin, _rms(x, *w.norm, 0).t(), *w.head).t().float()
 
 
 def _region_split(regions: list[tuple[int, int]], capacity: int) -> tuple[list[int], list[int]]:
@@ -229,17 +229,11 @@ def _linear(lin: Callable, x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     return out if bias is None else out + bias
 
 
-def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """transformers' LlamaRMSNorm, op for op (float32 statistics), over the last dimension."""
+def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float, dim: int = -1) -> torch.Tensor:
+    """transformers' LlamaRMSNorm, op for op (float32 statistics), over `dim`: -1 for row-major x; 0 for
+    feature-major x (features, rows), with weight a (features, 1) column."""
     h = x.to(torch.float32)
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * h.to(x.dtype)
-
-
-def _rms_t(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """`_rms` on feature-major x (features, rows); weight is a (features, 1) column."""
-    h = x.to(torch.float32)
-    h = h * torch.rsqrt(h.pow(2).mean(0, keepdim=True) + eps)
+    h = h * torch.rsqrt(h.pow(2).mean(dim, keepdim=True) + eps)
     return weight * h.to(x.dtype)
 
 
