@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from crosstune.models.backends import native
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -88,6 +90,8 @@ class DecodeWeights:
             return [(torch.cat([cast(m.weight) for m in mods]).contiguous(), bias)]
 
         self.linear = _transposed_linear(device, dtype)
+        # every row's attention in one native call (CPUs, float32, where a C compiler built it), else one torch call per row
+        self.attend = native.decode_attention() if device.type == "cpu" and dtype == torch.float32 else None
         self.layers = []
         for layer in inner.layers:
             a, p = layer.self_attn, layer.mlp
@@ -182,7 +186,12 @@ def decode_forward(g: Geometry, pool, tokens: torch.Tensor, pos: torch.Tensor, a
     cos, sin = (t.t() for t in g.rotary(pos, w.dtype))  # (head_dim, rows)
     half = hd // 2
     sin = torch.cat((-sin[:half], sin[half:]))  # rotate_half(x) * sin == x.roll(half) * this, bit for bit
-    sizes, piece = _region_split(regions, pool.capacity)
+    attend = w.attend if hd % 8 == 0 else None
+    if attend:
+        start = torch.tensor([a for a, _ in regions])
+        length, out = torch.tensor([e - a for a, e in regions]), torch.empty(n, kvh, heads // kvh, hd)
+    else:
+        sizes, piece = _region_split(regions, pool.capacity)
     lin = w.linear
     x = F.embedding(tokens, w.embed).t().contiguous()  # (hidden, rows)
     for layer, (w1, e1, attn_in, o_, w2, e2, mlp_in, d_) in enumerate(w.layers):
@@ -199,11 +208,14 @@ def decode_forward(g: Geometry, pool, tokens: torch.Tensor, pos: torch.Tensor, a
         kc.index_copy_(1, at, k.permute(0, 2, 1).to(kc.dtype))
         vc.index_copy_(1, at, v.permute(0, 2, 1).to(vc.dtype))
         # each row's query heads contiguous (a strided query takes torch's ~2x slower attention path)
-        q = q.permute(2, 0, 1).contiguous().view(n, 1, kvh, -1, hd).unbind(0)
-        keys, vals = kc[None].split(sizes, dim=2), vc[None].split(sizes, dim=2)  # every row's region, one op each
-        out = torch.cat([F.scaled_dot_product_attention(q[b], keys[i], vals[i], scale=g.scale)
-                         for b, i in enumerate(piece)]).view(n, heads * hd)
-        x = x + _linear(lin, out, *o_)
+        q = q.permute(2, 0, 1).contiguous().view(n, kvh, -1, hd)
+        if attend:  # (the buffer is reused: the o product below reads it before the next layer writes it)
+            att = attend(q, kc, vc, out, start, length, g.scale)
+        else:
+            q, keys, vals = q[:, None].unbind(0), kc[None].split(sizes, dim=2), vc[None].split(sizes, dim=2)
+            att = torch.cat([F.scaled_dot_product_attention(q[b], keys[i], vals[i], scale=g.scale)
+                             for b, i in enumerate(piece)])  # every row's region: one split op each above
+        x = x + _linear(lin, att.view(n, heads * hd), *o_)
         h = _rms(x, w2, e2, 0).t()
         if len(mlp_in) == 1:
             gate, up = _linear(lin, h, *mlp_in[0]).chunk(2)

@@ -1,0 +1,57 @@
+"""The native decode attention kernel: built with the machine's compiler, equal to torch's attention per row, and the
+decoder's fallback where it cannot be built."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from crosstune.models.backends import native
+from crosstune.models.backends.hf_decode import LeanDecoder
+
+
+def _rows(seed: int, lengths: list[int], kv_heads: int = 3, g: int = 3, d: int = 64):
+    gen = torch.Generator().manual_seed(seed)
+    starts = [sum(lengths[:i]) + 5 * i for i in range(len(lengths))]  # gaps between regions, as in the pool
+    cap = starts[-1] + lengths[-1] + 7
+    k, v = (torch.randn(kv_heads, cap, d, generator=gen) * 2 for _ in range(2))
+    q = torch.randn(len(lengths), kv_heads, g, d, generator=gen)
+    return q, k, v, torch.tensor(starts), torch.tensor(lengths)
+
+
+def test_the_kernel_equals_torch_attention_row_by_row(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path))
+    attend = native.decode_attention()
+    assert (attend is not None) == (native.compiler() is not None)  # built wherever a compiler is there
+    if attend is None:
+        return
+    assert list((tmp_path / "native").glob("decode_attention-*.so"))
+    for seed, lengths, shape in [(0, [1, 7, 300, 1500, 64], (3, 3, 64)), (1, [2, 40], (1, 6, 8)),
+                                 (2, [513, 9], (4, 2, 128))]:
+        q, k, v, start, length = _rows(seed, lengths, *shape)
+        got = attend(q, k, v, torch.empty_like(q), start, length, 0.125)
+        for r, (a, n) in enumerate(zip(start.tolist(), length.tolist())):
+            want = F.scaled_dot_product_attention(q[r][None], k[None, :, a:a + n], v[None, :, a:a + n], scale=0.125)
+            torch.testing.assert_close(got[r], want[0], rtol=1e-5, atol=1e-5)  # float rounding of O(1) outputs
+
+
+def test_turned_off_or_without_a_compiler_the_decoder_uses_torch_attention(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    assert native.compiler() is None and native.decode_attention() is None
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv("CROSSTUNE_NATIVE", "0")
+    assert native.decode_attention() is None
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=80, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                                         num_attention_heads=6, num_key_value_heads=2)).eval()
+    lean = LeanDecoder(model)
+    assert lean.weights.attend is None
+    prompts = [[1, 5, 9, 11], [1, 5, 9, 11, 13, 2, 40, 41, 42], [3]]
+    got = dict(lean.stream(prompts, 6, lambda lg, rows: lg.argmax(-1), set(), lambda r, t: False, 2, 64))
+    for i, ids in enumerate(prompts):
+        x = torch.tensor([ids])
+        want = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=6,
+                              pad_token_id=0, temperature=None, top_p=None, top_k=None)[0, len(ids):].tolist()
+        assert got[i] == want
