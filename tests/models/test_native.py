@@ -34,6 +34,19 @@ def test_the_kernel_equals_torch_attention_row_by_row(tmp_path, monkeypatch):
         for r, (a, n) in enumerate(zip(start.tolist(), length.tolist())):
             want = F.scaled_dot_product_attention(q[r][None], k[None, :, a:a + n], v[None, :, a:a + n], scale=0.125)
             torch.testing.assert_close(got[r], want[0], rtol=1e-5, atol=1e-5)  # float rounding of O(1) outputs
+        threads = torch.get_num_threads()
+        try:  # rows split over threads: the same bytes
+            torch.set_num_threads(3)
+            assert torch.equal(attend(q, k, v, torch.empty_like(q), start, length, 0.125), got)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def test_rows_split_into_ranges_of_about_equal_length():
+    assert native._split([10, 10, 10, 10], 2) == [(0, 2), (2, 4)]
+    assert native._split([100, 1, 1, 1], 2) == [(0, 1), (1, 4)]
+    assert native._split([3, 3, 3], 8) == [(0, 1), (1, 2), (2, 3)]
+    assert native._split([5], 4) == [(0, 1)]
 
 
 def test_turned_off_or_without_a_compiler_the_decoder_uses_torch_attention(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -85,8 +86,31 @@ def decode_attention() -> Callable | None:
     def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, start: torch.Tensor,
                length: torch.Tensor, scale: float) -> torch.Tensor:
         rows, kv_heads, g, d = q.shape
-        if fn(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), start.data_ptr(), length.data_ptr(),
-              rows, kv_heads, g, d, k.shape[1], scale) != 0:
+        row, idx = q[0].numel() * 4, 8  # bytes per row of q/out and per start/length entry
+
+        def run(a: int, b: int) -> int:  # rows [a, b); ctypes lets go of the GIL during the call
+            return fn(q.data_ptr() + a * row, k.data_ptr(), v.data_ptr(), out.data_ptr() + a * row,
+                      start.data_ptr() + a * idx, length.data_ptr() + a * idx, b - a, kv_heads, g, d, k.shape[1],
+                      scale)
+        parts = _split(length.tolist(), torch.get_num_threads())
+        codes = [run(*parts[0])] if len(parts) == 1 else list(_pool(len(parts)).map(lambda p: run(*p), parts))
+        if any(codes):
             raise MemoryError("decode attention: out of memory for its score buffer")
         return out
     return attend
+
+
+def _split(lengths: list[int], threads: int) -> list[tuple[int, int]]:
+    """Row ranges of about equal total length, one per thread (at most one per row)."""
+    parts, total, a, done = [], sum(lengths), 0, 0
+    for b, n in enumerate(lengths, 1):
+        done += n
+        if done * min(threads, len(lengths)) >= total * (len(parts) + 1) and b < len(lengths):
+            parts.append((a, b))
+            a = b
+    return parts + [(a, len(lengths))]
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="crosstune-attention")
