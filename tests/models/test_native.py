@@ -54,6 +54,9 @@ def test_turned_off_or_without_a_compiler_the_decoder_uses_torch_attention(tmp_p
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     assert native.compiler() is None and native.decode_attention() is None
     monkeypatch.delenv("CC")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path / "a-file"))  # a cache that cannot be written
+    assert native.decode_attention() is None
     monkeypatch.setenv("CROSSTUNE_NATIVE", "0")
     assert native.decode_attention() is None
     torch.manual_seed(0)

@@ -8,8 +8,9 @@ Llama-architecture layers (RMSNorm, rotary q/k, grouped-query attention, SwiGLU)
   projection is `weight @ x.T`, the weight streamed as the product's large operand. On CPUs with oneDNN that runs
   ~1.2-1.6x faster than `x @ weight.T` for a step's 16 rows, and the step needs no packed copy of the weights (on
   CPUs q/k/v and gate/up are fused into one copied matrix each; GPUs keep the model's own tensors, unfused).
-  Attention runs per row over its own region (one fused call per row and layer, grouped-query heads without
-  repeating keys), rotary tables once per step for all layers.
+  Attention runs per row over its own region (grouped-query heads without repeating keys): on CPUs in float32 one
+  call of the native kernel (`native.decode_attention`) per layer for all rows, else one torch fused call per row
+  and layer; rotary tables once per step for all layers.
 
 Both follow transformers' Llama modules op for op in their dtypes (float32 statistics in RMSNorm, rotary tables in
 float32 then cast); only the order of sums inside matrix products differs.
@@ -90,7 +91,7 @@ class DecodeWeights:
             return [(torch.cat([cast(m.weight) for m in mods]).contiguous(), bias)]
 
         self.linear = _transposed_linear(device, dtype)
-        # every row's attention in one native call (CPUs, float32, where a C compiler built it), else one torch call per row
+        # all rows' attention in one native call (CPU float32, where a C compiler built it), else a torch call per row
         self.attend = native.decode_attention() if device.type == "cpu" and dtype == torch.float32 else None
         self.layers = []
         for layer in inner.layers:

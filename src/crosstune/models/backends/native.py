@@ -47,29 +47,40 @@ def _library(cc: str | None, where: Path) -> ctypes.CDLL | None:
         return None
     source = SOURCE.read_bytes()
     for flags in FLAG_SETS:
-        key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(),
-                                         platform.machine().encode()])).hexdigest()[:16]
+        # the CPU's features are part of the key: a cache shared by unlike machines (an NFS home on a cluster)
+        # never hands one a library built for instructions it lacks
+        key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(), _cpu()])).hexdigest()[:16]
         lib = where / f"decode_attention-{key}.so"
-        if not lib.exists():
-            where.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=where)
-            os.close(fd)
-            done = subprocess.run([cc, *flags, "-fPIC", "-shared", str(SOURCE), "-o", tmp, "-lm"],
-                                  capture_output=True, text=True)
-            if done.returncode != 0:
-                os.unlink(tmp)
-                log.info("compiling %s with %s %s failed: %s", SOURCE.name, cc, flags, done.stderr.strip()[:500])
-                continue
-            os.replace(tmp, lib)  # atomic: processes building at once each install a complete file
         try:
+            if not lib.exists():
+                where.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(suffix=".so", dir=where)
+                os.close(fd)
+                done = subprocess.run([cc, *flags, "-fPIC", "-shared", str(SOURCE), "-o", tmp, "-lm"],
+                                      capture_output=True, text=True)
+                if done.returncode != 0:
+                    os.unlink(tmp)
+                    log.info("compiling %s with %s %s failed: %s", SOURCE.name, cc, flags, done.stderr.strip()[:500])
+                    continue
+                os.replace(tmp, lib)  # atomic: processes building at once each install a complete file
             handle = ctypes.CDLL(str(lib))
-        except OSError as exc:
-            log.info("loading %s failed: %s", lib, exc)
+        except OSError as exc:  # a read-only cache, a library that does not load
+            log.info("native decode attention at %s: %s", lib, exc)
             continue
         fn = handle.crosstune_decode_attention
         fn.restype, fn.argtypes = ctypes.c_int, _ARGS
         return handle
     return None
+
+
+def _cpu() -> bytes:
+    """What identifies this CPU's instruction set: its architecture and (Linux) feature flags."""
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        flags = ""
+    return f"{platform.machine()} {platform.processor()} {flags}".encode()
 
 
 def decode_attention() -> Callable | None:
