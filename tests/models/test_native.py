@@ -22,22 +22,22 @@ def _rows(seed: int, lengths: list[int], kv_heads: int = 3, g: int = 3, d: int =
 
 def test_the_kernel_equals_torch_attention_row_by_row(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path))
-    attend = native.decode_attention()
-    assert (attend is not None) == (native.compiler() is not None)  # built wherever a compiler is there
-    if attend is None:
+    for_rows = native.decode_attention()
+    assert (for_rows is not None) == (native.compiler() is not None)  # built wherever a compiler is there
+    if for_rows is None:
         return
     assert list((tmp_path / "native").glob("decode_attention-*.so"))
     for seed, lengths, shape in [(0, [1, 7, 300, 1500, 64], (3, 3, 64)), (1, [2, 40], (1, 6, 8)),
                                  (2, [513, 9], (4, 2, 128))]:
         q, k, v, start, length = _rows(seed, lengths, *shape)
-        got = attend(q, k, v, torch.empty_like(q), start, length, 0.125)
+        got = for_rows(start, length)(q, k, v, torch.empty_like(q), 0.125)
         for r, (a, n) in enumerate(zip(start.tolist(), length.tolist())):
             want = F.scaled_dot_product_attention(q[r][None], k[None, :, a:a + n], v[None, :, a:a + n], scale=0.125)
             torch.testing.assert_close(got[r], want[0], rtol=1e-5, atol=1e-5)  # float rounding of O(1) outputs
         threads = torch.get_num_threads()
         try:  # rows split over threads: the same bytes
             torch.set_num_threads(3)
-            assert torch.equal(attend(q, k, v, torch.empty_like(q), start, length, 0.125), got)
+            assert torch.equal(for_rows(start, length)(q, k, v, torch.empty_like(q), 0.125), got)
         finally:
             torch.set_num_threads(threads)
 

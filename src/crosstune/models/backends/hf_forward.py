@@ -187,10 +187,10 @@ def decode_forward(g: Geometry, pool, tokens: torch.Tensor, pos: torch.Tensor, a
     cos, sin = (t.t() for t in g.rotary(pos, w.dtype))  # (head_dim, rows)
     half = hd // 2
     sin = torch.cat((-sin[:half], sin[half:]))  # rotate_half(x) * sin == x.roll(half) * this, bit for bit
-    attend = w.attend if hd % 8 == 0 else None
-    if attend:
-        start = torch.tensor([a for a, _ in regions])
-        length, out = torch.tensor([e - a for a, e in regions]), torch.empty(n, kvh, heads // kvh, hd)
+    attend = None
+    if w.attend and hd % 8 == 0:  # the rows' regions and their split over threads, once per step
+        attend = w.attend(torch.tensor([a for a, _ in regions]), torch.tensor([e - a for a, e in regions]))
+        out = torch.empty(n, kvh, heads // kvh, hd)
     else:
         sizes, piece = _region_split(regions, pool.capacity)
     lin = w.linear
@@ -211,7 +211,7 @@ def decode_forward(g: Geometry, pool, tokens: torch.Tensor, pos: torch.Tensor, a
         # each row's query heads contiguous (a strided query takes torch's ~2x slower attention path)
         q = q.permute(2, 0, 1).contiguous().view(n, kvh, -1, hd)
         if attend:  # (the buffer is reused: the o product below reads it before the next layer writes it)
-            att = attend(q, kc, vc, out, start, length, g.scale)
+            att = attend(q, kc, vc, out, g.scale)
         else:
             q, keys, vals = q[:, None].unbind(0), kc[None].split(sizes, dim=2), vc[None].split(sizes, dim=2)
             att = torch.cat([F.scaled_dot_product_attention(q[b], keys[i], vals[i], scale=g.scale)

@@ -84,9 +84,10 @@ def _cpu() -> bytes:
 
 
 def decode_attention() -> Callable | None:
-    """`attend(q, k, v, out, start, length, scale)`: q and out (rows, kv_heads, g, head_dim), k and v the pool's
-    (kv_heads, capacity, head_dim), all float32 contiguous CPU tensors; row r attends to pool rows
-    [start[r], start[r] + length[r]) (int64 tensors). None where the kernel cannot be built or is turned off."""
+    """`for_rows(start, length)` -> `attend(q, k, v, out, scale)`: one step's rows, row r attending to pool rows
+    [start[r], start[r] + length[r]) (int64 tensors), split over torch's threads once per step; then per layer q and
+    out (rows, kv_heads, g, head_dim), k and v the pool's (kv_heads, capacity, head_dim), all float32 contiguous CPU
+    tensors. None where the kernel cannot be built or is turned off."""
     if os.environ.get("CROSSTUNE_NATIVE", "1") == "0":
         return None
     handle = _library(compiler(), cache_dir() / "native")
@@ -94,21 +95,24 @@ def decode_attention() -> Callable | None:
         return None
     fn = handle.crosstune_decode_attention
 
-    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, start: torch.Tensor,
-               length: torch.Tensor, scale: float) -> torch.Tensor:
-        rows, kv_heads, g, d = q.shape
-        row, idx = q[0].numel() * 4, 8  # bytes per row of q/out and per start/length entry
-
-        def run(a: int, b: int) -> int:  # rows [a, b); ctypes lets go of the GIL during the call
-            return fn(q.data_ptr() + a * row, k.data_ptr(), v.data_ptr(), out.data_ptr() + a * row,
-                      start.data_ptr() + a * idx, length.data_ptr() + a * idx, b - a, kv_heads, g, d, k.shape[1],
-                      scale)
+    def for_rows(start: torch.Tensor, length: torch.Tensor) -> Callable:
         parts = _split(length.tolist(), torch.get_num_threads())
-        codes = [run(*parts[0])] if len(parts) == 1 else list(_pool(len(parts)).map(lambda p: run(*p), parts))
-        if any(codes):
-            raise MemoryError("decode attention: out of memory for its score buffer")
-        return out
-    return attend
+
+        def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor, scale: float) -> torch.Tensor:
+            _, kv_heads, g, d = q.shape
+            row = q[0].numel() * q.element_size()  # bytes per row of q and out; start/length entries are 8 bytes
+
+            def run(part: tuple[int, int]) -> int:  # rows [a, b); ctypes lets go of the GIL during the call
+                a, b = part
+                return fn(q.data_ptr() + a * row, k.data_ptr(), v.data_ptr(), out.data_ptr() + a * row,
+                          start.data_ptr() + a * 8, length.data_ptr() + a * 8, b - a, kv_heads, g, d, k.shape[1],
+                          scale)
+            codes = [run(parts[0])] if len(parts) == 1 else list(_pool(len(parts)).map(run, parts))
+            if any(codes):
+                raise MemoryError("decode attention: out of memory for its score buffer")
+            return out
+        return attend
+    return for_rows
 
 
 def _split(lengths: list[int], threads: int) -> list[tuple[int, int]]:
