@@ -1,5 +1,6 @@
-"""The native decode attention kernel: built with the machine's compiler, equal to torch's attention per row, and the
-decoder's fallback where it cannot be built."""
+"""The native decode kernels: built with the machine's compiler, attention equal to torch's per row, the product equal
+to a float64 product to float rounding and the same bytes at any thread count, and the decoder's fallback where they
+cannot be built."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_the_kernel_equals_torch_attention_row_by_row(tmp_path, monkeypatch):
     assert (for_rows is not None) == (native.compiler() is not None)  # built wherever a compiler is there
     if for_rows is None:
         return
-    assert list((tmp_path / "native").glob("decode_attention-*.so"))
+    assert list((tmp_path / "native").glob("decode-*.so"))
     for seed, lengths, shape in [(0, [1, 7, 300, 1500, 64], (3, 3, 64)), (1, [2, 40], (1, 6, 8)),
                                  (2, [513, 9], (4, 2, 128))]:
         q, k, v, start, length = _rows(seed, lengths, *shape)
@@ -42,6 +43,30 @@ def test_the_kernel_equals_torch_attention_row_by_row(tmp_path, monkeypatch):
             torch.set_num_threads(threads)
 
 
+def test_the_product_kernel_equals_a_float64_product_at_any_thread_count(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path))
+    linear = native.decode_linear()
+    assert (linear is not None) == (native.compiler() is not None)
+    if linear is None:
+        return
+    gen = torch.Generator().manual_seed(0)
+    threads = torch.get_num_threads()
+    # rows: blocks of 6 and leftovers; columns: one 8- or 16-wide tile, several, a partial last one; K off 16
+    for o, k, n in [(576, 576, 16), (50, 37, 1), (13, 96, 8), (7, 16, 9), (960, 64, 32), (5, 40, 3), (600, 200, 23)]:
+        w, x = torch.randn(o, k, generator=gen), torch.randn(n, k, generator=gen)
+        want = (w.double() @ x.double().T).float()
+        got = linear(w, x)  # x row-major: its transpose is packed
+        assert got.shape == (o, n) and got.is_contiguous()
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * k ** 0.5)
+        assert torch.equal(linear(w, x.T.contiguous().T), got)  # feature-major x read in place: the same bytes
+        try:
+            for t in (2, 3):
+                torch.set_num_threads(t)
+                assert torch.equal(linear(w, x), got)
+        finally:
+            torch.set_num_threads(threads)
+
+
 def test_rows_split_into_ranges_of_about_equal_length():
     assert native._split([10, 10, 10, 10], 2) == [(0, 2), (2, 4)]
     assert native._split([100, 1, 1, 1], 2) == [(0, 1), (1, 4)]
@@ -49,16 +74,16 @@ def test_rows_split_into_ranges_of_about_equal_length():
     assert native._split([5], 4) == [(0, 1)]
 
 
-def test_turned_off_or_without_a_compiler_the_decoder_uses_torch_attention(tmp_path, monkeypatch):
+def test_turned_off_or_without_a_compiler_the_decoder_uses_torch(tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    assert native.compiler() is None and native.decode_attention() is None
+    assert native.compiler() is None and native.decode_attention() is None and native.decode_linear() is None
     monkeypatch.delenv("CC")
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("CROSSTUNE_CACHE", str(tmp_path / "a-file"))  # a cache that cannot be written
-    assert native.decode_attention() is None
+    assert native.decode_attention() is None and native.decode_linear() is None
     monkeypatch.setenv("CROSSTUNE_NATIVE", "0")
-    assert native.decode_attention() is None
+    assert native.decode_attention() is None and native.decode_linear() is None
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=80, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
                                          num_attention_heads=6, num_key_value_heads=2)).eval()
