@@ -283,5 +283,5 @@ def _transposed_linear(device: torch.device, dtype: torch.dtype) -> Callable:
     narrow = native.decode_linear()
     if narrow is None:
         return wide
-    return lambda weight, x: narrow(weight, x) if x.shape[0] <= native.MAX_COLUMNS and weight.is_contiguous() \
+    return lambda weight, x: narrow(weight, x) if 0 < x.shape[0] <= native.MAX_COLUMNS and weight.is_contiguous() \
         else wide(weight, x)
