@@ -12,7 +12,8 @@
  * Same math as torch's scaled_dot_product_attention: scores = scale * q.k, softmax with the row maximum
  * subtracted, weights normalised by their sum at the end. The additions inside a dot product run in another order
  * and e^x is Cephes' single-precision polynomial (within ~2 ulp of expf; 0 below -87, where e^x is denormal), so
- * results agree with torch to float rounding. Written with GCC/Clang vector extensions: compiles for any target.
+ * results agree with torch to float rounding. Written with GCC/Clang vector extensions (the shuffles spelled for
+ * each): compiles for any target.
  */
 #include <math.h>
 #include <stdint.h>
@@ -26,6 +27,13 @@ typedef float v8u __attribute__((vector_size(32), aligned(4)));
 #define STORE(p, x) (*(v8u *)(p) = (x))
 #define SPLAT(s) ((v8){(s), (s), (s), (s), (s), (s), (s), (s)})
 #define AHEAD 16 /* keys prefetched ahead in the scores pass */
+#ifdef __clang__
+#define SHUFFLE2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#define SHUFFLE1(a, ...) __builtin_shufflevector(a, a, __VA_ARGS__)
+#else
+#define SHUFFLE2(a, b, ...) __builtin_shuffle(a, b, (i8v){__VA_ARGS__})
+#define SHUFFLE1(a, ...) __builtin_shuffle(a, (i8v){__VA_ARGS__})
+#endif
 
 static inline v8 vmax(v8 a, v8 b) { return (v8)(((i8v)a & (a > b)) | ((i8v)b & ~(a > b))); }
 
@@ -50,13 +58,10 @@ static inline v8 vexp(v8 x) {
 
 /* out[e * stride] = the sum of a_e's 8 lanes, e = 0..3 */
 static inline void sum4(v8 a0, v8 a1, v8 a2, v8 a3, float *out, int64_t stride) {
-    const v8 x = __builtin_shuffle(a0, a1, (i8v){0, 1, 2, 3, 8, 9, 10, 11}) +
-                 __builtin_shuffle(a0, a1, (i8v){4, 5, 6, 7, 12, 13, 14, 15});
-    const v8 y = __builtin_shuffle(a2, a3, (i8v){0, 1, 2, 3, 8, 9, 10, 11}) +
-                 __builtin_shuffle(a2, a3, (i8v){4, 5, 6, 7, 12, 13, 14, 15});
-    const v8 z = __builtin_shuffle(x, y, (i8v){0, 1, 8, 9, 4, 5, 12, 13}) +
-                 __builtin_shuffle(x, y, (i8v){2, 3, 10, 11, 6, 7, 14, 15});
-    const v8 w = z + __builtin_shuffle(z, (i8v){1, 0, 3, 2, 5, 4, 7, 6});
+    const v8 x = SHUFFLE2(a0, a1, 0, 1, 2, 3, 8, 9, 10, 11) + SHUFFLE2(a0, a1, 4, 5, 6, 7, 12, 13, 14, 15);
+    const v8 y = SHUFFLE2(a2, a3, 0, 1, 2, 3, 8, 9, 10, 11) + SHUFFLE2(a2, a3, 4, 5, 6, 7, 12, 13, 14, 15);
+    const v8 z = SHUFFLE2(x, y, 0, 1, 8, 9, 4, 5, 12, 13) + SHUFFLE2(x, y, 2, 3, 10, 11, 6, 7, 14, 15);
+    const v8 w = z + SHUFFLE1(z, 1, 0, 3, 2, 5, 4, 7, 6);
     out[0] = w[0];
     out[stride] = w[4];
     out[2 * stride] = w[2];
