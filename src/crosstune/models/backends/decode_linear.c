@@ -77,37 +77,30 @@ static void row(const float *w, int64_t K, const float *xp, int64_t width, float
 }
 
 /* Rows [o0, o1) of out (O, N) row-major = w (O, K) row-major @ xt (K, N) row-major. Returns 0, or -1 when out of
- * memory for the packed columns, or -2 when N is over 1024. */
+ * memory for the packed columns. */
 int crosstune_decode_linear(const float *w, const float *xt, float *out, int64_t o0, int64_t o1, int64_t K,
                             int64_t N) {
     const int64_t tiles = (N + 15) / 16;
-    if (tiles > 64)
-        return -2;
     float *xp = malloc(sizeof(float) * (size_t)(tiles * 16 * K));
     if (!xp)
         return -1;
-    int64_t width[64], first[64];  /* each tile's columns: 16, the last 8 when 8 or fewer are left */
+    /* tile t: columns [16t, 16t + nc), packed (K, width): 16 wide, 8 when 8 or fewer columns are left */
+#define NC(t) (N - 16 * (t) < 16 ? N - 16 * (t) : 16)
+#define WIDTH(t) (NC(t) <= 8 ? 8 : 16)
     for (int64_t t = 0; t < tiles; t++) {
-        first[t] = t * 16;
-        const int64_t nc = N - first[t] < 16 ? N - first[t] : 16;
-        width[t] = nc <= 8 ? 8 : 16;
-        float *dst = xp + first[t] * K;
+        float *dst = xp + 16 * t * K;
         for (int64_t k = 0; k < K; k++) {
-            memcpy(dst + width[t] * k, xt + k * N + first[t], sizeof(float) * (size_t)nc);
-            memset(dst + width[t] * k + nc, 0, sizeof(float) * (size_t)(width[t] - nc));
+            memcpy(dst + WIDTH(t) * k, xt + k * N + 16 * t, sizeof(float) * (size_t)NC(t));
+            memset(dst + WIDTH(t) * k + NC(t), 0, sizeof(float) * (size_t)(WIDTH(t) - NC(t)));
         }
     }
     int64_t r = o0;
     for (; r + ROWS <= o1; r += ROWS)
-        for (int64_t t = 0; t < tiles; t++) {
-            const int64_t nc = N - first[t] < 16 ? N - first[t] : 16;
-            (width[t] == 16 ? block16 : block8)(w + r * K, K, xp + first[t] * K, out + r * N + first[t], N, nc);
-        }
+        for (int64_t t = 0; t < tiles; t++)
+            (WIDTH(t) == 16 ? block16 : block8)(w + r * K, K, xp + 16 * t * K, out + r * N + 16 * t, N, NC(t));
     for (; r < o1; r++)
-        for (int64_t t = 0; t < tiles; t++) {
-            const int64_t nc = N - first[t] < 16 ? N - first[t] : 16;
-            row(w + r * K, K, xp + first[t] * K, width[t], out + r * N + first[t], nc);
-        }
+        for (int64_t t = 0; t < tiles; t++)
+            row(w + r * K, K, xp + 16 * t * K, WIDTH(t), out + r * N + 16 * t, NC(t));
     free(xp);
     return 0;
 }

@@ -107,14 +107,12 @@ def decode_attention() -> Callable | None:
             _, kv_heads, g, d = q.shape
             row = q[0].numel() * q.element_size()  # bytes per row of q and out; start/length entries are 8 bytes
 
-            def run(part: tuple[int, int]) -> int:  # rows [a, b); ctypes lets go of the GIL during the call
+            def run(part: tuple[int, int]) -> int:  # rows [a, b)
                 a, b = part
                 return fn(q.data_ptr() + a * row, k.data_ptr(), v.data_ptr(), out.data_ptr() + a * row,
                           start.data_ptr() + a * 8, length.data_ptr() + a * 8, b - a, kv_heads, g, d, k.shape[1],
                           scale)
-            codes = [run(parts[0])] if len(parts) == 1 else list(_pool(len(parts)).map(run, parts))
-            if any(codes):
-                raise MemoryError("decode attention: out of memory for its score buffer")
+            _each(run, parts, "decode attention: out of memory for its score buffer")
             return out
         return attend
     return for_rows
@@ -130,20 +128,27 @@ def decode_linear() -> Callable | None:
     fn = handle.crosstune_decode_linear
 
     def linear(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        xt = x.t() if x.t().is_contiguous() else x.t().contiguous()
+        xt = x.t().contiguous()  # feature-major x: its transpose is read in place
         (o, k), n = weight.shape, x.shape[0]
         out = torch.empty(o, n)
         blocks = o // ROWS
         threads = max(1, min(torch.get_num_threads(), blocks))
         cuts = [blocks * i // threads * ROWS for i in range(threads)] + [o]
 
-        def run(i: int) -> int:  # ctypes lets go of the GIL during the call
+        def run(i: int) -> int:
             return fn(weight.data_ptr(), xt.data_ptr(), out.data_ptr(), cuts[i], cuts[i + 1], k, n)
-        codes = [run(0)] if threads == 1 else list(_pool(threads).map(run, range(threads)))
-        if any(codes):
-            raise MemoryError("decode product: out of memory for its packed columns")
+        _each(run, range(threads), "decode product: out of memory for its packed columns")
         return out
     return linear
+
+
+def _each(run: Callable[..., int], parts, failure: str) -> None:
+    """run(part) for every part, on torch's threads when there are several (ctypes lets go of the GIL); a kernel's
+    non-zero return (out of memory) raises MemoryError(failure)."""
+    parts = list(parts)
+    codes = [run(parts[0])] if len(parts) == 1 else list(_pool(len(parts)).map(run, parts))
+    if any(codes):
+        raise MemoryError(failure)
 
 
 def _handle() -> ctypes.CDLL | None:
